@@ -1,0 +1,15 @@
+# Build description of the vde-ts native addon (frame engine + socket helpers).
+# Built by scripts/build.mjs with an explicit --nodedir so nothing is downloaded.
+{
+  "targets": [
+    {
+      "target_name": "vde_native",
+      "sources": ["src/addon.cc", "src/engine.cc"],
+      "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
+      "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
+      "cflags_cc!": ["-fno-exceptions"],
+      "cflags!": ["-fno-exceptions"]
+    }
+  ]
+}

@@ -1,0 +1,257 @@
+// Node-API surface of the native addon.
+//
+// Exposes the frame Engine as a JS class (configuration and queries only; frames never cross
+// into JS except rare control frames such as BPDUs, delivered in batches through one
+// ThreadSafeFunction) and a handful of socket helpers that Node's own modules lack: unix
+// datagram sockets bound and connected by path, and raw fd closing. Errors are thrown as JS
+// errors carrying the numeric errno in `errno`; the TypeScript wrapper turns them into
+// Node-style codes and messages.
+#include <errno.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <napi.h>
+
+#include "engine.h"
+
+using namespace vde;
+
+namespace {
+
+Napi::Error errnoError(Napi::Env env, int err, const std::string &what) {
+  Napi::Error e = Napi::Error::New(env, what + ": " + strerror(err));
+  e.Set("errno", Napi::Number::New(env, err));
+  e.Set("syscall", Napi::String::New(env, what));
+  return e;
+}
+
+bool fillSockaddr(const std::string &path, struct sockaddr_un &sa, socklen_t &len) {
+  memset(&sa, 0, sizeof sa);
+  sa.sun_family = AF_UNIX;
+  if (path.size() >= sizeof sa.sun_path) return false;
+  memcpy(sa.sun_path, path.data(), path.size());
+  len = socklen_t(offsetof(struct sockaddr_un, sun_path) + path.size() + 1);
+  return true;
+}
+
+Napi::Value UnixDgramSocket(const Napi::CallbackInfo &info) {
+  int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) throw errnoError(info.Env(), errno, "socket");
+  if (info.Length() > 0 && info[0].IsNumber()) {
+    int buf = info[0].As<Napi::Number>().Int32Value();
+    setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+    setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+  }
+  return Napi::Number::New(info.Env(), fd);
+}
+
+Napi::Value UnixBindOrConnect(const Napi::CallbackInfo &info, bool bindIt) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  std::string path = info[1].As<Napi::String>().Utf8Value();
+  struct sockaddr_un sa;
+  socklen_t len;
+  if (!fillSockaddr(path, sa, len)) throw errnoError(info.Env(), ENAMETOOLONG, bindIt ? "bind" : "connect");
+  int r = bindIt ? bind(fd, reinterpret_cast<struct sockaddr *>(&sa), len)
+                 : connect(fd, reinterpret_cast<struct sockaddr *>(&sa), len);
+  if (r < 0) throw errnoError(info.Env(), errno, bindIt ? "bind" : "connect");
+  return info.Env().Undefined();
+}
+
+Napi::Value UnixBind(const Napi::CallbackInfo &info) { return UnixBindOrConnect(info, true); }
+Napi::Value UnixConnect(const Napi::CallbackInfo &info) { return UnixBindOrConnect(info, false); }
+
+Napi::Value CloseFd(const Napi::CallbackInfo &info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  if (fd >= 0) close(fd);
+  return info.Env().Undefined();
+}
+
+Napi::Value DropNames(const Napi::CallbackInfo &info) {
+  Napi::Array a = Napi::Array::New(info.Env(), DROP_COUNT);
+  for (uint32_t i = 0; i < DROP_COUNT; i++) a.Set(i, Napi::String::New(info.Env(), DROP_NAMES[i]));
+  return a;
+}
+
+std::string macString(uint64_t key) {
+  char buf[18];
+  snprintf(buf, sizeof buf, "%02x:%02x:%02x:%02x:%02x:%02x", unsigned(key >> 40 & 0xff), unsigned(key >> 32 & 0xff),
+           unsigned(key >> 24 & 0xff), unsigned(key >> 16 & 0xff), unsigned(key >> 8 & 0xff), unsigned(key & 0xff));
+  return buf;
+}
+
+class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
+ public:
+  static Napi::Function Init(Napi::Env env) {
+    return DefineClass(env, "Engine",
+                       {
+                           InstanceMethod("addEndpoint", &EngineWrap::AddEndpoint),
+                           InstanceMethod("removeEndpoint", &EngineWrap::RemoveEndpoint),
+                           InstanceMethod("setNumPorts", &EngineWrap::SetNumPorts),
+                           InstanceMethod("setHub", &EngineWrap::SetHub),
+                           InstanceMethod("setUntagged", &EngineWrap::SetUntagged),
+                           InstanceMethod("setTagged", &EngineWrap::SetTagged),
+                           InstanceMethod("setForeignTags", &EngineWrap::SetForeignTags),
+                           InstanceMethod("setStpCapture", &EngineWrap::SetStpCapture),
+                           InstanceMethod("setStpState", &EngineWrap::SetStpState),
+                           InstanceMethod("setAging", &EngineWrap::SetAging),
+                           InstanceMethod("setStorm", &EngineWrap::SetStorm),
+                           InstanceMethod("setMirror", &EngineWrap::SetMirror),
+                           InstanceMethod("resizeMacTable", &EngineWrap::ResizeMacTable),
+                           InstanceMethod("flushMacs", &EngineWrap::FlushMacs),
+                           InstanceMethod("resetCounters", &EngineWrap::ResetCounters),
+                           InstanceMethod("injectFrame", &EngineWrap::InjectFrame),
+                           InstanceMethod("macTable", &EngineWrap::MacTableJs),
+                           InstanceMethod("macFind", &EngineWrap::MacFind),
+                           InstanceMethod("counters", &EngineWrap::Counters),
+                           InstanceMethod("macCount", &EngineWrap::MacCount),
+                           InstanceMethod("macSlots", &EngineWrap::MacSlots),
+                           InstanceMethod("close", &EngineWrap::Close),
+                       });
+  }
+
+  EngineWrap(const Napi::CallbackInfo &info) : Napi::ObjectWrap<EngineWrap>(info) {
+    Napi::Env env = info.Env();
+    int numPorts = info[0].As<Napi::Number>().Int32Value();
+    if (info.Length() > 1 && info[1].IsFunction()) {
+      tsfn_ = Napi::ThreadSafeFunction::New(env, info[1].As<Napi::Function>(), "vde-engine-events", 0, 1);
+      tsfn_.Unref(env);
+      hasTsfn_ = true;
+    }
+    engine_ = std::make_unique<Engine>(numPorts, [this] {
+      if (!hasTsfn_) return;
+      Engine *eng = engine_.get();
+      tsfn_.NonBlockingCall([eng](Napi::Env env, Napi::Function cb) {
+        std::vector<EngineEvent> evs = eng->takeEvents();
+        Napi::Array arr = Napi::Array::New(env, evs.size());
+        for (size_t i = 0; i < evs.size(); i++) {
+          Napi::Object o = Napi::Object::New(env);
+          o.Set("type", evs[i].type);
+          o.Set("port", evs[i].port);
+          o.Set("ep", double(evs[i].ep));
+          o.Set("errno", evs[i].err);
+          o.Set("detail", evs[i].detail);
+          if (!evs[i].frame.empty())
+            o.Set("frame", Napi::Buffer<uint8_t>::Copy(env, evs[i].frame.data(), evs[i].frame.size()));
+          arr.Set(uint32_t(i), o);
+        }
+        cb.Call({arr});
+      });
+    });
+  }
+
+  ~EngineWrap() override { shutdown(); }
+
+ private:
+  void shutdown() {
+    if (engine_) {
+      engine_->stop();
+      engine_.reset();
+    }
+    if (hasTsfn_) {
+      tsfn_.Release();
+      hasTsfn_ = false;
+    }
+  }
+  Engine &eng(const Napi::CallbackInfo &info) {
+    if (!engine_) throw Napi::Error::New(info.Env(), "engine is closed");
+    return *engine_;
+  }
+  static int I(const Napi::CallbackInfo &info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
+
+  Napi::Value AddEndpoint(const Napi::CallbackInfo &info) {
+    uint32_t id = eng(info).addEndpoint(I(info, 0), I(info, 1), EpKind(I(info, 2)), uint32_t(I(info, 3)),
+                                        info[4].As<Napi::Boolean>().Value());
+    return Napi::Number::New(info.Env(), id);
+  }
+  Napi::Value RemoveEndpoint(const Napi::CallbackInfo &info) {
+    return Napi::Boolean::New(info.Env(), eng(info).removeEndpoint(uint32_t(info[0].As<Napi::Number>().Int64Value())));
+  }
+  Napi::Value SetNumPorts(const Napi::CallbackInfo &info) { eng(info).setNumPorts(I(info, 0)); return info.Env().Undefined(); }
+  Napi::Value SetHub(const Napi::CallbackInfo &info) { eng(info).setHub(info[0].As<Napi::Boolean>()); return info.Env().Undefined(); }
+  Napi::Value SetUntagged(const Napi::CallbackInfo &info) { eng(info).setUntagged(I(info, 0), uint16_t(I(info, 1))); return info.Env().Undefined(); }
+  Napi::Value SetTagged(const Napi::CallbackInfo &info) {
+    eng(info).setTagged(I(info, 0), uint16_t(I(info, 1)), info[2].As<Napi::Boolean>());
+    return info.Env().Undefined();
+  }
+  Napi::Value SetForeignTags(const Napi::CallbackInfo &info) { eng(info).setForeignTags(ForeignTags(I(info, 0))); return info.Env().Undefined(); }
+  Napi::Value SetStpCapture(const Napi::CallbackInfo &info) { eng(info).setStpCapture(info[0].As<Napi::Boolean>()); return info.Env().Undefined(); }
+  Napi::Value SetStpState(const Napi::CallbackInfo &info) { eng(info).setStpState(I(info, 0), StpState(I(info, 1))); return info.Env().Undefined(); }
+  Napi::Value SetAging(const Napi::CallbackInfo &info) {
+    eng(info).setAging(uint32_t(I(info, 0)), uint32_t(I(info, 1)), uint32_t(I(info, 2)));
+    return info.Env().Undefined();
+  }
+  Napi::Value SetStorm(const Napi::CallbackInfo &info) { eng(info).setStorm(I(info, 0), uint32_t(I(info, 1))); return info.Env().Undefined(); }
+  Napi::Value SetMirror(const Napi::CallbackInfo &info) { eng(info).setMirror(I(info, 0), I(info, 1), I(info, 2)); return info.Env().Undefined(); }
+  Napi::Value ResizeMacTable(const Napi::CallbackInfo &info) { eng(info).resizeMacTable(size_t(I(info, 0))); return info.Env().Undefined(); }
+  Napi::Value FlushMacs(const Napi::CallbackInfo &info) {
+    return Napi::Number::New(info.Env(), double(eng(info).flushMacs(I(info, 0), I(info, 1))));
+  }
+  Napi::Value ResetCounters(const Napi::CallbackInfo &info) { eng(info).resetCounters(I(info, 0)); return info.Env().Undefined(); }
+  Napi::Value InjectFrame(const Napi::CallbackInfo &info) {
+    Napi::Buffer<uint8_t> b = info[1].As<Napi::Buffer<uint8_t>>();
+    return Napi::Boolean::New(info.Env(), eng(info).injectFrame(I(info, 0), b.Data(), b.Length()));
+  }
+  Napi::Value MacTableJs(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    std::vector<MacInfo> t = eng(info).macTable();
+    Napi::Array arr = Napi::Array::New(env, t.size());
+    for (size_t i = 0; i < t.size(); i++) {
+      Napi::Object o = Napi::Object::New(env);
+      o.Set("mac", macString(t[i].key));
+      o.Set("vlan", double(t[i].key >> 48));
+      o.Set("port", t[i].port);
+      o.Set("ageSeconds", double(t[i].ageSeconds));
+      o.Set("bucket", double(t[i].slot));
+      arr.Set(uint32_t(i), o);
+    }
+    return arr;
+  }
+  Napi::Value MacFind(const Napi::CallbackInfo &info) {
+    Napi::Buffer<uint8_t> b = info[0].As<Napi::Buffer<uint8_t>>();
+    if (b.Length() != 6) throw Napi::TypeError::New(info.Env(), "MAC must be 6 bytes");
+    MacInfo m;
+    if (!eng(info).macFind(macKey(b.Data(), uint16_t(I(info, 1))), m)) return info.Env().Null();
+    Napi::Object o = Napi::Object::New(info.Env());
+    o.Set("mac", macString(m.key));
+    o.Set("vlan", double(m.key >> 48));
+    o.Set("port", m.port);
+    o.Set("ageSeconds", double(m.ageSeconds));
+    return o;
+  }
+  Napi::Value Counters(const Napi::CallbackInfo &info) {
+    Napi::Env env = info.Env();
+    PortCounters c = eng(info).counters(I(info, 0));
+    Napi::Object o = Napi::Object::New(env);
+    o.Set("inFrames", double(c.inFrames));
+    o.Set("inBytes", double(c.inBytes));
+    o.Set("outFrames", double(c.outFrames));
+    o.Set("outBytes", double(c.outBytes));
+    Napi::Object d = Napi::Object::New(env);
+    for (int i = 0; i < DROP_COUNT; i++) d.Set(DROP_NAMES[i], double(c.drops[i]));
+    o.Set("drops", d);
+    return o;
+  }
+  Napi::Value MacCount(const Napi::CallbackInfo &info) { return Napi::Number::New(info.Env(), double(eng(info).macCount())); }
+  Napi::Value MacSlots(const Napi::CallbackInfo &info) { return Napi::Number::New(info.Env(), double(eng(info).macSlots())); }
+  Napi::Value Close(const Napi::CallbackInfo &info) { shutdown(); return info.Env().Undefined(); }
+
+  std::unique_ptr<Engine> engine_;
+  Napi::ThreadSafeFunction tsfn_;
+  bool hasTsfn_ = false;
+};
+
+Napi::Object Init(Napi::Env env, Napi::Object exports) {
+  exports.Set("Engine", EngineWrap::Init(env));
+  exports.Set("unixDgramSocket", Napi::Function::New(env, UnixDgramSocket));
+  exports.Set("unixBind", Napi::Function::New(env, UnixBind));
+  exports.Set("unixConnect", Napi::Function::New(env, UnixConnect));
+  exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("dropNames", Napi::Function::New(env, DropNames));
+  return exports;
+}
+
+}  // namespace
+
+NODE_API_MODULE(vde_native, Init)

@@ -1,0 +1,30 @@
+// Build script run by `npm install`: compiles the native addon with node-gyp against the
+// headers of the running Node (explicit --nodedir, so nothing is downloaded), then compiles the
+// TypeScript sources to dist/. Fails loudly with the missing Debian package when a build
+// dependency is absent.
+import { spawnSync } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import path from 'node:path';
+import { createRequire } from 'node:module';
+import { fileURLToPath } from 'node:url';
+
+const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
+const require = createRequire(import.meta.url);
+const nodedir = path.dirname(path.dirname(process.execPath));
+
+function run(cmd, args, cwd) {
+  const r = spawnSync(cmd, args, { cwd, stdio: 'inherit' });
+  if (r.status !== 0) {
+    console.error(`build: ${cmd} ${args.join(' ')} failed (exit ${r.status ?? r.signal})`);
+    process.exit(1);
+  }
+}
+
+if (!existsSync(path.join(nodedir, 'include', 'node', 'node_api.h'))) {
+  console.error(`build: Node headers not found under ${nodedir}/include/node (install the Debian package nodejs with its headers, or libnode-dev)`);
+  process.exit(1);
+}
+const gyp = require.resolve('node-gyp/bin/node-gyp.js');
+run(process.execPath, [gyp, 'rebuild', `--nodedir=${nodedir}`, '--jobs=2'], path.join(root, 'native'));
+const tsc = require.resolve('typescript/bin/tsc');
+run(process.execPath, [tsc, '-p', 'tsconfig.json'], root);

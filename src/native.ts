@@ -1,0 +1,128 @@
+/**
+ * Loader and typed surface of the native addon (native/). The addon owns the frame path: an
+ * engine thread with its epoll loop, the MAC table and every data fd. This module gives the rest
+ * of the TypeScript code typed access to it and converts the addon's errno-carrying errors into
+ * Node-style errors (`code` such as 'ENOENT', a readable message).
+ */
+import { createRequire } from 'node:module';
+import { constants as osConstants } from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+/** Endpoint kinds understood by the engine (numeric values match native/src/engine.h). */
+export enum EpKind {
+  Dgram = 0,
+  Stream2 = 1,
+  Stream4 = 2,
+  Tap = 3,
+}
+
+/** Spanning-tree state of a port as the engine applies it. */
+export enum NativeStpState {
+  Forwarding = 0,
+  Learning = 1,
+  Discarding = 2,
+}
+
+/** Largest frame on VDE ports: 9216-byte MTU + 14-byte header + 4-byte 802.1Q tag. */
+export const MAX_VDE_FRAME_BYTES = 9234;
+/** Largest frame on QEMU stream and tap ports. */
+export const MAX_STREAM_FRAME_BYTES = 65536;
+/** Smallest frame accepted anywhere: an Ethernet header. */
+export const MIN_FRAME_BYTES = 14;
+
+export interface PortCounters {
+  inFrames: number;
+  inBytes: number;
+  outFrames: number;
+  outBytes: number;
+  drops: Record<string, number>;
+}
+
+export interface MacEntryInfo {
+  mac: string;
+  vlan: number;
+  port: number;
+  ageSeconds: number;
+  bucket?: number;
+}
+
+export interface EngineEvent {
+  type: 'bpdu' | 'epError' | 'epClosed';
+  port: number;
+  ep: number;
+  errno: number;
+  detail: string;
+  frame?: Buffer;
+}
+
+export interface NativeEngine {
+  addEndpoint(port: number, fd: number, kind: EpKind, maxFrameBytes: number, closeFd: boolean): number;
+  removeEndpoint(id: number): boolean;
+  setNumPorts(n: number): void;
+  setHub(on: boolean): void;
+  setUntagged(port: number, vlan: number): void;
+  setTagged(port: number, vlan: number, on: boolean): void;
+  setForeignTags(mode: 0 | 1): void;
+  setStpCapture(on: boolean): void;
+  setStpState(port: number, state: NativeStpState): void;
+  setAging(expireSeconds: number, minPersistSeconds: number, gcIntervalSeconds: number): void;
+  setStorm(port: number, framesPerSecond: number): void;
+  setMirror(port: number, inTarget: number, outTarget: number): void;
+  resizeMacTable(slots: number): void;
+  flushMacs(port: number, vlan: number): number;
+  resetCounters(port: number): void;
+  injectFrame(port: number, frame: Buffer): boolean;
+  macTable(): MacEntryInfo[];
+  macFind(mac: Buffer, vlan: number): MacEntryInfo | null;
+  counters(port: number): PortCounters;
+  macCount(): number;
+  macSlots(): number;
+  close(): void;
+}
+
+interface Addon {
+  Engine: new (numPorts: number, onEvents?: (evs: EngineEvent[]) => void) => NativeEngine;
+  unixDgramSocket(bufferBytes?: number): number;
+  unixBind(fd: number, path: string): void;
+  unixConnect(fd: number, path: string): void;
+  closeFd(fd: number): void;
+  dropNames(): string[];
+}
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+const require = createRequire(import.meta.url);
+let addon: Addon | undefined;
+
+/** Returns the loaded addon, with a clear message if it was not built. */
+export function native(): Addon {
+  if (addon) return addon;
+  const file = path.resolve(here, '..', 'native', 'build', 'Release', 'vde_native.node');
+  try {
+    addon = require(file) as Addon;
+  } catch (e) {
+    throw new Error(`vde-ts: the native addon is not built (${file}): run "npm install" or "npm run build" (${(e as Error).message})`);
+  }
+  return addon;
+}
+
+const errnoNames = new Map<number, string>(Object.entries(osConstants.errno).map(([k, v]) => [v as number, k]));
+
+/** Converts an addon error (with numeric `errno`) into a Node-style error with `code`. */
+export function toNodeError(e: unknown, context?: string): NodeJS.ErrnoException {
+  const err = e as NodeJS.ErrnoException & { errno?: number };
+  if (typeof err?.errno === 'number' && !err.code) {
+    err.code = errnoNames.get(err.errno) ?? `E${err.errno}`;
+  }
+  if (context && err instanceof Error) err.message = `${context}: ${err.message}`;
+  return err;
+}
+
+/** Runs a native socket call and rethrows failures as Node-style errors. */
+export function sys<T>(context: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    throw toNodeError(e, context);
+  }
+}

@@ -1,0 +1,86 @@
+/**
+ * Text layouts of the vde2 console that scripts parse (`port/print`, `hash/print`, `vlan/print`,
+ * status lines, help table), kept byte-exact to PROTOCOL.md §6, plus the JSON forms of the same
+ * data. Pure functions from state snapshots to strings.
+ */
+import type { MacEntryInfo, PortCounters } from '../native.js';
+import { groupName, userName } from './perms.js';
+import type { PortInfo } from './state.js';
+
+const STRERROR: Record<number, string> = {
+  0: 'Success',
+  1: 'Operation not permitted',
+  2: 'No such file or directory',
+  6: 'No such device or address',
+  9: 'Bad file descriptor',
+  12: 'Cannot allocate memory',
+  13: 'Permission denied',
+  17: 'File exists',
+  19: 'No such device',
+  22: 'Invalid argument',
+  28: 'No space left on device',
+  38: 'Function not implemented',
+  98: 'Address already in use',
+};
+
+/** The status line of a command result: `1000 Success`, `1022 Invalid argument`, ... */
+export function statusLine(errno: number): string {
+  return `1${String(errno).padStart(3, '0')} ${STRERROR[errno] ?? `Unknown error ${errno}`}`;
+}
+
+/** Pads/truncates as printf %-Ns. */
+export function padRight(s: string, n: number): string {
+  return s.length >= n ? s : s + ' '.repeat(n - s.length);
+}
+
+function padLeft(s: string, n: number): string {
+  return s.length >= n ? s : ' '.repeat(n - s.length) + s;
+}
+
+function n4(n: number): string {
+  return String(n).padStart(4, '0');
+}
+
+/** The lines vde2's print_port writes for one port. */
+export function portLines(p: PortInfo, c: PortCounters): string[] {
+  const active = p.endpoints.size > 0;
+  const who = (u: number | null): string => (u === null ? 'NONE' : userName(u));
+  const grp = (g: number | null): string => (g === null ? 'NONE' : groupName(g));
+  const lines = [
+    `Port ${n4(p.num)} untagged_vlan=${n4(p.untagged)} ${active ? 'ACTIVE' : 'INACTIVE'} - ${p.allocatable ? '' : 'NOT '}Unnamed Allocatable`,
+    ` Current User: ${who(p.currentUser)} Access Control: (User: ${who(p.user)} - Group: ${grp(p.group)})`,
+    ` IN:  pkts ${padLeft(String(c.inFrames), 10)}          bytes ${padLeft(String(c.inBytes), 20)}`,
+    ` OUT: pkts ${padLeft(String(c.outFrames), 10)}          bytes ${padLeft(String(c.outBytes), 20)}`,
+  ];
+  for (const ep of p.endpoints.values())
+    lines.push(`  -- endpoint ID ${n4(ep.id)} module ${padRight(ep.module, 12)}: ${ep.description || 'no endpoint description'}`);
+  return lines;
+}
+
+/** JSON form of one port. */
+export function portJson(p: PortInfo, c: PortCounters): object {
+  return {
+    port: p.num,
+    active: p.endpoints.size > 0,
+    allocatable: p.allocatable,
+    untaggedVlan: p.untagged,
+    taggedVlans: [...p.tagged].sort((a, b) => a - b),
+    currentUser: p.currentUser,
+    user: p.user,
+    group: p.group,
+    stormLimitPps: p.stormLimitPps,
+    mirror: p.mirror,
+    counters: c,
+    endpoints: [...p.endpoints.values()].map((e) => ({ id: e.id, module: e.module, description: e.description, uid: e.uid })),
+  };
+}
+
+/** One `hash/print` line (hash/find passes portOffset 1 to keep vde2's off-by-one). */
+export function hashLine(e: MacEntryInfo, portOffset = 0): string {
+  return `Hash: ${n4(e.bucket ?? 0)} Addr: ${e.mac} VLAN ${n4(e.vlan)} to port: ${String(e.port + portOffset).padStart(3, '0')}  age ${e.ageSeconds} secs`;
+}
+
+/** One help table line. */
+export function helpLine(path: string, syntax: string, help: string): string {
+  return `${padRight(path, 18)} ${padRight(syntax, 15)} ${help}`;
+}

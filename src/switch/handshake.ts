@@ -1,0 +1,136 @@
+/**
+ * The VDE control-socket handshake (PROTOCOL.md §1.2-§1.4), as pure functions: parse a client's
+ * request (v3, or the old v1 layout), and build the 110-byte `struct sockaddr_un` reply. Every
+ * malformed request yields a reason string instead of an exception, so the control server can log
+ * it and close the stream at once.
+ */
+
+/** The magic number that opens every request (host order on the wire). */
+export const VDE_MAGIC = 0xfeedface;
+/** Size of a Linux `struct sockaddr_un`: 2-byte family + 108-byte path. */
+export const SOCKADDR_UN_BYTES = 110;
+/** Offset of the description in a v3 request. */
+export const V3_DESCR_OFFSET_BYTES = 122;
+/** Offset of the description in a v1 request. */
+export const V1_DESCR_OFFSET_BYTES = 124;
+/** Largest request the switch accepts (vde2's REQBUFLEN). */
+export const MAX_REQUEST_BYTES = 256;
+const AF_UNIX = 1;
+const SUN_PATH_BYTES = 108;
+
+export const REQ_NEW_CONTROL = 0;
+export const REQ_NEW_PORT0 = 1;
+
+export interface PortRequest {
+  version: 1 | 3;
+  /** 0 = normal port, 1 = management port 0. */
+  type: number;
+  /** Requested port: 0 = any free port (type 0) or port 0 (type 1). */
+  port: number;
+  /** The client's datagram socket path; '' for an abstract address. */
+  sockPath: string;
+  /** True when the client bound an abstract-namespace address. */
+  abstract: boolean;
+  description: string;
+}
+
+export type ParseResult = { ok: true; req: PortRequest } | { ok: false; reason: string };
+
+function readSockaddr(buf: Buffer, off: number): { ok: true; path: string; abstract: boolean } | { ok: false; reason: string } {
+  const family = buf.readUInt16LE(off);
+  if (family !== AF_UNIX) return { ok: false, reason: `socket address family ${family} is not AF_UNIX` };
+  const raw = buf.subarray(off + 2, off + 2 + SUN_PATH_BYTES);
+  if (raw[0] === 0) {
+    const end = raw.indexOf(0, 1);
+    const name = raw.subarray(1, end < 0 ? raw.length : end).toString('latin1');
+    if (name.length === 0) return { ok: false, reason: 'empty client socket address' };
+    return { ok: true, path: `\0${name}`, abstract: true };
+  }
+  const end = raw.indexOf(0);
+  if (end < 0) return { ok: false, reason: 'client socket path is not NUL-terminated' };
+  const p = raw.subarray(0, end).toString('utf8');
+  if (!p.startsWith('/')) return { ok: false, reason: `client socket path "${p}" is not absolute` };
+  return { ok: true, path: p, abstract: false };
+}
+
+function cleanDescription(b: Buffer): string {
+  const end = b.indexOf(0);
+  return (end < 0 ? b : b.subarray(0, end)).toString('utf8').replace(/[\x00-\x1f\x7f]/g, ' ').trimEnd();
+}
+
+/** Parses one request as read from the control stream. */
+export function parseRequest(buf: Buffer): ParseResult {
+  if (buf.length > MAX_REQUEST_BYTES) return { ok: false, reason: `request of ${buf.length} bytes exceeds ${MAX_REQUEST_BYTES}` };
+  if (buf.length < 8) return { ok: false, reason: `truncated request (${buf.length} bytes)` };
+  const magic = buf.readUInt32LE(0);
+  if (magic !== VDE_MAGIC) return { ok: false, reason: `bad magic 0x${magic.toString(16).padStart(8, '0')} (V0 request not supported)` };
+  const version = buf.readUInt32LE(4);
+  if (version === 3) {
+    if (buf.length < V3_DESCR_OFFSET_BYTES) return { ok: false, reason: `truncated v3 request (${buf.length} of ${V3_DESCR_OFFSET_BYTES} bytes)` };
+    const word = buf.readUInt32LE(8);
+    const type = word & 0xff;
+    if (type !== REQ_NEW_CONTROL && type !== REQ_NEW_PORT0) return { ok: false, reason: `bad request type ${type}` };
+    const port = type === REQ_NEW_PORT0 ? 0 : word >>> 8;
+    const sa = readSockaddr(buf, 12);
+    if (!sa.ok) return sa;
+    return {
+      ok: true,
+      req: { version: 3, type, port, sockPath: sa.path, abstract: sa.abstract, description: cleanDescription(buf.subarray(V3_DESCR_OFFSET_BYTES)) },
+    };
+  }
+  if (version === 0 || version === 1) {
+    // v1: the word at offset 4 is the type (0 or 1), then a 6-byte MAC, then the sockaddr
+    if (buf.length < V1_DESCR_OFFSET_BYTES) return { ok: false, reason: `truncated v1 request (${buf.length} of ${V1_DESCR_OFFSET_BYTES} bytes)` };
+    const type = version;
+    const sa = readSockaddr(buf, 14);
+    if (!sa.ok) return sa;
+    return {
+      ok: true,
+      req: { version: 1, type, port: 0, sockPath: sa.path, abstract: sa.abstract, description: cleanDescription(buf.subarray(V1_DESCR_OFFSET_BYTES)) },
+    };
+  }
+  return { ok: false, reason: `request for a version ${version} port, which this switch does not support` };
+}
+
+/** Returns how many bytes a request starting with `head` needs at least (0 = cannot tell yet). */
+export function minimumRequestBytes(head: Buffer): number {
+  if (head.length < 8) return 8;
+  if (head.readUInt32LE(0) !== VDE_MAGIC) return 8;
+  const v = head.readUInt32LE(4);
+  if (v === 3) return V3_DESCR_OFFSET_BYTES;
+  if (v === 0 || v === 1) return V1_DESCR_OFFSET_BYTES;
+  return 8;
+}
+
+/** Encodes a `struct sockaddr_un` (110 bytes) for a path; throws if the path does not fit. */
+export function encodeSockaddr(p: string): Buffer {
+  const b = Buffer.alloc(SOCKADDR_UN_BYTES);
+  b.writeUInt16LE(AF_UNIX, 0);
+  const bytes = Buffer.from(p, 'utf8');
+  if (bytes.length >= SUN_PATH_BYTES) throw new Error(`socket path too long (${bytes.length} bytes, limit ${SUN_PATH_BYTES - 1}): ${p}`);
+  bytes.copy(b, 2);
+  return b;
+}
+
+/** Builds a v3 request (used by our own clients and tests). */
+export function encodeRequestV3(opts: { type?: number; port?: number; sockPath: string; description?: string }): Buffer {
+  const descr = Buffer.from(opts.description ?? '', 'utf8');
+  const b = Buffer.alloc(V3_DESCR_OFFSET_BYTES + descr.length);
+  b.writeUInt32LE(VDE_MAGIC, 0);
+  b.writeUInt32LE(3, 4);
+  b.writeUInt32LE(((opts.type ?? REQ_NEW_CONTROL) + ((opts.port ?? 0) << 8)) >>> 0, 8);
+  encodeSockaddr(opts.sockPath).copy(b, 12);
+  descr.copy(b, V3_DESCR_OFFSET_BYTES);
+  return b;
+}
+
+/** Builds a v1 request (type 0 = any port, 1 = port 0). */
+export function encodeRequestV1(opts: { type?: number; sockPath: string; description?: string }): Buffer {
+  const descr = Buffer.from(opts.description ?? '', 'utf8');
+  const b = Buffer.alloc(V1_DESCR_OFFSET_BYTES + descr.length);
+  b.writeUInt32LE(VDE_MAGIC, 0);
+  b.writeUInt32LE(opts.type ?? 0, 4);
+  encodeSockaddr(opts.sockPath).copy(b, 14);
+  descr.copy(b, V1_DESCR_OFFSET_BYTES);
+  return b;
+}

@@ -1,0 +1,274 @@
+/**
+ * The switch's configuration model as the control plane sees it: ports (with their endpoints,
+ * access control, allocatable flag and VLAN membership), VLANs and global settings. Every change
+ * goes through this class, which keeps the native engine in step (the engine holds the same
+ * VLAN/port facts in the form the frame path needs). Port numbers follow vde2 HEAD: `numPorts` N
+ * gives ordinary ports 1..N plus the special port 0.
+ */
+import { NativeStpState, type NativeEngine, type PortCounters } from '../native.js';
+import { userInGroup } from './perms.js';
+
+/** "No untagged VLAN": the port drops untagged frames. */
+export const VLAN_NONE = 4095;
+/** Highest VLAN id `vlan/create` accepts (vde2 accepts 1..4093). */
+export const VLAN_MAX_CREATE = 4093;
+
+export type EndpointModule = 'unix prog' | 'tuntap' | 'stream' | 'qemu';
+
+export interface EndpointInfo {
+  id: number; // shown in port/print and used by port/epclose (the data socket's fd for VDE clients)
+  engineId: number;
+  module: EndpointModule;
+  description: string;
+  uid: number | null;
+  dataPath?: string;
+  close: () => void; // closes the endpoint's control side (control stream, listener socket...)
+}
+
+export interface PortInfo {
+  num: number;
+  endpoints: Map<number, EndpointInfo>;
+  allocatable: boolean;
+  user: number | null; // access control
+  group: number | null;
+  currentUser: number | null;
+  untagged: number;
+  tagged: Set<number>;
+  edge: boolean;
+  stormLimitPps: number;
+  mirror: { target: number; dir: 'in' | 'out' | 'both' } | null;
+}
+
+/** errno-style failure raised by state operations; the console prints it as `1NNN text`. */
+export class SwitchError extends Error {
+  constructor(
+    readonly errno: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const E = { EPERM: 1, ENOENT: 2, ENXIO: 6, EBADF: 9, EEXIST: 17, ENODEV: 19, EINVAL: 22, ENOSPC: 28, ENOSYS: 38, EADDRINUSE: 98 };
+
+export class SwitchState {
+  numPorts: number;
+  hub = false;
+  ports = new Map<number, PortInfo>();
+  vlans = new Set<number>([0]);
+  foreignTags: 'pass' | 'drop' = 'pass';
+  expireSeconds = 100;
+  minPersistSeconds = 3;
+  gcIntervalSeconds = 2;
+  hashSize: number;
+  onPortChange: ((ev: 'port/+' | 'port/-' | 'ep/+' | 'ep/-', port: number, ep?: EndpointInfo) => void) | null = null;
+
+  constructor(
+    readonly engine: NativeEngine,
+    numPorts: number,
+    hashSize: number,
+  ) {
+    this.numPorts = numPorts;
+    this.hashSize = hashSize;
+  }
+
+  /** Returns port n or throws ENXIO. */
+  port(n: number): PortInfo {
+    const p = this.ports.get(n);
+    if (!p) throw new SwitchError(E.ENXIO, `port ${n} does not exist`);
+    return p;
+  }
+
+  /** Checks n is a valid port number (0..numPorts) or throws EINVAL. */
+  checkRange(n: number): void {
+    if (!Number.isInteger(n) || n < 0 || n > this.numPorts) throw new SwitchError(E.EINVAL, `port ${n} out of range 0..${this.numPorts}`);
+  }
+
+  /** Creates port n (inactive, untagged VLAN 0). */
+  createPort(n: number, allocatable: boolean): PortInfo {
+    this.checkRange(n);
+    if (this.ports.has(n)) throw new SwitchError(E.EEXIST, `port ${n} exists`);
+    const p: PortInfo = {
+      num: n,
+      endpoints: new Map(),
+      allocatable,
+      user: null,
+      group: null,
+      currentUser: null,
+      untagged: 0,
+      tagged: new Set(),
+      edge: false,
+      stormLimitPps: 0,
+      mirror: null,
+    };
+    this.ports.set(n, p);
+    this.engine.setUntagged(n, 0);
+    this.onPortChange?.('port/+', n);
+    return p;
+  }
+
+  /** Removes an inactive port. */
+  removePort(n: number): void {
+    this.checkRange(n);
+    const p = this.port(n);
+    if (p.endpoints.size > 0) throw new SwitchError(E.EADDRINUSE, `port ${n} is active`);
+    for (const v of p.tagged) this.engine.setTagged(n, v, false);
+    this.engine.setMirror(n, -1, -1);
+    this.engine.setStorm(n, 0);
+    for (const q of this.ports.values()) if (q.mirror?.target === n) this.setMirror(q.num, -1, 'both');
+    this.ports.delete(n);
+    this.onPortChange?.('port/-', n);
+  }
+
+  /** The lowest free allocatable port ≥ 1, or throws ENOSPC. */
+  findFreePort(): number {
+    for (let i = 1; i <= this.numPorts; i++) {
+      const p = this.ports.get(i);
+      if (!p) return i;
+      if (p.endpoints.size === 0 && p.allocatable) return i;
+    }
+    throw new SwitchError(E.ENOSPC, 'no free port');
+  }
+
+  /** Checks that a client with the given uid may attach to port n (access control + current user). */
+  checkAccess(p: PortInfo, uid: number | null): void {
+    if (uid !== null && uid !== 0 && (p.user !== null || p.group !== null)) {
+      const ok = (p.user !== null && p.user === uid) || (p.group !== null && userInGroup(uid, p.group));
+      if (!ok) throw new SwitchError(E.EPERM, `uid ${uid} may not use port ${p.num}`);
+    }
+    if (p.endpoints.size > 0 && p.currentUser !== uid && uid !== 0)
+      throw new SwitchError(E.EADDRINUSE, `port ${p.num} is in use by uid ${p.currentUser}`);
+  }
+
+  /**
+   * Picks the port for a new endpoint: the requested one (created on demand) or the lowest free
+   * one, after access control. Does not attach anything yet.
+   */
+  allocate(requested: number, port0: boolean, uid: number | null): PortInfo {
+    let n: number;
+    if (port0) n = 0;
+    else if (requested > 0) n = requested;
+    else n = this.findFreePort();
+    this.checkRange(n);
+    const p = this.ports.get(n) ?? this.createPort(n, true);
+    this.checkAccess(p, uid);
+    return p;
+  }
+
+  /** Registers an endpoint (already added to the engine) on a port. */
+  attach(p: PortInfo, ep: EndpointInfo): void {
+    if (p.endpoints.size === 0) p.currentUser = ep.uid;
+    p.endpoints.set(ep.id, ep);
+    this.onPortChange?.('ep/+', p.num, ep);
+  }
+
+  /** Forgets an endpoint (the caller has removed it from the engine). */
+  detach(portNum: number, id: number): void {
+    const p = this.ports.get(portNum);
+    const ep = p?.endpoints.get(id);
+    if (!p || !ep) return;
+    p.endpoints.delete(id);
+    if (p.endpoints.size === 0) p.currentUser = null;
+    this.onPortChange?.('ep/-', portNum, ep);
+  }
+
+  /** Sets the number of ordinary ports. */
+  setNumPorts(n: number): void {
+    if (!Number.isInteger(n) || n < 1) throw new SwitchError(E.EINVAL, `bad number of ports ${n}`);
+    for (const k of this.ports.keys()) if (k > n) throw new SwitchError(E.EADDRINUSE, `port ${k} exists beyond ${n}`);
+    this.numPorts = n;
+    this.engine.setNumPorts(n + 1);
+  }
+
+  /** Switches hub mode on or off. */
+  setHub(on: boolean): void {
+    this.hub = on;
+    this.engine.setHub(on);
+  }
+
+  /** Sets the untagged (access) VLAN of a port; VLAN_NONE removes it. */
+  setUntagged(n: number, vlan: number): void {
+    const p = this.port(n);
+    if (vlan !== VLAN_NONE && !this.vlans.has(vlan)) throw new SwitchError(E.ENXIO, `VLAN ${vlan} does not exist`);
+    p.untagged = vlan;
+    this.engine.setUntagged(n, vlan);
+  }
+
+  /** Creates a VLAN. */
+  createVlan(v: number): void {
+    if (!Number.isInteger(v) || v < 1 || v > VLAN_MAX_CREATE) throw new SwitchError(E.EINVAL, `VLAN ${v} out of range 1..${VLAN_MAX_CREATE}`);
+    if (this.vlans.has(v)) throw new SwitchError(E.EEXIST, `VLAN ${v} exists`);
+    this.vlans.add(v);
+  }
+
+  /** Removes a VLAN that has no member ports. */
+  removeVlan(v: number): void {
+    if (!this.vlans.has(v)) throw new SwitchError(E.ENXIO, `VLAN ${v} does not exist`);
+    for (const p of this.ports.values()) if (p.untagged === v || p.tagged.has(v)) throw new SwitchError(E.EADDRINUSE, `VLAN ${v} has member ports`);
+    if (v === 0) throw new SwitchError(E.EINVAL, 'VLAN 0 cannot be removed');
+    this.vlans.delete(v);
+  }
+
+  /** Adds a tagged (trunk) membership. */
+  addTagged(v: number, n: number): void {
+    if (!this.vlans.has(v)) throw new SwitchError(E.ENXIO, `VLAN ${v} does not exist`);
+    const p = this.port(n);
+    if (p.tagged.has(v)) throw new SwitchError(E.EEXIST, `port ${n} is already in VLAN ${v}`);
+    p.tagged.add(v);
+    this.engine.setTagged(n, v, true);
+  }
+
+  /** Removes a tagged membership (the untagged VLAN cannot be removed this way). */
+  delTagged(v: number, n: number): void {
+    if (!this.vlans.has(v)) throw new SwitchError(E.ENXIO, `VLAN ${v} does not exist`);
+    const p = this.port(n);
+    if (p.untagged === v && !p.tagged.has(v)) throw new SwitchError(E.EADDRINUSE, `VLAN ${v} is the untagged VLAN of port ${n}`);
+    if (!p.tagged.has(v)) throw new SwitchError(E.ENXIO, `port ${n} is not in VLAN ${v}`);
+    p.tagged.delete(v);
+    this.engine.setTagged(n, v, false);
+  }
+
+  /** Chooses what happens to tagged frames with a VLAN the port is not a member of. */
+  setForeignTags(mode: 'pass' | 'drop'): void {
+    this.foreignTags = mode;
+    this.engine.setForeignTags(mode === 'pass' ? 0 : 1);
+  }
+
+  /** Applies aging settings to the engine. */
+  applyAging(): void {
+    this.engine.setAging(this.expireSeconds, this.minPersistSeconds, this.gcIntervalSeconds);
+  }
+
+  /** Sets (or with target -1 clears) port mirroring of port n. */
+  setMirror(n: number, target: number, dir: 'in' | 'out' | 'both'): void {
+    const p = this.port(n);
+    if (target < 0) {
+      p.mirror = null;
+      this.engine.setMirror(n, -1, -1);
+      return;
+    }
+    this.checkRange(target);
+    if (target === n) throw new SwitchError(E.EINVAL, 'a port cannot mirror to itself');
+    p.mirror = { target, dir };
+    this.engine.setMirror(n, dir !== 'out' ? target : -1, dir !== 'in' ? target : -1);
+  }
+
+  /** Sets the broadcast/multicast storm limit of a port (frames per second, 0 = off). */
+  setStorm(n: number, pps: number): void {
+    const p = this.port(n);
+    if (!Number.isInteger(pps) || pps < 0) throw new SwitchError(E.EINVAL, `bad storm limit ${pps}`);
+    p.stormLimitPps = pps;
+    this.engine.setStorm(n, pps);
+  }
+
+  /** Counters of a port. */
+  counters(n: number): PortCounters {
+    return this.engine.counters(n);
+  }
+
+  /** Sets the spanning-tree state the engine applies to a port. */
+  setStpState(n: number, s: NativeStpState): void {
+    this.engine.setStpState(n, s);
+  }
+}
+

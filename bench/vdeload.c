@@ -63,6 +63,7 @@ struct opts {
 	long rounds;
 	long hold_ms;
 	int threads;       /* 1 = one thread per sender/receiver, 0 = one event loop */
+	int spin;          /* event loop: 1 = busy-poll instead of sleeping in ppoll */
 };
 
 static void usage(FILE *f)
@@ -89,6 +90,8 @@ static void usage(FILE *f)
 	"  --hold-ms MS        idle: maximum hold time (default 600000)\n"
 	"  --threads 0|1       thru/bcast: 0 = one event loop for all connections (default),\n"
 	"                      1 = one thread per sender and per receiver\n"
+	"  --wait poll|spin    event loop / pingpong: sleep in ppoll when idle (default) or\n"
+	"                      busy-poll (use only when vdeload has a CPU of its own)\n"
 	"output: one JSON object on stdout; exit 0 on success, 1 on failure\n",
 	MIN_FRAME_BYTES, MAX_FRAME_BYTES);
 }
@@ -149,6 +152,11 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		else if (!strcmp(name, "--rounds")) o->rounds = parse_long(name, v);
 		else if (!strcmp(name, "--hold-ms")) o->hold_ms = parse_long(name, v);
 		else if (!strcmp(name, "--threads")) o->threads = (int)parse_long(name, v);
+		else if (!strcmp(name, "--wait")) {
+			if (!strcmp(v, "spin")) o->spin = 1;
+			else if (!strcmp(v, "poll")) o->spin = 0;
+			else { fprintf(stderr, "vdeload: --wait must be poll or spin\n"); exit(2); }
+		}
 		else { fprintf(stderr, "vdeload: unknown option %s\n", name); usage(stderr); exit(2); }
 	}
 	if (!o->sock) { fprintf(stderr, "vdeload: --sock is required\n"); exit(2); }
@@ -412,7 +420,8 @@ static void print_result(const char *mode, const struct opts *o, struct sender *
 #define LOOP_SEND_BURST 8            /* frames per sender per turn (unix dgram qlen is small) */
 #define LOOP_RECV_BURST 64           /* frames per receiver per turn */
 
-static void flow_loop(struct sender *snd, int ns, struct receiver *rcv, int nr, uint64_t deadline)
+static void flow_loop(struct sender *snd, int ns, struct receiver *rcv, int nr, uint64_t deadline,
+                      int spin)
 {
 	static uint8_t buf[RX_BUF_BYTES];
 	static uint8_t frames[64][MAX_FRAME_BYTES];
@@ -495,6 +504,12 @@ static void flow_loop(struct sender *snd, int ns, struct receiver *rcv, int nr, 
 		}
 		if (t >= deadline + 2000000000ull) break; /* absolute bound */
 		if (progress) continue;
+		if (spin) {
+			/* busy-poll: retry at once; every loop above is bounded by the deadlines */
+			g_waits++;
+			for (int i = 0; i < ns; i++) blocked[i] = 0;
+			continue;
+		}
 		/* nothing moved: sleep until a receiver has data, a blocked sender can
 		 * write, the next pacing slot, or a short slice passes */
 		int np = 0;
@@ -577,7 +592,7 @@ static int run_flow(const struct opts *o, int bcast)
 		for (int i = 0; i < ns; i++) pthread_join(snd[i].th, NULL);
 		for (int i = 0; i < nr; i++) pthread_join(rcv[i].th, NULL);
 	} else {
-		flow_loop(snd, ns, rcv, nr, deadline);
+		flow_loop(snd, ns, rcv, nr, deadline, o->spin);
 	}
 	for (int i = 0; i < ns; i++)
 		if (snd[i].err) fail_json(mode, "vde_send", snd[i].err);
@@ -592,39 +607,10 @@ static int run_flow(const struct opts *o, int bcast)
 }
 
 /* ------------------------------------------------------------------------ */
-/* pingpong */
-
-struct echo_ctx {
-	VDECONN *c;
-	uint8_t mac[6];
-	atomic_int stop;
-	uint64_t echoed;
-	int err;
-};
-
-static void *echo_main(void *arg)
-{
-	struct echo_ctx *e = arg;
-	static __thread uint8_t buf[RX_BUF_BYTES];
-	struct pollfd p = {.fd = vde_datafd(e->c), .events = POLLIN};
-	while (!atomic_load(&e->stop)) {
-		int pr = poll(&p, 1, POLL_SLICE_MS);
-		if (pr < 0 && errno != EINTR) { e->err = errno; break; }
-		for (;;) {
-			ssize_t n = vde_recv(e->c, buf, sizeof(buf), 0);
-			if (n < 0) break;
-			if (!frame_is_ours(buf, n) || memcmp(buf, e->mac, 6)) continue;
-			uint8_t tmp[6];
-			memcpy(tmp, buf + 6, 6);      /* reply to the sender */
-			memcpy(buf + 6, e->mac, 6);
-			memcpy(buf, tmp, 6);
-			uint64_t eagain = 0;
-			if (send_paced(e->c, buf, (int)n, now_ns() + PING_TIMEOUT_MS * 1000000ull, &eagain) == 1)
-				e->echoed++;
-		}
-	}
-	return NULL;
-}
+/* pingpong
+ * One thread owns both clients: A sends a frame to B's MAC, the loop echoes it
+ * from B back to A's MAC as soon as B receives it, A records the round trip.
+ * Each round therefore crosses the switch twice. */
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -632,65 +618,92 @@ static int cmp_u64(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* Wait until c has a frame (or the deadline); returns frame length or -1. */
+static ssize_t recv_wait(VDECONN *c, uint8_t *buf, size_t len, uint64_t deadline, int spin)
+{
+	struct pollfd p = {.fd = vde_datafd(c), .events = POLLIN};
+	for (;;) {
+		ssize_t n = vde_recv(c, buf, len, 0);
+		if (n >= 0) return n;
+		uint64_t t = now_ns();
+		if (t >= deadline) return -1;
+		if (spin) continue;
+		uint64_t wait_ns = deadline - t;
+		if (wait_ns > POLL_SLICE_MS * 1000000ull) wait_ns = POLL_SLICE_MS * 1000000ull;
+		struct timespec ts = {(time_t)(wait_ns / 1000000000ull), (long)(wait_ns % 1000000000ull)};
+		ppoll(&p, 1, &ts, NULL);
+	}
+}
+
 static int run_pingpong(const struct opts *o)
 {
 	const char *mode = "pingpong";
 	static uint8_t buf[RX_BUF_BYTES];
-	struct echo_ctx e;
-	memset(&e, 0, sizeof(e));
 	VDECONN *a = open_conn(o->sock, "vdeload-ping");
 	if (!a) fail_json(mode, "vde_open ping", errno);
-	e.c = open_conn(o->sock, "vdeload-pong");
-	if (!e.c) fail_json(mode, "vde_open pong", errno);
-	uint8_t amac[6];
+	VDECONN *b = open_conn(o->sock, "vdeload-pong");
+	if (!b) fail_json(mode, "vde_open pong", errno);
+	uint8_t amac[6], bmac[6];
 	mac_set(amac, 0x03, 0x00, 1);
-	mac_set(e.mac, 0x03, 0x00, 2);
-	if (announce(a, amac) < 0 || announce(e.c, e.mac) < 0) fail_json(mode, "announce", errno);
+	mac_set(bmac, 0x03, 0x00, 2);
+	if (announce(a, amac) < 0 || announce(b, bmac) < 0) fail_json(mode, "announce", errno);
 	sleep_ns(LEARN_SETTLE_MS * 1000000ull);
 	drain(a);
-	drain(e.c);
-	pthread_t th;
-	pthread_create(&th, NULL, echo_main, &e);
+	drain(b);
 
 	long total = o->rounds + PING_WARMUP_ROUNDS;
 	uint64_t *rtt = calloc((size_t)total, sizeof(uint64_t));
 	if (!rtt) fail_json(mode, "calloc", ENOMEM);
 	uint8_t f[MAX_FRAME_BYTES];
-	frame_build(f, o->frame_bytes, e.mac, amac);
+	frame_build(f, o->frame_bytes, bmac, amac);
 	uint64_t t_start = now_ns();
 	uint64_t deadline = t_start + (uint64_t)o->duration_ms * 1000000ull;
 	long done = 0, lost = 0;
 	uint64_t eagain = 0;
-	struct pollfd p = {.fd = vde_datafd(a), .events = POLLIN};
 	for (uint64_t seq = 0; done < total && now_ns() < deadline; seq++) {
 		memcpy(f + 16, &seq, 8);
 		uint64_t t1 = now_ns();
-		if (send_paced(a, f, o->frame_bytes, deadline, &eagain) != 1) break;
-		int answered = 0;
 		uint64_t give_up = t1 + PING_TIMEOUT_MS * 1000000ull;
-		while (!answered) {
-			ssize_t n = vde_recv(a, buf, sizeof(buf), 0);
-			if (n >= 0) {
-				uint64_t rseq;
-				memcpy(&rseq, buf + 16, 8);
-				if (frame_is_ours(buf, n) && !memcmp(buf, amac, 6) && rseq == seq) {
-					rtt[done++] = now_ns() - t1;
-					answered = 1;
-				}
-				continue;
+		if (give_up > deadline) give_up = deadline;
+		if (send_paced(a, f, o->frame_bytes, give_up, &eagain) != 1) break;
+		/* B: wait for the frame, echo it */
+		int echoed = 0;
+		for (;;) {
+			ssize_t n = recv_wait(b, buf, sizeof(buf), give_up, o->spin);
+			if (n < 0) break;
+			uint64_t rseq;
+			memcpy(&rseq, buf + 16, 8);
+			if (!frame_is_ours(buf, n) || memcmp(buf, bmac, 6) || rseq != seq) continue;
+			memcpy(buf, amac, 6);
+			memcpy(buf + 6, bmac, 6);
+			echoed = send_paced(b, buf, (int)n, give_up, &eagain) == 1;
+			break;
+		}
+		/* A: wait for the echo */
+		int answered = 0;
+		while (echoed) {
+			ssize_t n = recv_wait(a, buf, sizeof(buf), give_up, o->spin);
+			if (n < 0) break;
+			uint64_t rseq;
+			memcpy(&rseq, buf + 16, 8);
+			if (frame_is_ours(buf, n) && !memcmp(buf, amac, 6) && rseq == seq) {
+				rtt[done++] = now_ns() - t1;
+				answered = 1;
+				break;
 			}
-			uint64_t t = now_ns();
-			if (t >= give_up) { lost++; break; }
-			poll(&p, 1, POLL_SLICE_MS);
+		}
+		if (!answered) {
+			lost++;
+			drain(a);
+			drain(b);
 		}
 	}
 	uint64_t t_stop = now_ns();
-	atomic_store(&e.stop, 1);
-	pthread_join(th, NULL);
 	long measured = done > PING_WARMUP_ROUNDS ? done - PING_WARMUP_ROUNDS : 0;
 	if (measured < 10) {
 		printf("{\"mode\":\"%s\",\"ok\":false,\"error\":\"only %ld rounds answered, %ld lost\"}\n",
 		       mode, done, lost);
+		fflush(stdout);
 		return 1;
 	}
 	uint64_t *m = rtt + PING_WARMUP_ROUNDS;
@@ -698,15 +711,15 @@ static int run_pingpong(const struct opts *o)
 	for (long i = 0; i < measured; i++) sum += (double)m[i];
 	qsort(m, (size_t)measured, sizeof(uint64_t), cmp_u64);
 #define PCT(q) ((double)m[(long)((double)(measured - 1) * (q))] / 1000.0)
-	printf("{\"mode\":\"%s\",\"ok\":true,\"bytes\":%d,\"rounds\":%ld,\"lost\":%ld,"
-	       "\"elapsed_s\":%.6f,\"rtt_us_min\":%.2f,\"rtt_us_p50\":%.2f,\"rtt_us_p90\":%.2f,"
+	printf("{\"mode\":\"%s\",\"ok\":true,\"bytes\":%d,\"rounds\":%ld,\"lost\":%ld,\"eagain\":%" PRIu64
+	       ",\"elapsed_s\":%.6f,\"rtt_us_min\":%.2f,\"rtt_us_p50\":%.2f,\"rtt_us_p90\":%.2f,"
 	       "\"rtt_us_p99\":%.2f,\"rtt_us_max\":%.2f,\"rtt_us_mean\":%.2f}\n",
-	       mode, o->frame_bytes, measured, lost, (double)(t_stop - t_start) / 1e9,
+	       mode, o->frame_bytes, measured, lost, eagain, (double)(t_stop - t_start) / 1e9,
 	       (double)m[0] / 1000.0, PCT(0.50), PCT(0.90), PCT(0.99),
 	       (double)m[measured - 1] / 1000.0, sum / (double)measured / 1000.0);
 	fflush(stdout);
 	vde_close(a);
-	vde_close(e.c);
+	vde_close(b);
 	free(rtt);
 	return 0;
 }

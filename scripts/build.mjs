@@ -3,7 +3,7 @@
 // TypeScript sources to dist/. Fails loudly with the missing Debian package when a build
 // dependency is absent.
 import { spawnSync } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -26,5 +26,6 @@ if (!existsSync(path.join(nodedir, 'include', 'node', 'node_api.h'))) {
 }
 const gyp = require.resolve('node-gyp/bin/node-gyp.js');
 run(process.execPath, [gyp, 'rebuild', `--nodedir=${nodedir}`, '--jobs=2'], path.join(root, 'native'));
-const tsc = require.resolve('typescript/bin/tsc');
+const tsPkg = require.resolve('typescript/package.json');
+const tsc = path.join(path.dirname(tsPkg), JSON.parse(readFileSync(tsPkg, 'utf8')).bin.tsc);
 run(process.execPath, [tsc, '-p', 'tsconfig.json'], root);

@@ -87,6 +87,10 @@ interface Addon {
   unixBind(fd: number, path: string): void;
   unixConnect(fd: number, path: string): void;
   closeFd(fd: number): void;
+  /** Sends one datagram (non-blocking); returns bytes sent or -errno. */
+  sendFd(fd: number, data: Buffer): number;
+  /** Receives one datagram (non-blocking); null when nothing is waiting. */
+  recvFd(fd: number, maxBytes: number): Buffer | null;
   dropNames(): string[];
 }
 

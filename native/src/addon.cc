@@ -68,6 +68,27 @@ Napi::Value CloseFd(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// Sends one datagram on a connected socket without blocking; returns bytes sent or -errno.
+Napi::Value SendFd(const Napi::CallbackInfo &info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  Napi::Buffer<uint8_t> b = info[1].As<Napi::Buffer<uint8_t>>();
+  ssize_t r = send(fd, b.Data(), b.Length(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  return Napi::Number::New(info.Env(), r < 0 ? -errno : double(r));
+}
+
+// Receives one datagram without blocking; returns a Buffer, null when nothing waits, or throws.
+Napi::Value RecvFd(const Napi::CallbackInfo &info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  size_t max = size_t(info[1].As<Napi::Number>().Int64Value());
+  std::vector<uint8_t> buf(max);
+  ssize_t r = recv(fd, buf.data(), max, MSG_DONTWAIT);
+  if (r < 0) {
+    if (errno == EAGAIN || errno == EWOULDBLOCK) return info.Env().Null();
+    throw errnoError(info.Env(), errno, "recv");
+  }
+  return Napi::Buffer<uint8_t>::Copy(info.Env(), buf.data(), size_t(r));
+}
+
 Napi::Value DropNames(const Napi::CallbackInfo &info) {
   Napi::Array a = Napi::Array::New(info.Env(), DROP_COUNT);
   for (uint32_t i = 0; i < DROP_COUNT; i++) a.Set(i, Napi::String::New(info.Env(), DROP_NAMES[i]));
@@ -248,6 +269,8 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("unixBind", Napi::Function::New(env, UnixBind));
   exports.Set("unixConnect", Napi::Function::New(env, UnixConnect));
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
+  exports.Set("sendFd", Napi::Function::New(env, SendFd));
+  exports.Set("recvFd", Napi::Function::New(env, RecvFd));
   exports.Set("dropNames", Napi::Function::New(env, DropNames));
   return exports;
 }

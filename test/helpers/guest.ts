@@ -78,6 +78,11 @@ const KILL_GRACE_MS = 2_000;
 /** How much console output is kept in memory (older output is dropped). */
 const CONSOLE_MAX_CHARS = 4 * 1024 * 1024;
 
+/** Terminal control sequences (SeaBIOS clears the screen) removed from the captured console. */
+const ANSI_ESCAPE_RE = /\x1b(\[[0-9;?]*[A-Za-z]|[A-Za-z])/g;
+/** NICs whose iPXE option ROM is disabled (saves boot time; the kernel is loaded with -kernel). */
+const NO_ROM_NICS = ['virtio-net-pci', 'e1000', 'rtl8139', 'ne2k_pci', 'pcnet', 'e1000e', 'vmxnet3'];
+
 /** Shell script run as /init inside the guest (busybox sh); `@{` stands for the shell's `${`. */
 const INIT_SCRIPT = String.raw`#!/bin/busybox sh
 # vde-ts test guest init: reads vtg.* job keys from /proc/cmdline, reports VT-* markers on the console.
@@ -97,6 +102,7 @@ finish() {
   sleep 10
   exit 1
 }
+echo
 say BOOT
 for w in $(cat /proc/cmdline); do
   case "$w" in
@@ -124,6 +130,7 @@ ip link set eth0 up
 say "UP eth0 $(cat /sys/class/net/eth0/address)"
 if [ "$VT_dhcp" = 1 ]; then
   if udhcpc -i eth0 -q -n -t "@{VT_dhcptries:-5}" -T 1 -A 1 -s /etc/udhcpc.script >/tmp/udhcpc.log 2>&1; then
+    grep '^VT-' /tmp/udhcpc.log
     say "RESULT dhcp ok"
   else
     cat /tmp/udhcpc.log
@@ -222,7 +229,7 @@ export interface GuestHandle {
   child: ChildProcess;
   /** QEMU's PID. */
   pid: number;
-  /** Console output so far (\r removed). */
+  /** Console output so far (\r and terminal escape sequences removed). */
   output(): string;
   /** Resolves with the first match of `re` in the console output; rejects after `ms` or when QEMU exits first. */
   waitFor(re: RegExp, ms: number): Promise<RegExpMatchArray>;
@@ -447,11 +454,18 @@ export async function buildGuest(): Promise<GuestImage> {
   return { kernel, initrd };
 }
 
-/** Returns true when /dev/kvm can be opened read-write (KVM acceleration usable). */
+/**
+ * Returns true when KVM acceleration is worth using: /dev/kvm opens read-write AND the CPU advertises
+ * vmx/svm. (Inside some VMs /dev/kvm exists without vmx/svm; there KVM guests run far slower than TCG.)
+ */
 export function kvmUsable(): boolean {
   try {
     closeSync(openSync('/dev/kvm', fsConstants.O_RDWR));
-    return true;
+  } catch {
+    return false;
+  }
+  try {
+    return /^flags\s*:.*\b(vmx|svm)\b/m.test(readFileSync('/proc/cpuinfo', 'utf8'));
   } catch {
     return false;
   }
@@ -486,6 +500,7 @@ export async function startGuest(opts: GuestOptions): Promise<GuestHandle> {
     '-smp', '1',
     '-m', `${opts.memoryMb ?? GUEST_MEMORY_MB}M`,
     '-serial', 'stdio',
+    ...NO_ROM_NICS.flatMap((nic) => ['-global', `${nic}.romfile=`]),
     '-kernel', image.kernel,
     '-initrd', image.initrd,
     '-append', append.join(' '),
@@ -498,7 +513,7 @@ export async function startGuest(opts: GuestOptions): Promise<GuestHandle> {
   let dropped = 0;
   const listeners = new Set<() => void>();
   const onData = (chunk: Buffer): void => {
-    const text = chunk.toString('latin1').replace(/\r/g, '');
+    const text = chunk.toString('latin1').replace(ANSI_ESCAPE_RE, '').replace(/\r/g, '');
     if (echo) process.stderr.write(text);
     out += text;
     if (out.length > CONSOLE_MAX_CHARS) {

@@ -1,0 +1,16 @@
+// Test configuration: unit tests (parsers, formats), integration tests (real switch processes)
+// and interop tests (Debian vde2/vdeplug4, QEMU, kernel taps in namespaces). The global set-up
+// builds the project if needed and installs the Debian packages the tests use.
+import { defineConfig } from 'vitest/config';
+
+export default defineConfig({
+  test: {
+    include: ['test/**/*.test.ts'],
+    globalSetup: ['test/global-setup.ts'],
+    pool: 'forks',
+    maxWorkers: 2,
+    testTimeout: 60_000,
+    hookTimeout: 180_000,
+    reporters: ['default'],
+  },
+});

@@ -938,26 +938,34 @@ export class SpanningTree {
     this.busy = true;
     try {
       if (this.enabled) {
+        // Port Transmit only consumes the other machines' variables (newInfo, roles, flags), so it
+        // runs once they have settled: one BPDU then carries every change made in this round.
         let iterations = 0;
-        let changed = true;
-        while (changed) {
-          if (++iterations > MAX_RUN_ITERATIONS) {
-            this.log('warning: state machines did not settle; giving up for this round');
-            break;
+        let transmitted = true;
+        while (transmitted) {
+          let changed = true;
+          while (changed) {
+            if (++iterations > MAX_RUN_ITERATIONS) throw new Error('state machines did not settle');
+            changed = false;
+            for (const p of this.ports.values()) {
+              if (this.stepPrx(p)) changed = true;
+              if (this.stepPpm(p)) changed = true;
+              if (this.stepBdm(p)) changed = true;
+              if (this.stepPim(p)) changed = true;
+            }
+            if (this.stepPrs()) changed = true;
+            for (const p of this.ports.values()) {
+              if (this.stepPrt(p)) changed = true;
+              if (this.stepPst(p)) changed = true;
+              if (this.stepTcm(p)) changed = true;
+            }
           }
-          changed = false;
+          transmitted = false;
           for (const p of this.ports.values()) {
-            if (this.stepPrx(p)) changed = true;
-            if (this.stepPpm(p)) changed = true;
-            if (this.stepBdm(p)) changed = true;
-            if (this.stepPtx(p)) changed = true;
-            if (this.stepPim(p)) changed = true;
-          }
-          if (this.stepPrs()) changed = true;
-          for (const p of this.ports.values()) {
-            if (this.stepPrt(p)) changed = true;
-            if (this.stepPst(p)) changed = true;
-            if (this.stepTcm(p)) changed = true;
+            while (this.stepPtx(p)) {
+              transmitted = true;
+              if (++iterations > MAX_RUN_ITERATIONS) throw new Error('port transmit machine did not settle');
+            }
           }
         }
       }

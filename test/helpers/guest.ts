@@ -80,6 +80,8 @@ const CONSOLE_MAX_CHARS = 4 * 1024 * 1024;
 
 /** Terminal control sequences (SeaBIOS clears the screen) removed from the captured console. */
 const ANSI_ESCAPE_RE = /\x1b(\[[0-9;?]*[A-Za-z]|[A-Za-z])/g;
+/** An escape sequence cut off at the end of a chunk (QEMU's serial often writes byte by byte). */
+const ANSI_PARTIAL_RE = /\x1b(\[[0-9;?]*)?$/;
 /** NICs whose iPXE option ROM is disabled (saves boot time; the kernel is loaded with -kernel). */
 const NO_ROM_NICS = ['virtio-net-pci', 'e1000', 'rtl8139', 'ne2k_pci', 'pcnet', 'e1000e', 'vmxnet3'];
 
@@ -237,12 +239,17 @@ export interface GuestHandle {
   exited: Promise<{ code: number | null; signal: NodeJS.Signals | null }>;
   /** Kills QEMU by PID (SIGTERM, then SIGKILL) and waits for it to exit. */
   kill(): Promise<void>;
+  /** True once the timeoutMs hard limit fired and QEMU was killed. */
+  timedOut(): boolean;
 }
 
 /** Result of runGuest(). */
 export interface GuestResult {
+  /** Console output (\r and terminal escape sequences removed). */
   output: string;
+  /** QEMU exit status (0 after the guest's poweroff); null when it was killed at timeoutMs or by a signal. */
   code: number | null;
+  /** True when the guest did not power off within timeoutMs. */
   timedOut: boolean;
 }
 
@@ -488,7 +495,7 @@ export async function startGuest(opts: GuestOptions): Promise<GuestHandle> {
   const { qemu } = await ensureGuestDeps();
   const accelChoice = opts.accel ?? ((process.env.VT_GUEST_ACCEL as 'kvm' | 'tcg' | undefined) || 'auto');
   const useKvm = accelChoice === 'kvm' || (accelChoice === 'auto' && kvmUsable());
-  const append = ['console=ttyS0', 'panic=-1', 'quiet', 'loglevel=3', 'i8042.noaux', 'i8042.nokbd', 'i8042.nopnp', ...cmdlineWords(opts.cmdline)];
+  const kernelArgs = ['console=ttyS0', 'panic=-1', 'quiet', 'loglevel=3', 'i8042.noaux', 'i8042.nokbd', 'i8042.nopnp', ...cmdlineWords(opts.cmdline)];
   const args = [
     '-nodefaults',
     '-no-user-config',
@@ -503,7 +510,7 @@ export async function startGuest(opts: GuestOptions): Promise<GuestHandle> {
     ...NO_ROM_NICS.flatMap((nic) => ['-global', `${nic}.romfile=`]),
     '-kernel', image.kernel,
     '-initrd', image.initrd,
-    '-append', append.join(' '),
+    '-append', kernelArgs.join(' '),
     ...opts.netdev,
     ...(opts.extraQemuArgs ?? []),
   ];
@@ -512,8 +519,7 @@ export async function startGuest(opts: GuestOptions): Promise<GuestHandle> {
   let out = '';
   let dropped = 0;
   const listeners = new Set<() => void>();
-  const onData = (chunk: Buffer): void => {
-    const text = chunk.toString('latin1').replace(ANSI_ESCAPE_RE, '').replace(/\r/g, '');
+  const append = (text: string): void => {
     if (echo) process.stderr.write(text);
     out += text;
     if (out.length > CONSOLE_MAX_CHARS) {
@@ -522,18 +528,33 @@ export async function startGuest(opts: GuestOptions): Promise<GuestHandle> {
     }
     for (const l of listeners) l();
   };
-  child.stdout!.on('data', onData);
-  child.stderr!.on('data', onData);
+  /** Returns a data handler for one output stream that strips \r and escape sequences. */
+  const sink = (): ((chunk: Buffer) => void) => {
+    let pending = ''; // unfinished escape sequence carried over to the next chunk
+    return (chunk: Buffer): void => {
+      let text = pending + chunk.toString('latin1');
+      pending = '';
+      const partial = ANSI_PARTIAL_RE.exec(text);
+      if (partial && partial[0].length < 32) {
+        pending = partial[0];
+        text = text.slice(0, partial.index);
+      }
+      append(text.replace(ANSI_ESCAPE_RE, '').replace(/\r/g, ''));
+    };
+  };
+  child.stdout!.on('data', sink());
+  child.stderr!.on('data', sink());
 
   let exitInfo: { code: number | null; signal: NodeJS.Signals | null } | null = null;
   const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => {
     child.on('error', (err) => {
-      onData(Buffer.from(`\n[qemu spawn error: ${err.message}]\n`));
+      append(`\n[qemu spawn error: ${err.message}]\n`);
       exitInfo = { code: null, signal: null };
       resolve(exitInfo);
       for (const l of listeners) l();
     });
-    child.on('exit', (code, signal) => {
+    // 'close' (not 'exit') so that all console output has been read when `exited` resolves.
+    child.on('close', (code, signal) => {
       exitInfo = { code, signal };
       resolve(exitInfo);
       for (const l of listeners) l();
@@ -558,8 +579,10 @@ export async function startGuest(opts: GuestOptions): Promise<GuestHandle> {
     await exited;
     clearTimeout(t);
   };
+  let timedOut = false;
   const hardLimit = setTimeout(() => {
-    onData(Buffer.from(`\n[vde-ts: guest timeout after ${opts.timeoutMs} ms, killing qemu pid ${pid}]\n`));
+    timedOut = true;
+    append(`\n[vde-ts: guest timeout after ${opts.timeoutMs} ms, killing qemu pid ${pid}]\n`);
     void kill();
   }, opts.timeoutMs);
   void exited.then(() => clearTimeout(hardLimit));
@@ -597,6 +620,7 @@ export async function startGuest(opts: GuestOptions): Promise<GuestHandle> {
     waitFor,
     exited,
     kill,
+    timedOut: () => timedOut,
   };
 }
 
@@ -608,13 +632,10 @@ function tail(s: string, chars = 3000): string {
 /** Boots the guest, waits until it powers off (or kills it at timeoutMs) and returns its console output. */
 export async function runGuest(opts: GuestOptions): Promise<GuestResult> {
   const g = await startGuest(opts);
-  let timedOut = false;
-  const timer = setTimeout(() => {
-    timedOut = true;
-  }, Math.max(0, opts.timeoutMs - 1));
   const { code } = await g.exited;
-  clearTimeout(timer);
-  return { output: g.output(), code, timedOut: timedOut || /\[vde-ts: guest timeout/.test(g.output()) };
+  // QEMU exits with status 0 on SIGTERM too, so report null when it had to be killed.
+  const timedOut = g.timedOut();
+  return { output: g.output(), code: timedOut ? null : code, timedOut };
 }
 
 /** Extracts the VT-* markers from a guest console log. */

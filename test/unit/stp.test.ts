@@ -295,7 +295,7 @@ describe('BPDU codec', () => {
       0x14, 0x00, // max age 20 s
       0x02, 0x00, // hello time 2 s
       0x0f, 0x00, // forward delay 15 s
-      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // padding to 60 bytes
+      0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, 0x00, // padding: 14 + 3 + 35 = 52, up to 60 bytes
     ]);
     expect(expected.length).toBe(ETH_MIN_FRAME_BYTES);
     expect(frame.toString('hex')).toBe(expected.toString('hex'));
@@ -332,7 +332,7 @@ describe('BPDU codec', () => {
     const unpadded = full.subarray(0, 14 + 3 + CONFIG_BPDU_BYTES);
     expect(decodeBpdu(unpadded).ok).toBe(true);
     const mst = Buffer.concat([encodeBpdu({ ...configBpdu(), type: 'rst', version: 2 }, mac(1)), Buffer.alloc(64)]);
-    mst[20] = 3; // protocol version 3 (MSTP)
+    mst[19] = 3; // protocol version 3 (MSTP)
     mst.writeUInt16BE(3 + 102, 12);
     const d = decodeBpdu(mst);
     expect(d.ok && d.bpdu.type === 'rst' && d.bpdu.version === 3).toBe(true);
@@ -485,10 +485,12 @@ describe('RSTP between instances', () => {
     expect(c.stp.status().rootPort).toBe(2);
     expect(c.stp.status().rootPathCost).toBe(40000);
     expect(blockedEnds(net)).toEqual([]);
-    // The topology change reached B and A: they flushed the ports towards the change.
+    // The removed ports were flushed; C's new root port going forwarding is a topology change
+    // that reached B, which flushed its other active port (towards A).
+    expect(a.flushes.some((f) => f.at >= flushMark && f.port === 2)).toBe(true);
+    expect(c.flushes.some((f) => f.at >= flushMark && f.port === 1)).toBe(true);
     expect(b.flushes.some((f) => f.at >= flushMark && f.port === 1)).toBe(true);
-    expect(a.flushes.some((f) => f.at >= flushMark && f.port === 1)).toBe(true);
-    expect(a.stp.status().topologyChangeCount).toBeGreaterThan(0);
+    expect(c.stp.status().topologyChangeCount).toBeGreaterThan(0);
   });
 
   it('a root port that stops hearing BPDUs ages out after 3 hellos and the tree re-forms', () => {
@@ -526,15 +528,22 @@ describe('RSTP between instances', () => {
     const net = new SimNet();
     const a = net.bridge('A', 1);
     const b = net.bridge('B', 2);
+    const d = net.bridge('D', 4);
     net.connect('A', 1, 'B', 1);
+    net.connect('A', 2, 'D', 1);
     net.run(20_000);
     const mark = net.now;
     net.bridge('C', 3);
     net.connect('B', 2, 'C', 1);
     net.run(10_000);
     expect(net.spansAll()).toBe(true);
+    // B's new designated port went forwarding: B flushes its root port, the TC reaches A over
+    // that link and A flushes its other active port (towards D). Ports that received the TC keep
+    // their entries, as 802.1D specifies.
     expect(b.flushes.some((f) => f.at >= mark && f.port === 1)).toBe(true);
-    expect(a.flushes.some((f) => f.at >= mark && f.port === 1)).toBe(true);
+    expect(a.flushes.some((f) => f.at >= mark && f.port === 2)).toBe(true);
+    expect(a.flushes.some((f) => f.at >= mark && f.port === 1)).toBe(false);
+    expect(d.flushes.filter((f) => f.at >= mark)).toEqual([]);
   });
 
   it('edge ports forward at once and do not cause topology changes; silent ports become edge by themselves', () => {
@@ -633,32 +642,60 @@ describe('legacy STP peers', () => {
     net.add(peer);
     net.connect('S', 1, 'L', 1);
     net.connect('S', 2, 'L', 2);
-    us.stp.addPort(3); // towards a host: becomes an active designated port once edge detection runs
+    // Port 3 leads to a bridge-less segment but is not allowed to become an edge port, so it
+    // reaches forwarding only after its timers run out, which is a topology change.
+    us.stp.setAutoEdge(3, false);
+    us.stp.addPort(3);
     net.run(10_000);
     const st = us.stp.status();
     expect(st.rootId).toBe(formatBridgeId(peerId));
     expect(st.rootPort).toBe(1);
+    expect(st.rootPathCost).toBe(20000);
     expect(us.role(2)).toBe('alternate');
-    expect(us.forwarding(1)).toBe(true);
+    expect(us.forwarding(1)).toBe(true); // root port: rapid transition is safe, the old paths are blocked
     expect(us.forwarding(2)).toBe(false);
     expect(us.portStatus(1).protocol).toBe('stp');
     expect(us.portStatus(2).protocol).toBe('stp');
-    // After migration only version-0 BPDUs leave the legacy-facing ports.
-    const migratedAt = Math.max(...us.logs.filter((l) => l.includes('legacy STP peer detected')).map((l) => parseInt(l, 10)));
-    const later = us.sent.filter((s) => s.at > migratedAt && s.port !== 3);
-    expect(later.length).toBeGreaterThan(0);
-    expect(later.every((s) => s.bpdu.version === 0)).toBe(true);
-    // Our root port went forwarding: a TCN went to the legacy root, which acknowledged it; TCNs then stop.
+    expect(us.portStatus(3).protocol).toBe('rstp');
+    expect(us.forwarding(3)).toBe(false);
+    const tcnAt = net.runUntil(() => peer.received.some((r) => r.bpdu.type === 'tcn'), 30_000);
+    expect(us.forwarding(3)).toBe(true);
+    expect(net.now).toBeLessThan(30_000);
+    expect(tcnAt).toBeGreaterThan(0);
+    // A TCN went out of the root port only; the legacy root acknowledged it and the TCNs stop.
+    net.run(2000);
     const tcns = peer.received.filter((r) => r.bpdu.type === 'tcn');
-    expect(tcns.length).toBeGreaterThan(0);
-    expect(tcns.every((r) => r.port === 1)).toBe(true);
+    expect(tcns.every((r) => r.port === 1 && r.bpdu.version === 0)).toBe(true);
     const before = tcns.length;
     net.run(10_000);
     expect(peer.received.filter((r) => r.bpdu.type === 'tcn').length).toBe(before);
-    // The legacy root now advertises a topology change: every receipt flushes our other active ports.
-    const flushesOn3 = us.flushes.filter((f) => f.port === 3).length;
-    expect(flushesOn3).toBe(0); // port 3 is an edge port (host behind it): never flushed
+    // Only version-0 BPDUs ever reached the legacy peer after migration: it would drop anything else.
+    expect(us.sent.filter((s) => s.port !== 3 && s.at > 6000).every((s) => s.bpdu.version === 0)).toBe(true);
+    // The legacy root now advertises the topology change; each receipt flushes our other active port.
+    console.log(JSON.stringify(us.stp.status(), null, 1), peer.tcUntilMs, net.now, us.flushes, us.logs.slice(-30));
     expect(us.stp.status().topologyChange).toBe(true);
+    expect(us.flushes.filter((f) => f.port === 3 && f.at > peer.tcUntilMs - 35_000).length).toBeGreaterThan(3);
+    expect(us.flushes.some((f) => f.port === 1 && f.at > peer.tcUntilMs - 35_000)).toBe(true);
+  });
+
+  it('blocks the right port when the legacy root link fails, and notifies with a TCN', () => {
+    const net = new SimNet();
+    const us = net.bridge('S', 5);
+    const peer = new LegacyPeer('L', net, makeBridgeId(0x1000, mac(0xee)), [1, 2]);
+    net.add(peer);
+    const l1 = net.connect('S', 1, 'L', 1);
+    net.connect('S', 2, 'L', 2);
+    net.run(15_000);
+    expect(us.stp.status().rootPort).toBe(1);
+    const tcnsBefore = peer.received.filter((r) => r.bpdu.type === 'tcn').length;
+    net.cut(l1, true);
+    const t = net.runUntil(() => us.forwarding(2), 5000);
+    expect(t).toBeLessThanOrEqual(1000);
+    expect(us.stp.status().rootPort).toBe(2);
+    net.run(3000);
+    const tcns = peer.received.filter((r) => r.bpdu.type === 'tcn').slice(tcnsBefore);
+    expect(tcns.length).toBeGreaterThan(0);
+    expect(tcns.every((r) => r.port === 2)).toBe(true);
   });
 
   it('becomes root over a legacy bridge: Configuration BPDUs, listening/learning with forward delay', () => {

@@ -71,6 +71,10 @@ const ROOT_MODULES = ['virtio_pci', 'virtio_net'];
 const CPIO_TIMEOUT_MS = 60_000;
 /** Upper bound for decompressing one module. */
 const DECOMPRESS_TIMEOUT_MS = 30_000;
+/** Unfinished build directories older than this are removed (a crashed run left them). */
+const STALE_BUILD_AGE_MS = 60 * 60 * 1000;
+/** Cached images of other keys (older code or kernels) older than this are removed. */
+const STALE_CACHE_AGE_MS = 24 * 60 * 60 * 1000;
 /** Default guest RAM. */
 const GUEST_MEMORY_MB = 256;
 /** Grace period between SIGTERM and SIGKILL when killing QEMU. */
@@ -416,6 +420,7 @@ export async function buildGuest(): Promise<GuestImage> {
   if (existsSync(initrd)) return { kernel, initrd };
 
   mkdirSync(cacheRoot, { recursive: true });
+  pruneCache(cacheRoot, basename(cacheDir));
   const work = join(cacheRoot, `.build-${process.pid}-${randomBytes(4).toString('hex')}`);
   const root = join(work, 'root');
   const out = join(work, 'out');
@@ -459,6 +464,23 @@ export async function buildGuest(): Promise<GuestImage> {
     rmSync(work, { recursive: true, force: true });
   }
   return { kernel, initrd };
+}
+
+/** Removes crashed builds and old cache entries under `cacheRoot` (never the entry `keep`). */
+function pruneCache(cacheRoot: string, keep: string): void {
+  const now = Date.now();
+  for (const name of readdirSync(cacheRoot)) {
+    if (name === keep) continue;
+    const p = join(cacheRoot, name);
+    try {
+      const age = now - statSync(p).mtimeMs;
+      if (age > (name.startsWith('.build-') ? STALE_BUILD_AGE_MS : STALE_CACHE_AGE_MS)) {
+        rmSync(p, { recursive: true, force: true });
+      }
+    } catch {
+      /* raced with another worker: ignore */
+    }
+  }
 }
 
 /**
@@ -576,7 +598,8 @@ export async function startGuest(opts: GuestOptions): Promise<GuestHandle> {
         /* already gone */
       }
     }, KILL_GRACE_MS);
-    await exited;
+    // Bounded: a process that survives SIGKILL for this long is reported by the caller's own timeout.
+    await Promise.race([exited, new Promise((r) => setTimeout(r, 3 * KILL_GRACE_MS))]);
     clearTimeout(t);
   };
   let timedOut = false;

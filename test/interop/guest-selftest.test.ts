@@ -7,8 +7,7 @@
  *   ns A  192.0.2.1  (tap made in root ns, opened by root-ns vde_plug, then moved) ─┤ Debian vde_switch
  *   ns B  192.0.2.2  (tap made inside ns B, vde_plug run inside ns B) ─┘
  */
-import { mkdtempSync } from 'node:fs';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';

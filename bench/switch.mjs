@@ -59,8 +59,9 @@ const NET_NS_A = 'vdebench-a';
 const NET_NS_B = 'vdebench-b';
 const NET_TAP_A = 'vdbtapa';
 const NET_TAP_B = 'vdbtapb';
-const NET_BRIDGE = 'vdbbr0';
-const NET_VETH_A = 'vdbva0';           // root side; peer vdbva1 lives in NS A
+const NET_NS_BRIDGE = 'vdebench-br';   // the reference bridge lives in its own netns so
+const NET_BRIDGE = 'vdbbr0';           // the root ns (which may own 192.0.2.x) stays out of it
+const NET_VETH_A = 'vdbva0';           // bridge side; peer vdbva1 lives in NS A
 const NET_VETH_B = 'vdbvb0';
 const NET_ADDR_A = '192.0.2.1';        // RFC 5737 documentation range only
 const NET_ADDR_B = '192.0.2.2';
@@ -613,9 +614,8 @@ async function scenarioMacs(switches, opts, wantRss) {
 function ipq(...args) { return run('ip', args, { quiet: true }); }
 
 function netTeardown() {
-  ipq('netns', 'del', NET_NS_A);
-  ipq('netns', 'del', NET_NS_B);
-  for (const l of [NET_TAP_A, NET_TAP_B, NET_VETH_A, NET_VETH_B, NET_BRIDGE]) ipq('link', 'del', l);
+  for (const ns of [NET_NS_A, NET_NS_B, NET_NS_BRIDGE]) ipq('netns', 'del', ns);
+  for (const l of [NET_TAP_A, NET_TAP_B]) ipq('link', 'del', l);
 }
 
 function netConfigureNs(ns, dev, addr) {
@@ -695,19 +695,20 @@ async function netViaSwitch(sw) {
 async function netViaBridge() {
   try {
     netTeardown();
-    for (const ns of [NET_NS_A, NET_NS_B]) {
+    for (const ns of [NET_NS_A, NET_NS_B, NET_NS_BRIDGE]) {
       const r = run('ip', ['netns', 'add', ns]);
       if (!r.ok) return { error: `ip netns add: ${r.err}` };
     }
+    const br = ['-n', NET_NS_BRIDGE];
     const steps = [
-      ['link', 'add', NET_BRIDGE, 'type', 'bridge'],
-      ['link', 'set', NET_BRIDGE, 'up'],
-      ['link', 'add', NET_VETH_A, 'type', 'veth', 'peer', 'name', 'vdbva1', 'netns', NET_NS_A],
-      ['link', 'add', NET_VETH_B, 'type', 'veth', 'peer', 'name', 'vdbvb1', 'netns', NET_NS_B],
-      ['link', 'set', NET_VETH_A, 'master', NET_BRIDGE],
-      ['link', 'set', NET_VETH_B, 'master', NET_BRIDGE],
-      ['link', 'set', NET_VETH_A, 'up'],
-      ['link', 'set', NET_VETH_B, 'up'],
+      [...br, 'link', 'add', NET_BRIDGE, 'type', 'bridge'],
+      [...br, 'link', 'set', NET_BRIDGE, 'up'],
+      [...br, 'link', 'add', NET_VETH_A, 'type', 'veth', 'peer', 'name', 'vdbva1', 'netns', NET_NS_A],
+      [...br, 'link', 'add', NET_VETH_B, 'type', 'veth', 'peer', 'name', 'vdbvb1', 'netns', NET_NS_B],
+      [...br, 'link', 'set', NET_VETH_A, 'master', NET_BRIDGE],
+      [...br, 'link', 'set', NET_VETH_B, 'master', NET_BRIDGE],
+      [...br, 'link', 'set', NET_VETH_A, 'up'],
+      [...br, 'link', 'set', NET_VETH_B, 'up'],
     ];
     for (const s of steps) {
       const r = run('ip', s);

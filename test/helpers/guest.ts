@@ -62,6 +62,7 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import { gunzipSync, gzipSync } from 'node:zlib';
 import { ensureFile, ensureTools } from './deps.js';
+import { defaultCleanup, type Cleanup } from './netns.js';
 
 /** Bump when the initramfs layout changes in a way the script hash does not capture. */
 const INITRD_FORMAT_VERSION = 3;
@@ -227,6 +228,8 @@ export interface GuestOptions {
   accel?: 'auto' | 'kvm' | 'tcg';
   /** Mirror the console to process.stderr (also enabled by env VT_GUEST_ECHO=1). */
   echo?: boolean;
+  /** Registry that kills QEMU by PID if the test forgets to (default: netns.ts defaultCleanup). */
+  cleanup?: Cleanup;
 }
 
 /** A running guest. */
@@ -538,6 +541,7 @@ export async function startGuest(opts: GuestOptions): Promise<GuestHandle> {
   ];
   const echo = opts.echo ?? process.env.VT_GUEST_ECHO === '1';
   const child = spawn(qemu, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+  (opts.cleanup ?? defaultCleanup).process(child);
   let out = '';
   let dropped = 0;
   const listeners = new Set<() => void>();

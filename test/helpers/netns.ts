@@ -163,13 +163,29 @@ type CleanupItem =
 const liveRegistries = new Set<Cleanup>();
 let exitHookInstalled = false;
 
+/** Signals after which the fallback cleanup runs (vitest stops its fork workers with SIGTERM). */
+const FALLBACK_SIGNALS: NodeJS.Signals[] = ['SIGTERM', 'SIGINT', 'SIGHUP'];
+/** The fallback signal handlers, so they can remove themselves. */
+const handlers = new Map<NodeJS.Signals, () => void>();
+
 /** Installs the synchronous process-exit fallback that removes anything still registered. */
 function installExitHook(): void {
   if (exitHookInstalled) return;
   exitHookInstalled = true;
-  process.on('exit', () => {
-    for (const reg of liveRegistries) reg.runSync();
-  });
+  const runAll = (): void => {
+    for (const reg of [...liveRegistries]) reg.runSync();
+  };
+  process.on('exit', runAll);
+  for (const sig of FALLBACK_SIGNALS) {
+    const handler = (): void => {
+      runAll();
+      // Restore the previous behaviour: if nobody else handles the signal, die from it as before.
+      for (const s of FALLBACK_SIGNALS) process.removeListener(s, handlers.get(s)!);
+      if (process.listenerCount(sig) === 0) process.kill(process.pid, sig);
+    };
+    handlers.set(sig, handler);
+    process.on(sig, handler);
+  }
 }
 
 /** Registry of things a test created; run() removes them in reverse order of registration. */
@@ -194,10 +210,19 @@ export class Cleanup {
     return name;
   }
 
-  /** Registers a process (ChildProcess or PID) to be killed by PID. */
+  /** Registers a process (ChildProcess or PID) to be killed by PID; a ChildProcess is dropped once it exits. */
   process<T extends ChildProcess | number>(p: T): T {
-    if (typeof p === 'number') this.items.push({ kind: 'process', pid: p });
-    else if (p.pid !== undefined) this.items.push({ kind: 'process', pid: p.pid, child: p });
+    if (typeof p === 'number') {
+      this.items.push({ kind: 'process', pid: p });
+    } else if (p.pid !== undefined && p.exitCode === null && p.signalCode === null) {
+      const item: CleanupItem = { kind: 'process', pid: p.pid, child: p };
+      this.items.push(item);
+      // Forget it once reaped, so its PID can never be signalled after being reused.
+      p.once('exit', () => {
+        const i = this.items.indexOf(item);
+        if (i >= 0) this.items.splice(i, 1);
+      });
+    }
     return p;
   }
 
@@ -234,6 +259,7 @@ export class Cleanup {
       try {
         switch (item.kind) {
           case 'process':
+            if (item.child && (item.child.exitCode !== null || item.child.signalCode !== null)) break;
             if (alive(item.pid)) process.kill(item.pid, 'SIGKILL');
             break;
           case 'netns':

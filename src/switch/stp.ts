@@ -1323,6 +1323,33 @@ export class SpanningTree {
     return 'other';
   }
 
+  /**
+   * Deviation (count-to-infinity mitigation): every BPDU a bridge sends carries the same root
+   * identifier, root path cost and times, whichever of its ports sends it. So when bridge X tells
+   * port p something new, information from X still held by our other ports is stale; it is
+   * updated as the SUPERIOR_DESIGNATED state would do once X's next BPDU arrives there. Without
+   * this, a port holding X's old "root R via me" claim could be chosen as the new root port
+   * right after X lost R, which starts count-to-infinity and its transient forwarding loops.
+   */
+  private refreshSiblingInfo(p: Port): void {
+    const b = p.rcvdBpduData;
+    if (!b || b.type === 'tcn' || sameBridgeAddress(b.bridgeId, this.bridgeId)) return;
+    for (const q of this.ports.values()) {
+      if (q === p || q.infoIs !== 'received' || q.portPriority.designatedBridgeId !== b.bridgeId) continue;
+      const old = q.portPriority;
+      if (old.rootId === p.msgPriority.rootId && old.rootPathCost === p.msgPriority.rootPathCost &&
+          sameTimes({ ...p.msgTimes, helloTime: q.portTimes.helloTime }, q.portTimes)) continue;
+      const updated: PriorityVector = { ...old, rootId: p.msgPriority.rootId, rootPathCost: p.msgPriority.rootPathCost };
+      q.agreed = q.proposing = false;
+      q.agree = q.agree && cmpVector(updated, old) <= 0;
+      q.synced = false;
+      q.portPriority = updated;
+      q.portTimes = { ...p.msgTimes, helloTime: q.portTimes.helloTime };
+      q.reselect = true;
+      q.selected = false;
+    }
+  }
+
   private recordProposal(p: Port): void {
     if (this.msgFlags(p) & FLAG_PROPOSAL) p.proposed = true;
   }
@@ -1388,6 +1415,7 @@ export class SpanningTree {
         break;
       case 'RECEIVE':
         p.rcvdInfo = this.rcvInfo(p);
+        this.refreshSiblingInfo(p);
         break;
       case 'SUPERIOR_DESIGNATED':
         p.agreed = p.proposing = false;

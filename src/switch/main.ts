@@ -26,7 +26,7 @@ export const DAEMON_START_TIMEOUT_MS = 10000;
 
 const LONG_NAMES = [
   'help', 'version', 'numports', 'hub', 'fstp', 'macaddr', 'priority', 'hashsize', 'sock', 'vdesock', 'unix', 'mode', 'dirmode',
-  'group', 'daemon', 'pidfile', 'rcfile', 'mgmt', 'mgmtmode', 'mgmtgroup', 'nostdin', 'debugclients', 'tap', 'foreign-tags', 'verbose',
+  'group', 'daemon', 'pidfile', 'rcfile', 'mgmt', 'mgmtmode', 'mgmtgroup', 'nostdin', 'debugclients', 'tap', 'foreign-tags', 'verbose', 'stp-hello', 'stp-forward-delay', 'stp-max-age',
 ];
 
 function parser(argv: string[]) {
@@ -45,6 +45,9 @@ function parser(argv: string[]) {
     .option('fstp', { alias: 'F', type: 'boolean', describe: 'run spanning tree (IEEE 802.1D RSTP/STP BPDUs) against loops' })
     .option('macaddr', { type: 'string', describe: 'switch MAC for spanning tree (xx:xx:xx:xx:xx:xx)' })
     .option('priority', { type: 'string', describe: 'spanning-tree bridge priority 0..65535', default: String(DEFAULT_PRIORITY) })
+    .option('stp-hello', { type: 'string', describe: 'spanning-tree hello time, seconds 1..10', default: '2' })
+    .option('stp-forward-delay', { type: 'string', describe: 'spanning-tree forward delay, seconds 4..30 (legacy STP peers wait twice this)', default: '15' })
+    .option('stp-max-age', { type: 'string', describe: 'spanning-tree max age, seconds 6..40', default: '20' })
     .option('hashsize', { type: 'string', describe: 'initial MAC table size (it grows as needed)', default: String(DEFAULT_HASHSIZE) })
     .option('mode', { alias: 'm', type: 'string', describe: 'octal mode of ctl and data sockets (default 0600)' })
     .option('dirmode', { type: 'string', describe: 'octal mode of the directory (default 02700, or derived from --mode)' })
@@ -119,6 +122,9 @@ export function toOptions(a: Record<string, unknown>): SwitchOptions {
     fstp: Boolean(a.fstp),
     mac: a.macaddr ? parseMac(String(a.macaddr)) : undefined,
     priority: intOption('priority', a.priority, 0, 65535),
+    stpHelloSeconds: intOption('stp-hello', a['stp-hello'] ?? '2', 1, 10),
+    stpForwardDelaySeconds: intOption('stp-forward-delay', a['stp-forward-delay'] ?? '15', 4, 30),
+    stpMaxAgeSeconds: intOption('stp-max-age', a['stp-max-age'] ?? '20', 6, 40),
     hashSize: intOption('hashsize', a.hashsize, 1, 1 << 24),
     mode,
     dirmode,

@@ -31,6 +31,7 @@ export class SpanningTreeControl implements StpControl {
     mac: Buffer,
     priority: number,
     private debug: (category: string, msg: string) => void,
+    timers: { helloSeconds?: number; forwardDelaySeconds?: number; maxAgeSeconds?: number } = {},
   ) {
     this.tree = new SpanningTree(
       {
@@ -46,7 +47,7 @@ export class SpanningTreeControl implements StpControl {
         },
         log: () => {},
       },
-      { bridgeMac: mac, priority },
+      { bridgeMac: mac, priority, ...timers },
     );
   }
 

@@ -26,6 +26,9 @@ export interface SwitchOptions {
   fstp: boolean;
   mac?: Buffer;
   priority: number;
+  stpHelloSeconds?: number;
+  stpForwardDelaySeconds?: number;
+  stpMaxAgeSeconds?: number;
   hashSize: number;
   mode: number;
   dirmode: number;
@@ -89,7 +92,11 @@ export class VdeSwitch {
     this.state = new SwitchState(this.engine, opts.numPorts, opts.hashSize);
     this.engine.resizeMacTable(Math.max(opts.hashSize, 1024));
     this.state.applyAging();
-    this.stp = new SpanningTreeControl(this.state, this.mac, opts.priority, (cat, msg) => this.console.debug(cat, msg));
+    this.stp = new SpanningTreeControl(this.state, this.mac, opts.priority, (cat, msg) => this.console.debug(cat, msg), {
+      helloSeconds: opts.stpHelloSeconds,
+      forwardDelaySeconds: opts.stpForwardDelaySeconds,
+      maxAgeSeconds: opts.stpMaxAgeSeconds,
+    });
     const stpCtl: StpControl = this.stp;
     this.console = new Console({
       state: this.state,

@@ -548,6 +548,13 @@ export class SpanningTree {
   private readonly flushQueue = new Set<number>();
   private topologyChangeCount = 0;
   private loggedRootId: bigint | null = null;
+  /** Bumped on every state transition; tree-wide summaries are cached per generation. */
+  private stateGeneration = 0;
+  private summaryGeneration = -1;
+  private summaryNotReady = false;
+  private summaryUnsynced = 0;
+  private summaryUnsyncedNonRoot = 0;
+  private summaryRrWhileRunning = 0;
 
   constructor(host: StpHost, opts: StpOptions) {
     this.host = host;
@@ -933,9 +940,16 @@ export class SpanningTree {
   }
 
   /** Run every state machine until none of them can take a transition, then talk to the host. */
+  /** Record that a transition happened (cached summaries are stale); always true. */
+  private touched(): boolean {
+    this.stateGeneration++;
+    return true;
+  }
+
   private run(): void {
     if (this.busy) return;
     this.busy = true;
+    this.stateGeneration++; // timers and settings may have changed since the last run
     try {
       if (this.enabled) {
         // Port Transmit only consumes the other machines' variables (newInfo, roles, flags), so it
@@ -948,16 +962,16 @@ export class SpanningTree {
             if (++iterations > MAX_RUN_ITERATIONS) throw new Error('state machines did not settle');
             changed = false;
             for (const p of this.ports.values()) {
-              if (this.stepPrx(p)) changed = true;
-              if (this.stepPpm(p)) changed = true;
-              if (this.stepBdm(p)) changed = true;
-              if (this.stepPim(p)) changed = true;
+              if (this.stepPrx(p)) changed = this.touched();
+              if (this.stepPpm(p)) changed = this.touched();
+              if (this.stepBdm(p)) changed = this.touched();
+              if (this.stepPim(p)) changed = this.touched();
             }
-            if (this.stepPrs()) changed = true;
+            if (this.stepPrs()) changed = this.touched();
             for (const p of this.ports.values()) {
-              if (this.stepPrt(p)) changed = true;
-              if (this.stepPst(p)) changed = true;
-              if (this.stepTcm(p)) changed = true;
+              if (this.stepPrt(p)) changed = this.touched();
+              if (this.stepPst(p)) changed = this.touched();
+              if (this.stepTcm(p)) changed = this.touched();
             }
           }
           transmitted = false;
@@ -1070,25 +1084,45 @@ export class SpanningTree {
   private forwardDelayOf(p: Port): number { return p.sendRSTP ? this.helloTimeOf(p) : this.fwdDelayOf(p); }
   private edgeDelayOf(p: Port): number { return p.pointToPoint ? MIGRATE_TIME_SECONDS : this.maxAgeOf(p); }
 
+  /**
+   * Tree-wide facts behind allSynced and reRooted, recomputed only after a transition: every
+   * variable they read changes only inside a transition or outside run(), so the cache is
+   * never stale when consulted, and large bridges avoid a quadratic scan per step.
+   */
+  private summary(): void {
+    if (this.summaryGeneration === this.stateGeneration) return;
+    this.summaryGeneration = this.stateGeneration;
+    let notReady = false;
+    let unsynced = 0;
+    let unsyncedNonRoot = 0;
+    let rrRunning = 0;
+    for (const q of this.ports.values()) {
+      if (!q.selected || q.role !== q.selectedRole || q.updtInfo) notReady = true;
+      if (!q.synced) {
+        unsynced++;
+        if (q.role !== 'root') unsyncedNonRoot++;
+      }
+      if (q.rrWhile !== 0) rrRunning++;
+    }
+    this.summaryNotReady = notReady;
+    this.summaryUnsynced = unsynced;
+    this.summaryUnsyncedNonRoot = unsyncedNonRoot;
+    this.summaryRrWhileRunning = rrRunning;
+  }
+
   /** 802.1Q-2011 13.25.1 allSynced (the 802.1D-2004 definition refined). */
   private allSynced(p: Port): boolean {
-    for (const q of this.ports.values()) {
-      if (!q.selected || q.role !== q.selectedRole || q.updtInfo) return false;
-    }
-    if (p.role === 'root' || p.role === 'alternate') {
-      for (const q of this.ports.values()) if (q.role !== 'root' && !q.synced) return false;
-      return true;
-    }
-    if (p.role === 'designated') {
-      for (const q of this.ports.values()) if (q !== p && !q.synced) return false;
-      return true;
-    }
+    this.summary();
+    if (this.summaryNotReady) return false;
+    if (p.role === 'root' || p.role === 'alternate') return this.summaryUnsyncedNonRoot === 0;
+    if (p.role === 'designated') return this.summaryUnsynced - (p.synced ? 0 : 1) === 0;
     return false;
   }
 
+  /** 17.20.10 reRooted: no port other than p still has rrWhile running. */
   private reRooted(p: Port): boolean {
-    for (const q of this.ports.values()) if (q !== p && q.rrWhile !== 0) return false;
-    return true;
+    this.summary();
+    return this.summaryRrWhileRunning - (p.rrWhile !== 0 ? 1 : 0) === 0;
   }
 
   /* ------------------------- Port Receive (17.23) ------------------------ */
@@ -1730,9 +1764,10 @@ export class SpanningTree {
         if (!ready) return false;
         if (!p.forward && !p.reRoot) { this.enterPrt(p, 'REROOT'); return true; }
         if ((p.agreed && !p.synced) || (p.sync && p.synced)) { this.enterPrt(p, 'ROOT_SYNCED'); return true; }
-        if ((this.allSynced(p) && !p.agree) || (p.proposed && p.agree)) { this.enterPrt(p, 'ROOT_AGREED'); return true; }
+        if ((!p.agree && this.allSynced(p)) || (p.proposed && p.agree)) { this.enterPrt(p, 'ROOT_AGREED'); return true; }
         if (p.proposed && !p.agree) { this.enterPrt(p, 'ROOT_PROPOSED'); return true; }
-        const canAdvance = p.fdWhile === 0 || (this.reRooted(p) && p.rbWhile === 0);
+        // Only a port that is not yet forwarding can advance (reRooted scans the tree, so skip it otherwise).
+        const canAdvance = (!p.learn || !p.forward) && (p.fdWhile === 0 || (p.rbWhile === 0 && this.reRooted(p)));
         if (canAdvance && !p.learn) { this.enterPrt(p, 'ROOT_LEARN'); return true; }
         if (canAdvance && p.learn && !p.forward) { this.enterPrt(p, 'ROOT_FORWARD'); return true; }
         if (p.reRoot && p.forward) { this.enterPrt(p, 'REROOTED'); return true; }
@@ -1756,7 +1791,7 @@ export class SpanningTree {
           this.enterPrt(p, 'DESIGNATED_SYNCED');
           return true;
         }
-        if (this.allSynced(p) && (p.proposed || !p.agree)) { this.enterPrt(p, 'DESIGNATED_AGREED'); return true; }
+        if ((p.proposed || !p.agree) && this.allSynced(p)) { this.enterPrt(p, 'DESIGNATED_AGREED'); return true; }
         if (!p.forward && !p.agreed && !p.proposing && !p.operEdge) { this.enterPrt(p, 'DESIGNATED_PROPOSE'); return true; }
         const canAdvance = (p.fdWhile === 0 || p.agreed || p.operEdge) && (p.rrWhile === 0 || !p.reRoot) && !p.sync;
         if (canAdvance && !p.learn) { this.enterPrt(p, 'DESIGNATED_LEARN'); return true; }
@@ -1777,7 +1812,7 @@ export class SpanningTree {
         return true;
       case 'ALTERNATE_PORT':
         if (!ready) return false;
-        if ((this.allSynced(p) && !p.agree) || (p.proposed && p.agree)) { this.enterPrt(p, 'ALTERNATE_AGREED'); return true; }
+        if ((!p.agree && this.allSynced(p)) || (p.proposed && p.agree)) { this.enterPrt(p, 'ALTERNATE_AGREED'); return true; }
         if (p.proposed && !p.agree) { this.enterPrt(p, 'ALTERNATE_PROPOSED'); return true; }
         if (p.rbWhile !== 2 * this.helloTimeOf(p) && p.role === 'backup') { this.enterPrt(p, 'BACKUP_PORT'); return true; }
         if (p.fdWhile !== this.forwardDelayOf(p) || p.sync || p.reRoot || !p.synced) { this.enterPrt(p, 'ALTERNATE_PORT'); return true; }

@@ -597,6 +597,66 @@ describe('RSTP between instances', () => {
     expect(new Set(results).size).toBe(1);
   });
 
+  it('random meshes with link churn that keeps them connected never form a loop', () => {
+    // Count-to-infinity (and its known transient loops) needs the root to be cut off from a
+    // cycle; while every bridge can still reach the root, RSTP must stay loop-free throughout.
+    for (let seed = 1; seed <= 40; seed++) {
+      let s = seed * 7919;
+      const rnd = (n: number): number => { s = (s * 1103515245 + 12345) & 0x7fffffff; return s % n; };
+      const net = new SimNet();
+      const count = 3 + rnd(6);
+      const nextPort = new Map<string, number>();
+      for (let i = 0; i < count; i++) {
+        net.bridge(`B${i}`, 1 + i * 37, { priority: 28672 + rnd(3) * 4096 });
+        nextPort.set(`B${i}`, 1);
+      }
+      const link = (a: string, b: string): void => {
+        const pa = nextPort.get(a)!;
+        const pb = nextPort.get(b)!;
+        nextPort.set(a, pa + 1);
+        nextPort.set(b, pb + 1);
+        net.connect(a, pa, b, pb);
+      };
+      for (let i = 1; i < count; i++) link(`B${i}`, `B${rnd(i)}`);
+      for (let k = rnd(count * 2) + count; k > 0; k--) {
+        const a = rnd(count);
+        const b = rnd(count);
+        if (a !== b) link(`B${a}`, `B${b}`);
+      }
+      const stepMs = [100, 250, 1000, 1700][rnd(4)]!;
+      const connectedWithout = (l: SimLink): boolean => {
+        l.up = false;
+        const seen = new Set(['B0']);
+        for (let grew = true; grew;) {
+          grew = false;
+          for (const x of net.links) {
+            if (x.up && seen.has(x.a.node) !== seen.has(x.b.node)) { seen.add(x.a.node); seen.add(x.b.node); grew = true; }
+          }
+        }
+        l.up = true;
+        return seen.size === count;
+      };
+      net.run(30_000, () => net.assertLoopFree(), stepMs);
+      for (let round = 0; round < 8; round++) {
+        const l = net.links[rnd(net.links.length)]!;
+        if (l.up && connectedWithout(l)) net.cut(l, rnd(2) === 0); // sometimes silently
+        else if (!l.up) {
+          l.up = true; // a reconnection is a link flap on both ends
+          for (const e of [l.a, l.b]) {
+            const stp = (net.nodes.get(e.node) as SimBridge).stp;
+            stp.removePort(e.port);
+            stp.addPort(e.port);
+          }
+        }
+        net.run(rnd(20_000), () => net.assertLoopFree(), stepMs);
+      }
+      net.run(30_000, () => net.assertLoopFree(), stepMs);
+      expect(net.spansAll()).toBe(true);
+      const ids = [...net.nodes.values()].map((n) => (n as SimBridge).stp.status());
+      expect(ids.filter((x) => x.isRoot).map((x) => x.bridgeId)).toEqual([ids.map((x) => x.bridgeId).sort()[0]]);
+    }
+  });
+
   it('disabled spanning tree forwards everywhere and sends nothing', () => {
     const net = new SimNet();
     const a = new SimBridge('A', net, { bridgeMac: mac(1) });

@@ -46,14 +46,16 @@ const FRAME_SMALL_BYTES = 64;
 const FRAME_LARGE_BYTES = 1500;
 const PAIRS_MANY = 4;
 const BCAST_RECEIVERS = 3;
-const PING_ROUNDS = 20000;
-const PING_DURATION_MS = 3000;
+const PING_ROUNDS = 10000;             // per repetition
+const PING_DURATION_MS = 2000;         // bound of one repetition
 const CPU_RATE_FPS = 50000;
 const CPU_DURATION_MS = 3000;
 const IDLE_CLIENTS = 1000;
 const IDLE_READY_TIMEOUT_MS = 60000;
 const MANY_MACS = 100000;
 const VDELOAD_TIMEOUT_MARGIN_MS = 20000;
+const FOREIGN_LOAD_MAX_PCT = 15;       // other processes' CPU during a run (% of one CPU) before it is retried
+const DISTURBED_RETRIES = 2;           // extra tries of a disturbed repetition
 
 const NET_NS_A = 'vdebench-a';
 const NET_NS_B = 'vdebench-b';
@@ -73,6 +75,8 @@ const PING_COUNT = 50;
 const PING_INTERVAL_S = 0.02;
 const PLUG_SETTLE_MS = 400;
 const CMD_TIMEOUT_MS = 30000;
+const LOAD_SAMPLE_MS = 1000;           // background CPU load sample before the bench
+const LOAD_WARN_FRACTION = 0.1;
 
 const TARGET_THRU_RATIO = 1.5;         // ours/ref frames/s, 64 B, one pair
 const TARGET_CPU_RATIO = 0.5;          // ours/ref switch CPU per frame
@@ -149,6 +153,13 @@ function run(cmd, args, { timeoutMs = CMD_TIMEOUT_MS, quiet = false } = {}) {
   return { ok, out: r.stdout || '', err: (r.stderr || r.error?.message || '').trim() };
 }
 
+/** The most telling line of a failed program's output. */
+function reasonFrom(output, n = 160) {
+  const lines = String(output || '').split('\n').map((l) => l.trim()).filter(Boolean);
+  const hit = lines.find((l) => /error|cannot|can't|not found|no such|invalid|failed|usage|denied/i.test(l));
+  return tail(hit || lines.slice(-2).join(' '), n);
+}
+
 function tail(s, n = 300) {
   s = String(s || '').trim().replace(/\s+/g, ' ');
   return s.length > n ? '…' + s.slice(-n) : s;
@@ -190,6 +201,19 @@ function descendants(pid) {
     for (const [c, pp] of parent) if (pp === p) { out.push(c); queue.push(c); }
   }
   return out;
+}
+
+/** Run a command asynchronously (so Ctrl-C is handled meanwhile); killed by PID on timeout. */
+function runAsync(cmd, args, { timeoutMs = CMD_TIMEOUT_MS } = {}) {
+  return new Promise((resolve) => {
+    const p = track(spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] }), cmd);
+    let out = '', err = '';
+    p.stdout.on('data', (d) => { out += d; });
+    p.stderr.on('data', (d) => { err = (err + d).slice(-4000); });
+    const timer = setTimeout(() => { err += ' (timed out)'; killPid(p.pid, 500); }, timeoutMs);
+    p.on('error', (e) => { clearTimeout(timer); resolve({ ok: false, out, err: e.message }); });
+    p.on('close', (code) => { clearTimeout(timer); resolve({ ok: code === 0, out, err: err.trim() }); });
+  });
 }
 
 async function killPid(pid, graceMs = SWITCH_STOP_GRACE_MS) {
@@ -237,6 +261,17 @@ function cpuTicks(pid) {
   return sum;
 }
 
+/** Busy clock ticks of the whole machine so far (all CPUs, /proc/stat). */
+function machineBusyTicks() {
+  try {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    // user nice system idle iowait irq softirq steal ...
+    return f[0] + f[1] + f[2] + f[5] + f[6] + (f[7] || 0);
+  } catch {
+    return NaN;
+  }
+}
+
 /** VmRSS / VmHWM (kB) summed over pid and its descendants. */
 function memKb(pid) {
   let rss = 0, hwm = 0;
@@ -262,6 +297,23 @@ function allowedCpus() {
     return cpus.length ? cpus : [...Array(os.cpus().length).keys()];
   } catch {
     return [...Array(os.cpus().length).keys()];
+  }
+}
+
+/** Busy fraction of all CPUs over sampleMs (from /proc/stat), 0..1. */
+async function backgroundLoad(sampleMs) {
+  const read = () => {
+    const f = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const idle = f[3] + (f[4] || 0);
+    return { idle, total: f.reduce((a, b) => a + b, 0) };
+  };
+  try {
+    const a = read();
+    await sleep(sampleMs);
+    const b = read();
+    return 1 - (b.idle - a.idle) / Math.max(1, b.total - a.total);
+  } catch {
+    return NaN;
   }
 }
 
@@ -327,7 +379,7 @@ class Switch {
     this.proc.stdin.on('error', () => { /* switch gone */ });
     const until = Date.now() + SWITCH_START_TIMEOUT_MS;
     while (Date.now() < until) {
-      if (exitInfo) return this.fail(`"${this.cmd}" did not start (${exitInfo}): ${tail(this.output, 200) || 'no output'}`);
+      if (exitInfo) return this.fail(`"${this.cmd}" did not start (${exitInfo}): ${reasonFrom(this.output) || 'no output'}`);
       if (await ctlReady(path.join(this.dir, 'ctl'))) return { ok: true };
       await sleep(POLL_INTERVAL_MS);
     }
@@ -440,16 +492,36 @@ async function stopIdle(idle) {
  */
 async function measure(sw, mode, args, durationMs) {
   const t0 = sw.ticks();
+  const m0 = machineBusyTicks();
   const w0 = process.hrtime.bigint();
   const r = await runLoad(mode, ['--sock', sw.dir, ...args], durationMs);
   const wallS = Number(process.hrtime.bigint() - w0) / 1e9;
   const dt = sw.ticks() - t0;
-  if (!alive(sw.pid)) return { ok: false, error: `switch died: ${tail(sw.output, 200)}` };
+  const dm = machineBusyTicks() - m0;
+  if (!alive(sw.pid)) return { ok: false, error: `switch died: ${reasonFrom(sw.output)}` };
   if (!r.ok) return r;
   r.cpuNs = (dt * 1e9) / CLK_TCK_HZ;
   r.cpuPct = r.elapsed_s ? (100 * r.cpuNs) / 1e9 / Math.max(r.elapsed_s, 1e-9) : NaN;
   r.wallS = wallS;
+  // CPU used by anything but this switch and this vdeload during the run, in % of one CPU
+  const loadTicks = Number.isFinite(r.self_cpu_s) ? r.self_cpu_s * CLK_TCK_HZ : 0;
+  r.foreignPct = (100 * Math.max(0, dm - dt - loadTicks)) / CLK_TCK_HZ / Math.max(wallS, 1e-9);
+  if (process.env.BENCH_DEBUG) log(`${sw.side} ${mode}: machine ${dm} switch ${dt} vdeload ${loadTicks.toFixed(0)} ticks, wall ${wallS.toFixed(2)} s`);
   return r;
+}
+
+/** measure(), retried (up to DISTURBED_RETRIES times) while other processes load the CPUs. */
+async function measureQuiet(sw, mode, args, durationMs) {
+  let best = null;
+  for (let i = 0; i <= DISTURBED_RETRIES; i++) {
+    const r = await measure(sw, mode, args, durationMs);
+    if (!r.ok) return best ?? r;
+    if (!best || r.foreignPct < best.foreignPct) best = r;
+    if (r.foreignPct <= FOREIGN_LOAD_MAX_PCT) break;
+    log(`${sw.side}: ${mode} run disturbed (other processes used ${r.foreignPct.toFixed(0)}% CPU), retrying`);
+  }
+  best.disturbed = best.foreignPct > FOREIGN_LOAD_MAX_PCT;
+  return best;
 }
 
 /**
@@ -473,6 +545,7 @@ function reduce(list, key) {
     cpuPct: median(good.map((r) => r.cpuPct)),
     n: good.length,
     runs: good.map((r) => r[key]),
+    disturbed: good.filter((r) => r.disturbed).length,
   };
 }
 
@@ -493,7 +566,7 @@ async function withSwitches(switches, keys, body) {
   for (const sw of switches) {
     const r = await sw.start();
     if (r.ok) running.push(sw);
-    else for (const k of keys) setResult(k, sw.side, { error: r.reason });
+    else for (const k of keys) setResult(k, sw.side, { error: 'switch did not start, see notes' });
   }
   try {
     if (running.length) await body(running);
@@ -518,7 +591,7 @@ async function scenarioThru(switches, opts) {
     for (const [key, bytes, pairs] of cases) {
       log(`thru: ${bytes} B x ${pairs} pair(s)`);
       const res = await interleaved(running, opts.reps,
-        (sw) => measure(sw, 'thru', flowArgs({ bytes, pairs }), THRU_DURATION_MS));
+        (sw) => measureQuiet(sw, 'thru', flowArgs({ bytes, pairs }), THRU_DURATION_MS));
       for (const [side, list] of res) setResult(key, side, reduce(list, 'fps'));
     }
   });
@@ -527,17 +600,17 @@ async function scenarioThru(switches, opts) {
 async function scenarioBcast(switches, opts) {
   await withSwitches(switches, ['bcast'], async (running) => {
     log(`bcast: 1 sender, ${BCAST_RECEIVERS} receivers`);
-    const res = await interleaved(running, opts.reps, (sw) => measure(sw, 'bcast',
+    const res = await interleaved(running, opts.reps, (sw) => measureQuiet(sw, 'bcast',
       ['--receivers', String(BCAST_RECEIVERS), '--bytes', String(FRAME_SMALL_BYTES), '--duration-ms', String(THRU_DURATION_MS)],
       THRU_DURATION_MS));
     for (const [side, list] of res) setResult('bcast', side, reduce(list, 'fps_per_receiver'));
   });
 }
 
-async function scenarioLatency(switches) {
+async function scenarioLatency(switches, opts) {
   await withSwitches(switches, ['lat_p50', 'lat_p99'], async (running) => {
-    log(`latency: ping-pong ${PING_ROUNDS} rounds`);
-    const res = await interleaved(running, 1, (sw) => measure(sw, 'pingpong',
+    log(`latency: ping-pong ${opts.reps} x ${PING_ROUNDS} rounds`);
+    const res = await interleaved(running, opts.reps, (sw) => measureQuiet(sw, 'pingpong',
       ['--rounds', String(PING_ROUNDS), '--bytes', String(FRAME_SMALL_BYTES), '--duration-ms', String(PING_DURATION_MS)],
       PING_DURATION_MS));
     for (const [side, list] of res) {
@@ -550,7 +623,7 @@ async function scenarioLatency(switches) {
 async function scenarioCpu(switches) {
   await withSwitches(switches, ['cpu'], async (running) => {
     log(`cpu: ${CPU_RATE_FPS} frames/s paced for ${CPU_DURATION_MS} ms`);
-    const res = await interleaved(running, 1, (sw) => measure(sw, 'thru',
+    const res = await interleaved(running, 1, (sw) => measureQuiet(sw, 'thru',
       flowArgs({ rate: CPU_RATE_FPS, durationMs: CPU_DURATION_MS }), CPU_DURATION_MS));
     for (const [side, list] of res) {
       const r = list[0];
@@ -559,6 +632,7 @@ async function scenarioCpu(switches) {
       setResult('cpu', side, {
         value: r.delivered ? r.cpuNs / r.delivered : NaN,
         cpuPct: r.cpuPct,
+        disturbed: r.disturbed ? 1 : 0,
         extra: `${r.delivered} frames delivered${lost > 0 ? `, ${lost} lost` : ''}`,
       });
     }
@@ -568,7 +642,7 @@ async function scenarioCpu(switches) {
 async function scenarioPorts(switches, opts) {
   await withSwitches(switches, ['ports_base', 'ports_idle'], async (running) => {
     log('ports: baseline (2 clients)');
-    const base = await interleaved(running, opts.reps, (sw) => measure(sw, 'thru', flowArgs(), THRU_DURATION_MS));
+    const base = await interleaved(running, opts.reps, (sw) => measureQuiet(sw, 'thru', flowArgs(), THRU_DURATION_MS));
     for (const [side, list] of base) setResult('ports_base', side, reduce(list, 'fps'));
     log(`ports: connecting ${IDLE_CLIENTS} idle clients`);
     const idle = new Map();
@@ -580,7 +654,7 @@ async function scenarioPorts(switches, opts) {
       else setResult('ports_idle', sw.side, { error: r.error });
     }
     try {
-      const res = await interleaved(withIdle, opts.reps, (sw) => measure(sw, 'thru', flowArgs(), THRU_DURATION_MS));
+      const res = await interleaved(withIdle, opts.reps, (sw) => measureQuiet(sw, 'thru', flowArgs(), THRU_DURATION_MS));
       for (const [side, list] of res) setResult('ports_idle', side, reduce(list, 'fps'));
     } finally {
       for (const r of idle.values()) await stopIdle(r);
@@ -592,11 +666,11 @@ async function scenarioMacs(switches, opts, wantRss) {
   await withSwitches(switches, ['macs_base', 'macs_many', 'rss', 'hwm'], async (running) => {
     const before = new Map(running.map((sw) => [sw.side, sw.mem()]));
     log('macs: baseline (1 source MAC)');
-    const base = await interleaved(running, opts.reps, (sw) => measure(sw, 'thru', flowArgs(), THRU_DURATION_MS));
+    const base = await interleaved(running, opts.reps, (sw) => measureQuiet(sw, 'thru', flowArgs(), THRU_DURATION_MS));
     for (const [side, list] of base) setResult('macs_base', side, reduce(list, 'fps'));
     log(`macs: ${MANY_MACS} source MACs`);
     const res = await interleaved(running, opts.reps,
-      (sw) => measure(sw, 'thru', flowArgs({ macs: MANY_MACS }), THRU_DURATION_MS));
+      (sw) => measureQuiet(sw, 'thru', flowArgs({ macs: MANY_MACS }), THRU_DURATION_MS));
     for (const [side, list] of res) setResult('macs_many', side, reduce(list, 'fps'));
     if (wantRss) {
       for (const sw of running) {
@@ -633,9 +707,9 @@ function netConfigureNs(ns, dev, addr) {
 
 async function netMeasure() {
   // ping: one warm-up (ARP), then PING_COUNT timed ones
-  const warm = run('ip', ['netns', 'exec', NET_NS_A, 'ping', '-c', '3', '-W', '2', '-i', '0.2', NET_ADDR_B], { quiet: true });
+  const warm = await runAsync('ip', ['netns', 'exec', NET_NS_A, 'ping', '-c', '3', '-W', '2', '-i', '0.2', NET_ADDR_B]);
   if (!warm.ok) return { error: `no connectivity (ping: ${tail(warm.out + warm.err, 120)})` };
-  const p = run('ip', ['netns', 'exec', NET_NS_A, 'ping', '-c', String(PING_COUNT), '-i', String(PING_INTERVAL_S), NET_ADDR_B], { quiet: true });
+  const p = await runAsync('ip', ['netns', 'exec', NET_NS_A, 'ping', '-c', String(PING_COUNT), '-i', String(PING_INTERVAL_S), NET_ADDR_B]);
   const times = [...p.out.matchAll(/time=([\d.]+) ms/g)].map((m) => Number(m[1]) * 1000);
   const pingUs = median(times);
   // iperf3: server in B (one test, then exits), client in A
@@ -645,15 +719,15 @@ async function netMeasure() {
   srv.stderr.on('data', (d) => { srvErr = (srvErr + d).slice(-1000); });
   await sleep(IPERF_START_DELAY_MS);
   let gbps = NaN, retrans = NaN, iperfErr = null;
-  const c = spawnSync('ip', ['netns', 'exec', NET_NS_A, 'iperf3', '-c', NET_ADDR_B, '-p', String(IPERF_PORT),
-    '-t', String(IPERF_DURATION_S), '-J'], { encoding: 'utf8', timeout: (IPERF_DURATION_S + 20) * 1000 });
+  const c = await runAsync('ip', ['netns', 'exec', NET_NS_A, 'iperf3', '-c', NET_ADDR_B, '-p', String(IPERF_PORT),
+    '-t', String(IPERF_DURATION_S), '-J'], { timeoutMs: (IPERF_DURATION_S + 20) * 1000 });
   try {
-    const j = JSON.parse(c.stdout);
+    const j = JSON.parse(c.out);
     if (j.error) iperfErr = j.error;
     gbps = j.end.sum_received.bits_per_second / 1e9;
     retrans = j.end.sum_sent.retransmits;
   } catch {
-    iperfErr ??= `iperf3 failed: ${tail(c.stderr || srvErr, 150)}`;
+    iperfErr ??= `iperf3 failed: ${tail(c.err || srvErr, 150)}`;
   }
   await killPid(srv.pid, 500);
   return { pingUs, pingN: times.length, gbps, retrans, iperfErr };
@@ -782,12 +856,15 @@ const ROWS = [
   { key: 'net_ping', scen: '8', what: 'ICMP ping RTT p50, netns↔netns', unit: 'µs', fmt: (v) => fmtNum(v, 0), bridge: true },
 ];
 
+let anyDisturbed = false;
+
 function cell(row, r) {
   if (!r) return 'not run';
   if (r.error) return `n/a (${r.error.replace(/\|/g, '/')})`;
   let s = row.fmt(r.value);
   if (row.cpu && Number.isFinite(r.cpuPct)) s += ` (CPU ${r.cpuPct.toFixed(0)}%)`;
   if (r.extra) s += ` [${r.extra}]`;
+  if (r.disturbed) { s += ' ⚠'; anyDisturbed = true; }
   return s;
 }
 
@@ -822,8 +899,11 @@ function buildTable(selected) {
     const [tgt, pass] = verdict(row, res);
     lines.push(`| ${row.scen} | ${row.what} | ${row.unit} | ${cell(row, ref)} | ${cell(row, ours)} | ${ratio} | ${tgt} | ${pass} |`);
     if (row.bridge && res.bridge) {
-      lines.push(`| ${row.scen} | ↳ Linux bridge + veth (reference) | ${row.unit} | ${cell(row, res.bridge)} | | | | |`);
+      lines.push(`| ${row.scen} | ↳ same through a Linux bridge + veth (physical reference) | ${row.unit} | bridge: ${cell(row, res.bridge)} | | | | |`);
     }
+  }
+  if (anyDisturbed) {
+    notes.push(`⚠ = at least one repetition kept for this value ran while other processes used more than ${FOREIGN_LOAD_MAX_PCT}% of a CPU (after ${DISTURBED_RETRIES} retries): treat it with care.`);
   }
   if (selected.has('ports') || selected.has('macs')) {
     // the reference's own scaling, for context
@@ -855,6 +935,10 @@ async function main() {
   try { CLK_TCK_HZ = Number(run('getconf', ['CLK_TCK'], { quiet: true }).out.trim()) || 100; } catch { /* */ }
 
   const machine = machineInfo();
+  const bgLoad = await backgroundLoad(LOAD_SAMPLE_MS);
+  if (bgLoad > LOAD_WARN_FRACTION) {
+    notes.push(`other processes kept the CPUs ${(bgLoad * 100).toFixed(0)}% busy just before the run: results are noisy.`);
+  }
   const cpus = allowedCpus();
   let pinNote = 'not pinned';
   if (opts.pin && cpus.length >= 2 && which('taskset')) {
@@ -887,7 +971,7 @@ async function main() {
     } else {
       if (selected.has('thru')) await scenarioThru(switches, opts);
       if (selected.has('bcast')) await scenarioBcast(switches, opts);
-      if (selected.has('latency')) await scenarioLatency(switches);
+      if (selected.has('latency')) await scenarioLatency(switches, opts);
       if (selected.has('cpu')) await scenarioCpu(switches);
       if (selected.has('ports')) await scenarioPorts(switches, opts);
       if (selected.has('macs')) await scenarioMacs(switches, opts, selected.has('rss'));
@@ -903,12 +987,15 @@ async function main() {
   const md = [
     '# vde_switch benchmark: ours vs Debian vde_switch',
     '',
+    'Generated by `npm run bench` (bench/switch.mjs); scenarios and targets are described in bench/README.md.',
+    '',
     `- date: ${machine.date}`,
     `- CPU: ${machine.cpu}; nproc: ${machine.nproc}; memory: ${machine.memGiB} GiB`,
     `- kernel: ${machine.kernel}; node ${machine.node}; net.unix.max_dgram_qlen = ${machine.qlen}`,
+    `- background CPU load before the run: ${Number.isFinite(bgLoad) ? (bgLoad * 100).toFixed(0) + '%' : 'n/a'} of all CPUs (${LOAD_SAMPLE_MS} ms sample)`,
     `- ref: \`${opts.ref}\`; ours: \`${opts.ours} ${OURS_EXTRA_ARGS.join(' ')}\`; both with \`-n ${SWITCH_NUMPORTS} --hashsize ${SWITCH_HASHSIZE_BUCKETS}\``,
     `- placement: ${pinNote}; load generator: bench/vdeload.c (libvdeplug ${fs.existsSync('/usr/include/libvdeplug.h') ? 'vdeplug4' : '?'})`,
-    `- throughput rows: median of ${opts.reps} × ${THRU_DURATION_MS} ms runs, ref/ours interleaved; "CPU" = switch utime+stime / run time`,
+    `- throughput rows: median of ${opts.reps} × ${THRU_DURATION_MS} ms runs; latency: median of ${opts.reps} × ${PING_ROUNDS} rounds; ref/ours interleaved; "CPU" = switch utime+stime / run time`,
     `- bench wall time: ${elapsedS} s${opts.only ? `; only: ${[...selected].join(', ')}` : ''}`,
     '',
     table,

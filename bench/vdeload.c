@@ -187,6 +187,15 @@ static void sleep_ns(uint64_t ns)
 	nanosleep(&ts, NULL);
 }
 
+/* CPU seconds (user+system) this process has used so far. */
+static double self_cpu_s(void)
+{
+	struct rusage ru;
+	if (getrusage(RUSAGE_SELF, &ru) != 0) return -1;
+	return (double)(ru.ru_utime.tv_sec + ru.ru_stime.tv_sec) +
+	       (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec) / 1e6;
+}
+
 static void fail_json(const char *mode, const char *what, int err)
 {
 	printf("{\"mode\":\"%s\",\"ok\":false,\"error\":\"%s: %s\"}\n", mode, what, strerror(err));
@@ -402,10 +411,11 @@ static void print_result(const char *mode, const struct opts *o, struct sender *
 	       "\"rate_offered\":%ld,\"macs\":%ld,\"elapsed_s\":%.6f,\"sent\":%" PRIu64
 	       ",\"eagain\":%" PRIu64 ",\"delivered\":%" PRIu64 ",\"delivered_min\":%" PRIu64
 	       ",\"foreign\":%" PRIu64 ",\"fps\":%.1f,\"fps_per_receiver\":%.1f,\"sent_fps\":%.1f,"
-	       "\"waits\":%" PRIu64 ",\"wait_timeouts\":%" PRIu64 ",\"wait_ms\":%.1f,\"per_receiver\":[",
+	       "\"waits\":%" PRIu64 ",\"wait_timeouts\":%" PRIu64 ",\"wait_ms\":%.1f,\"self_cpu_s\":%.3f,"
+	       "\"per_receiver\":[",
 	       mode, o->frame_bytes, ns, nr, o->rate_fps, o->macs, elapsed_s, sent, eagain, recv_total,
 	       rmin, foreign, recv_total / elapsed_s, recv_total / elapsed_s / nr, sent / elapsed_s,
-	       g_waits, g_wait_timeouts, (double)g_wait_ns / 1e6);
+	       g_waits, g_wait_timeouts, (double)g_wait_ns / 1e6, self_cpu_s());
 	for (int i = 0; i < nr; i++) printf("%s%" PRIu64, i ? "," : "", rcv[i].received);
 	printf("]}\n");
 	fflush(stdout);
@@ -417,8 +427,8 @@ static void print_result(const char *mode, const struct opts *o, struct sender *
  * ppoll only when nothing can progress (senders blocked by EAGAIN or waiting
  * for their pacing slot, receivers empty). No thread wake-ups, so one core of
  * load generator goes further than with the threaded engine. */
-#define LOOP_SEND_BURST 8            /* frames per sender per turn (unix dgram qlen is small) */
-#define LOOP_RECV_BURST 64           /* frames per receiver per turn */
+#define LOOP_SEND_BURST_FRAMES 8            /* frames per sender per turn (unix dgram qlen is small) */
+#define LOOP_RECV_BURST_FRAMES 64           /* frames per receiver per turn */
 
 static void flow_loop(struct sender *snd, int ns, struct receiver *rcv, int nr, uint64_t deadline,
                       int spin)
@@ -446,7 +456,7 @@ static void flow_loop(struct sender *snd, int ns, struct receiver *rcv, int nr, 
 					continue;
 				}
 				if (blocked[i]) continue;
-				for (int k = 0; k < LOOP_SEND_BURST && s->sent < (uint64_t)s->max_frames; k++) {
+				for (int k = 0; k < LOOP_SEND_BURST_FRAMES && s->sent < (uint64_t)s->max_frames; k++) {
 					if (s->rate_fps > 0) {
 						double allowed = (double)(t - t0) * s->rate_fps / 1e9;
 						if ((double)s->sent >= allowed) {
@@ -484,7 +494,7 @@ static void flow_loop(struct sender *snd, int ns, struct receiver *rcv, int nr, 
 		int got = 0;
 		for (int j = 0; j < nr; j++) {
 			struct receiver *r = &rcv[j];
-			for (int k = 0; k < LOOP_RECV_BURST; k++) {
+			for (int k = 0; k < LOOP_RECV_BURST_FRAMES; k++) {
 				ssize_t n = vde_recv(r->c, buf, sizeof(buf), 0);
 				if (n < 0) break;
 				got++;
@@ -713,10 +723,10 @@ static int run_pingpong(const struct opts *o)
 #define PCT(q) ((double)m[(long)((double)(measured - 1) * (q))] / 1000.0)
 	printf("{\"mode\":\"%s\",\"ok\":true,\"bytes\":%d,\"rounds\":%ld,\"lost\":%ld,\"eagain\":%" PRIu64
 	       ",\"elapsed_s\":%.6f,\"rtt_us_min\":%.2f,\"rtt_us_p50\":%.2f,\"rtt_us_p90\":%.2f,"
-	       "\"rtt_us_p99\":%.2f,\"rtt_us_max\":%.2f,\"rtt_us_mean\":%.2f}\n",
+	       "\"rtt_us_p99\":%.2f,\"rtt_us_max\":%.2f,\"rtt_us_mean\":%.2f,\"self_cpu_s\":%.3f}\n",
 	       mode, o->frame_bytes, measured, lost, eagain, (double)(t_stop - t_start) / 1e9,
 	       (double)m[0] / 1000.0, PCT(0.50), PCT(0.90), PCT(0.99),
-	       (double)m[measured - 1] / 1000.0, sum / (double)measured / 1000.0);
+	       (double)m[measured - 1] / 1000.0, sum / (double)measured / 1000.0, self_cpu_s());
 	fflush(stdout);
 	vde_close(a);
 	vde_close(b);

@@ -39,6 +39,13 @@ Engine::Engine(int numPorts, EventSink sink)
   pending_.resize(ports_.size());
   flood_.resize(VLAN_COUNT);
   slab_.resize(size_t(RX_BATCH_FRAMES) * SLOT_BYTES);
+  memset(rxMsgs_, 0, sizeof rxMsgs_);
+  for (int i = 0; i < RX_BATCH_FRAMES; i++) {
+    rxIovs_[i].iov_base = slab_.data() + size_t(i) * SLOT_BYTES;
+    rxIovs_[i].iov_len = rxIovLen_;
+    rxMsgs_[i].msg_hdr.msg_iov = &rxIovs_[i];
+    rxMsgs_[i].msg_hdr.msg_iovlen = 1;
+  }
   epSlots_.resize(1, nullptr);
   epfd_ = epoll_create1(EPOLL_CLOEXEC);
   wakefd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
@@ -435,16 +442,12 @@ void Engine::failEndpoint(Endpoint *ep, int err, const char *what) {
 void Engine::handleRx(Endpoint *ep) {
   int inPort = ep->port;
   if (ep->kind == EpKind::Dgram) {
-    struct mmsghdr msgs[RX_BATCH_FRAMES];
-    struct iovec iovs[RX_BATCH_FRAMES];
+    struct mmsghdr *msgs = rxMsgs_;
+    if (rxIovLen_ != ep->maxFrame) {  // headers are built once; only the length may change
+      for (int i = 0; i < RX_BATCH_FRAMES; i++) rxIovs_[i].iov_len = ep->maxFrame;
+      rxIovLen_ = ep->maxFrame;
+    }
     for (int round = 0; round < RX_ROUNDS_PER_WAKEUP; round++) {
-      for (int i = 0; i < RX_BATCH_FRAMES; i++) {
-        iovs[i].iov_base = slab_.data() + size_t(i) * SLOT_BYTES;
-        iovs[i].iov_len = ep->maxFrame;
-        memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
-        msgs[i].msg_hdr.msg_iov = &iovs[i];
-        msgs[i].msg_hdr.msg_iovlen = 1;
-      }
       int n = recvmmsg(ep->fd, msgs, RX_BATCH_FRAMES, MSG_DONTWAIT, nullptr);
       if (n <= 0) {
         if (n < 0 && errno != EAGAIN && errno != EINTR && !ep->failed) failEndpoint(ep, errno, "receive error");
@@ -680,11 +683,20 @@ void Engine::flushOut() {
       q.c.outFrames++;
       q.c.outBytes += len;
     }
-    // copy: an endpoint may be closed (and the port's list changed) while sending
-    std::vector<Endpoint *> eps(q.eps);
-    for (Endpoint *ep : eps) {
-      if (!lookup(ep->id)) continue;
-      sendToEndpoint(ep, port, pd.slots.data(), pd.forms.data(), n);
+    // snapshot the ids: an endpoint may be closed (and the port's list changed) while sending
+    static constexpr size_t INLINE_EPS = 8;
+    uint32_t inlineIds[INLINE_EPS];
+    std::vector<uint32_t> manyIds;
+    size_t ne = q.eps.size();
+    uint32_t *ids = inlineIds;
+    if (ne > INLINE_EPS) {
+      manyIds.resize(ne);
+      ids = manyIds.data();
+    }
+    for (size_t k = 0; k < ne; k++) ids[k] = q.eps[k]->id;
+    for (size_t k = 0; k < ne; k++) {
+      Endpoint *ep = lookup(ids[k]);
+      if (ep) sendToEndpoint(ep, port, pd.slots.data(), pd.forms.data(), n);
     }
     pd.slots.clear();
     pd.forms.clear();

@@ -20,6 +20,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <sys/socket.h>
 #include <sys/uio.h>
 #include <string>
 #include <thread>
@@ -184,6 +185,9 @@ class Engine {
 
   // batch state
   std::vector<uint8_t> slab_;  // RX_BATCH_FRAMES * SLOT_BYTES
+  struct mmsghdr rxMsgs_[RX_BATCH_FRAMES];
+  struct iovec rxIovs_[RX_BATCH_FRAMES];
+  uint32_t rxIovLen_ = MAX_VDE_FRAME_BYTES;
   uint32_t lens_[RX_BATCH_FRAMES];
   uint16_t vlanOf_[RX_BATCH_FRAMES];
   bool taggedIn_[RX_BATCH_FRAMES];

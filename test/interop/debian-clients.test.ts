@@ -1,6 +1,7 @@
 // Debian's own VDE clients against our switch: vdeplug4's vde_plug in stdio mode (2-byte
-// framing, jumbo frames, port requests), dpipe cables between two of our switches, and a mixed
-// cable between Debian's vde_switch and ours.
+// framing, jumbo frames, port requests), dpipe cables between two of our switches, a mixed
+// cable between Debian's vde_switch and ours, vde2's wirefilter joining two of our switches, and
+// vde2's unixcmd driving our management console with its stock expect-like script.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -13,7 +14,7 @@ import { frame } from '../helpers/vdeclient.js';
 const BCAST = 'ff:ff:ff:ff:ff:ff';
 
 beforeAll(async () => {
-  await ensureTools({ vde_plug: 'vdeplug', dpipe: 'vdeplug', vde_switch: 'vde2' });
+  await ensureTools({ vde_plug: 'vdeplug', dpipe: 'vdeplug', vde_switch: 'vde2', wirefilter: 'vde2', unixcmd: 'vde2' });
 });
 
 describe('Debian vde_plug (vdeplug4) on our switch', () => {
@@ -112,6 +113,64 @@ describe('cables', () => {
       deb.kill('SIGTERM');
       await ours.stop();
       execFileSync('rm', ['-rf', base]);
+    }
+  });
+});
+
+describe('vde2 tools', () => {
+  it('joins two of our switches with wirefilter -v', async () => {
+    const s1 = await startSwitch();
+    const s2 = await startSwitch();
+    // plug mode with both sides plugs uses stdin as a console: keep it open (spawn's pipe)
+    const wf = spawn('wirefilter', ['-v', `${s1.dir}:${s2.dir}`], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const a = new StdioPlug('vde_plug', [s1.dir]);
+    const b = new StdioPlug('vde_plug', [s2.dir]);
+    try {
+      await waitFor(async () => (await s2.json<Array<{ endpoints: Array<{ description: string }> }>>('json/port/print')).some((p) => p.endpoints.some((e) => e.description.startsWith('vde_crosscable'))), 5000, 'wirefilter on s2');
+      await waitFor(async () => (await s1.json<unknown[]>('json/port/print')).length === 2, 5000, 'wirefilter and plug on s1');
+      const f = frame(BCAST, '02:00:00:00:23:01', 300);
+      a.send(f);
+      expect((await b.recvFrom('020000002301'))?.equals(f)).toBe(true);
+      const g = frame('02:00:00:00:23:01', '02:00:00:00:23:02', 300);
+      b.send(g);
+      expect((await a.recvFrom('020000002302'))?.equals(g)).toBe(true);
+    } finally {
+      await a.close();
+      await b.close();
+      wf.kill('SIGTERM');
+      await s1.stop();
+      await s2.stop();
+    }
+  });
+
+  it("gives vde2's unixcmd (stock script /etc/vde2/vdecmd) the same answers as Debian's vde_switch", async () => {
+    const base = tmpdir();
+    const refMgmt = path.join(base, 'ref.mgmt');
+    const ref = spawn('vde_switch', ['-s', path.join(base, 'ref'), '-M', refMgmt], { stdio: ['pipe', 'ignore', 'ignore'] });
+    const sw = await startSwitch();
+    const unixcmd = (sock: string, cmd: string) =>
+      new Promise<{ code: number | null; out: string }>((resolve) => {
+        const p = spawn('unixcmd', ['-s', sock, '-f', '/etc/vde2/vdecmd', ...cmd.split(' ')], { stdio: ['ignore', 'pipe', 'pipe'] });
+        let out = '';
+        p.stdout!.on('data', (d) => (out += d));
+        const t = setTimeout(() => p.kill('SIGKILL'), 10_000);
+        p.on('exit', (code) => {
+          clearTimeout(t);
+          resolve({ code, out });
+        });
+      });
+    try {
+      await waitFor(() => fs.existsSync(refMgmt), 5000, 'reference switch');
+      for (const cmd of ['port/showinfo', 'hash/showinfo', 'vlan/create 4094', 'vlan/create 12', 'port/print 3', 'no/such/command']) {
+        const mine = await unixcmd(sw.mgmt, cmd);
+        const theirs = await unixcmd(refMgmt, cmd);
+        expect({ cmd, ...mine }).toEqual({ cmd, ...theirs });
+      }
+      expect((await unixcmd(sw.mgmt, 'port/showinfo')).out.replace(/\0/g, '')).toBe('Numports=32\nHUB=false\ncounters=true\n');
+    } finally {
+      ref.kill('SIGTERM');
+      await sw.stop();
+      fs.rmSync(base, { recursive: true, force: true });
     }
   });
 });

@@ -3,7 +3,7 @@
 // TypeScript sources to dist/. Fails loudly with the missing Debian package when a build
 // dependency is absent.
 import { spawnSync } from 'node:child_process';
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
@@ -26,6 +26,17 @@ if (!existsSync(path.join(nodedir, 'include', 'node', 'node_api.h'))) {
 }
 const gyp = require.resolve('node-gyp/bin/node-gyp.js');
 run(process.execPath, [gyp, 'rebuild', `--nodedir=${nodedir}`, '--jobs=2'], path.join(root, 'native'));
-const tsPkg = require.resolve('typescript/package.json');
-const tsc = path.join(path.dirname(tsPkg), JSON.parse(readFileSync(tsPkg, 'utf8')).bin.tsc);
-run(process.execPath, [tsc, '-p', 'tsconfig.json'], root);
+// A packed tarball ships dist/ already compiled (and no dev dependencies; its files' mtimes
+// say nothing): compile when dist/ is missing, or in a git checkout when sources are newer.
+const distMain = path.join(root, 'dist', 'switch', 'main.js');
+const newestSource = (dir) =>
+  readdirSync(dir, { recursive: true, withFileTypes: true })
+    .filter((d) => d.isFile() && d.name.endsWith('.ts'))
+    .reduce((m, d) => Math.max(m, statSync(path.join(d.parentPath, d.name)).mtimeMs), 0);
+const srcDir = path.join(root, 'src');
+const checkout = existsSync(path.join(root, '.git'));
+if (!existsSync(distMain) || (checkout && newestSource(srcDir) > statSync(distMain).mtimeMs)) {
+  const tsPkg = require.resolve('typescript/package.json');
+  const tsc = path.join(path.dirname(tsPkg), JSON.parse(readFileSync(tsPkg, 'utf8')).bin.tsc);
+  run(process.execPath, [tsc, '-p', 'tsconfig.json'], root);
+}

@@ -92,6 +92,14 @@ interface Addon {
   /** Receives one datagram (non-blocking); null when nothing is waiting. */
   recvFd(fd: number, maxBytes: number): Buffer | null;
   dropNames(): string[];
+  /** Creates a pipe: [readFd, writeFd], close-on-exec. */
+  pipe(): [number, number];
+  /** Creates a connected unix socket pair (type 1 stream, 2 dgram, 5 seqpacket), close-on-exec. */
+  socketPair(type: number): [number, number];
+  /** Opens or creates a tap interface (needs CAP_NET_ADMIN for creation). */
+  openTap(name: string, vnetHdr?: boolean): { fd: number; name: string };
+  /** Sets or clears O_NONBLOCK. */
+  setNonBlocking(fd: number, on: boolean): void;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));

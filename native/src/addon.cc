@@ -7,7 +7,11 @@
 // errors carrying the numeric errno in `errno`; the TypeScript wrapper turns them into
 // Node-style codes and messages.
 #include <errno.h>
+#include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -87,6 +91,58 @@ Napi::Value RecvFd(const Napi::CallbackInfo &info) {
     throw errnoError(info.Env(), errno, "recv");
   }
   return Napi::Buffer<uint8_t>::Copy(info.Env(), buf.data(), size_t(r));
+}
+
+// Creates a pipe; returns [readFd, writeFd] (close-on-exec, blocking; spawn dup2s them).
+Napi::Value Pipe(const Napi::CallbackInfo &info) {
+  int fds[2];
+  if (pipe2(fds, O_CLOEXEC) < 0) throw errnoError(info.Env(), errno, "pipe");
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(uint32_t(0), fds[0]);
+  a.Set(uint32_t(1), fds[1]);
+  return a;
+}
+
+// Creates a connected pair of unix sockets of the given type (1 stream, 2 dgram, 5 seqpacket).
+Napi::Value SocketPair(const Napi::CallbackInfo &info) {
+  int type = info[0].As<Napi::Number>().Int32Value();
+  int fds[2];
+  if (socketpair(AF_UNIX, type | SOCK_CLOEXEC, 0, fds) < 0) throw errnoError(info.Env(), errno, "socketpair");
+  Napi::Array a = Napi::Array::New(info.Env(), 2);
+  a.Set(uint32_t(0), fds[0]);
+  a.Set(uint32_t(1), fds[1]);
+  return a;
+}
+
+// Opens (or creates) a Linux tap interface; returns {fd, name}. vnetHdr asks for IFF_VNET_HDR.
+Napi::Value OpenTap(const Napi::CallbackInfo &info) {
+  std::string name = info[0].As<Napi::String>().Utf8Value();
+  bool vnetHdr = info.Length() > 1 && info[1].ToBoolean().Value();
+  if (name.size() >= IFNAMSIZ) throw errnoError(info.Env(), ENAMETOOLONG, "tap name");
+  int fd = open("/dev/net/tun", O_RDWR | O_CLOEXEC | O_NONBLOCK);
+  if (fd < 0) throw errnoError(info.Env(), errno, "open /dev/net/tun");
+  struct ifreq ifr;
+  memset(&ifr, 0, sizeof ifr);
+  ifr.ifr_flags = IFF_TAP | IFF_NO_PI | (vnetHdr ? IFF_VNET_HDR : 0);
+  memcpy(ifr.ifr_name, name.data(), name.size());
+  if (ioctl(fd, TUNSETIFF, &ifr) < 0) {
+    int e = errno;
+    close(fd);
+    throw errnoError(info.Env(), e, "TUNSETIFF " + name);
+  }
+  Napi::Object o = Napi::Object::New(info.Env());
+  o.Set("fd", fd);
+  o.Set("name", std::string(ifr.ifr_name));
+  return o;
+}
+
+// Sets or clears O_NONBLOCK on an fd.
+Napi::Value SetNonBlocking(const Napi::CallbackInfo &info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  bool on = info[1].ToBoolean().Value();
+  int fl = fcntl(fd, F_GETFL);
+  if (fl < 0 || fcntl(fd, F_SETFL, on ? (fl | O_NONBLOCK) : (fl & ~O_NONBLOCK)) < 0) throw errnoError(info.Env(), errno, "fcntl");
+  return info.Env().Undefined();
 }
 
 Napi::Value DropNames(const Napi::CallbackInfo &info) {
@@ -271,6 +327,10 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("closeFd", Napi::Function::New(env, CloseFd));
   exports.Set("sendFd", Napi::Function::New(env, SendFd));
   exports.Set("recvFd", Napi::Function::New(env, RecvFd));
+  exports.Set("pipe", Napi::Function::New(env, Pipe));
+  exports.Set("socketPair", Napi::Function::New(env, SocketPair));
+  exports.Set("openTap", Napi::Function::New(env, OpenTap));
+  exports.Set("setNonBlocking", Napi::Function::New(env, SetNonBlocking));
   exports.Set("dropNames", Napi::Function::New(env, DropNames));
   return exports;
 }

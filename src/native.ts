@@ -57,7 +57,8 @@ export interface EngineEvent {
 }
 
 export interface NativeEngine {
-  addEndpoint(port: number, fd: number, kind: EpKind, maxFrameBytes: number, closeFd: boolean): number;
+  /** Hands an fd to the engine; txFd (default fd) is the write side, adoptPeer makes a datagram socket adopt its first sender. Returns 0 on failure. */
+  addEndpoint(port: number, fd: number, kind: EpKind, maxFrameBytes: number, closeFd: boolean, txFd?: number, adoptPeer?: boolean): number;
   removeEndpoint(id: number): boolean;
   setNumPorts(n: number): void;
   setHub(on: boolean): void;
@@ -98,6 +99,16 @@ interface Addon {
   socketPair(type: number): [number, number];
   /** Opens or creates a tap interface (needs CAP_NET_ADMIN for creation). */
   openTap(name: string, vnetHdr?: boolean): { fd: number; name: string };
+  /** Duplicates an fd (close-on-exec). */
+  dup(fd: number): number;
+  /** Creates a non-blocking UDP socket (family 4 or 6), optionally with SO_REUSEADDR. */
+  udpSocket(family: 4 | 6, reuseAddr?: boolean): number;
+  /** Binds an IP socket to a numeric address and port. */
+  ipBind(fd: number, addr: string, port: number): void;
+  /** Connects an IP socket to a numeric address and port. */
+  ipConnect(fd: number, addr: string, port: number): void;
+  /** Opens a file with open(2) flags (O_RDONLY 0, O_WRONLY 1, O_RDWR 2). */
+  openFile(path: string, flags: number): number;
   /** Sets or clears O_NONBLOCK. */
   setNonBlocking(fd: number, on: boolean): void;
 }

@@ -11,6 +11,8 @@
 #include <linux/if.h>
 #include <linux/if_tun.h>
 #include <string.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/un.h>
@@ -145,6 +147,71 @@ Napi::Value SetNonBlocking(const Napi::CallbackInfo &info) {
   return info.Env().Undefined();
 }
 
+// Duplicates an fd (close-on-exec); used to take over sockets accepted or connected by Node.
+Napi::Value Dup(const Napi::CallbackInfo &info) {
+  int fd = fcntl(info[0].As<Napi::Number>().Int32Value(), F_DUPFD_CLOEXEC, 3);
+  if (fd < 0) throw errnoError(info.Env(), errno, "dup");
+  return Napi::Number::New(info.Env(), fd);
+}
+
+static bool fillInet(const std::string &addr, int port, struct sockaddr_storage &ss, socklen_t &len) {
+  memset(&ss, 0, sizeof ss);
+  auto *v4 = reinterpret_cast<struct sockaddr_in *>(&ss);
+  auto *v6 = reinterpret_cast<struct sockaddr_in6 *>(&ss);
+  if (inet_pton(AF_INET, addr.c_str(), &v4->sin_addr) == 1) {
+    v4->sin_family = AF_INET;
+    v4->sin_port = htons(uint16_t(port));
+    len = sizeof *v4;
+    return true;
+  }
+  if (inet_pton(AF_INET6, addr.c_str(), &v6->sin6_addr) == 1) {
+    v6->sin6_family = AF_INET6;
+    v6->sin6_port = htons(uint16_t(port));
+    len = sizeof *v6;
+    return true;
+  }
+  return false;
+}
+
+// Creates a UDP socket of family 4 or 6, optionally with SO_REUSEADDR; returns the fd.
+Napi::Value UdpSocket(const Napi::CallbackInfo &info) {
+  int family = info[0].As<Napi::Number>().Int32Value() == 6 ? AF_INET6 : AF_INET;
+  int fd = socket(family, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+  if (fd < 0) throw errnoError(info.Env(), errno, "socket");
+  if (info.Length() > 1 && info[1].ToBoolean().Value()) {
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+  }
+  int buf = 1 << 20;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+  return Napi::Number::New(info.Env(), fd);
+}
+
+// Binds or connects an IP socket to a numeric address and port.
+Napi::Value IpBindOrConnect(const Napi::CallbackInfo &info, bool bindIt) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  std::string addr = info[1].As<Napi::String>().Utf8Value();
+  int port = info[2].As<Napi::Number>().Int32Value();
+  struct sockaddr_storage ss;
+  socklen_t len;
+  if (!fillInet(addr, port, ss, len)) throw errnoError(info.Env(), EINVAL, std::string(bindIt ? "bind" : "connect") + " " + addr);
+  int r = bindIt ? bind(fd, reinterpret_cast<struct sockaddr *>(&ss), len) : connect(fd, reinterpret_cast<struct sockaddr *>(&ss), len);
+  if (r < 0) throw errnoError(info.Env(), errno, std::string(bindIt ? "bind " : "connect ") + addr + ":" + std::to_string(port));
+  return info.Env().Undefined();
+}
+Napi::Value IpBind(const Napi::CallbackInfo &info) { return IpBindOrConnect(info, true); }
+Napi::Value IpConnect(const Napi::CallbackInfo &info) { return IpBindOrConnect(info, false); }
+
+// Opens a file (for null://: /dev/null) and returns the fd.
+Napi::Value OpenFile(const Napi::CallbackInfo &info) {
+  std::string p = info[0].As<Napi::String>().Utf8Value();
+  int flags = info[1].As<Napi::Number>().Int32Value();
+  int fd = open(p.c_str(), flags | O_CLOEXEC);
+  if (fd < 0) throw errnoError(info.Env(), errno, "open " + p);
+  return Napi::Number::New(info.Env(), fd);
+}
+
 Napi::Value DropNames(const Napi::CallbackInfo &info) {
   Napi::Array a = Napi::Array::New(info.Env(), DROP_COUNT);
   for (uint32_t i = 0; i < DROP_COUNT; i++) a.Set(i, Napi::String::New(info.Env(), DROP_NAMES[i]));
@@ -238,8 +305,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   static int I(const Napi::CallbackInfo &info, size_t i) { return info[i].As<Napi::Number>().Int32Value(); }
 
   Napi::Value AddEndpoint(const Napi::CallbackInfo &info) {
+    int txFd = info.Length() > 5 && info[5].IsNumber() ? I(info, 5) : -1;
+    bool adopt = info.Length() > 6 && info[6].ToBoolean().Value();
     uint32_t id = eng(info).addEndpoint(I(info, 0), I(info, 1), EpKind(I(info, 2)), uint32_t(I(info, 3)),
-                                        info[4].As<Napi::Boolean>().Value());
+                                        info[4].As<Napi::Boolean>().Value(), txFd, adopt);
     return Napi::Number::New(info.Env(), id);
   }
   Napi::Value RemoveEndpoint(const Napi::CallbackInfo &info) {
@@ -331,6 +400,11 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("socketPair", Napi::Function::New(env, SocketPair));
   exports.Set("openTap", Napi::Function::New(env, OpenTap));
   exports.Set("setNonBlocking", Napi::Function::New(env, SetNonBlocking));
+  exports.Set("dup", Napi::Function::New(env, Dup));
+  exports.Set("udpSocket", Napi::Function::New(env, UdpSocket));
+  exports.Set("ipBind", Napi::Function::New(env, IpBind));
+  exports.Set("ipConnect", Napi::Function::New(env, IpConnect));
+  exports.Set("openFile", Napi::Function::New(env, OpenFile));
   exports.Set("dropNames", Napi::Function::New(env, DropNames));
   return exports;
 }

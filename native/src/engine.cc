@@ -24,6 +24,7 @@ const char *const DROP_NAMES[DROP_COUNT] = {"runt",      "oversize",   "vlan",  
                                             "queueFull", "txError", "framing"};
 
 static constexpr uint64_t WAKE_TAG = ~uint64_t(0);
+static constexpr uint64_t TX_TAG = uint64_t(1) << 62;  // epoll tag bit: the write side of a split endpoint
 static constexpr int EPOLL_WAIT_MS = 200;
 static constexpr int EP_ID_BITS = 20;
 static constexpr uint32_t EP_ID_MASK = (1u << EP_ID_BITS) - 1;
@@ -62,7 +63,10 @@ Engine::~Engine() {
   stop();
   for (Endpoint *ep : epSlots_) {
     if (!ep) continue;
-    if (ep->closeFd) close(ep->fd);
+    if (ep->closeFd) {
+      close(ep->fd);
+      if (ep->txFd != ep->fd) close(ep->txFd);
+    }
     delete ep;
   }
   if (epfd_ >= 0) close(epfd_);
@@ -103,12 +107,16 @@ void Engine::setNumPorts(int n) {
   floodDirty_ = true;
 }
 
-uint32_t Engine::addEndpoint(int port, int fd, EpKind kind, uint32_t maxFrame, bool closeFd) {
+uint32_t Engine::addEndpoint(int port, int fd, EpKind kind, uint32_t maxFrame, bool closeFd, int txFd,
+                             bool adoptPeer) {
   std::lock_guard<std::mutex> g(mu_);
   if (port < 0 || size_t(port) >= ports_.size()) return 0;
-  int flags = fcntl(fd, F_GETFL);
-  if (flags < 0) return 0;
-  fcntl(fd, F_SETFL, flags | O_NONBLOCK);
+  if (txFd < 0) txFd = fd;
+  for (int f : {fd, txFd}) {
+    int flags = fcntl(f, F_GETFL);
+    if (flags < 0) return 0;
+    fcntl(f, F_SETFL, flags | O_NONBLOCK);
+  }
   size_t idx = 0;
   for (size_t i = 1; i < epSlots_.size(); i++)
     if (!epSlots_[i]) { idx = i; break; }
@@ -121,6 +129,9 @@ uint32_t Engine::addEndpoint(int port, int fd, EpKind kind, uint32_t maxFrame, b
   ep->id = uint32_t(idx) | ((nextGen_++ & 0xfff) << EP_ID_BITS);
   if (ep->id == 0) ep->id = uint32_t(idx) | (1u << EP_ID_BITS);
   ep->fd = fd;
+  ep->txFd = txFd;
+  ep->adoptPeer = adoptPeer;
+  ep->peerConnected = !adoptPeer;
   ep->port = port;
   ep->kind = kind;
   ep->maxFrame = std::min<uint32_t>(std::max<uint32_t>(maxFrame, MIN_FRAME_BYTES), MAX_STREAM_FRAME_BYTES);
@@ -148,7 +159,11 @@ Endpoint *Engine::lookup(uint32_t id) {
 
 void Engine::closeEndpointLocked(Endpoint *ep, const char *why, int err) {
   epoll_ctl(epfd_, EPOLL_CTL_DEL, ep->fd, nullptr);
-  if (ep->closeFd) close(ep->fd);
+  if (ep->txFd != ep->fd && ep->wantOut) epoll_ctl(epfd_, EPOLL_CTL_DEL, ep->txFd, nullptr);
+  if (ep->closeFd) {
+    close(ep->fd);
+    if (ep->txFd != ep->fd) close(ep->txFd);
+  }
   Port &p = ports_[ep->port];
   p.eps.erase(std::remove(p.eps.begin(), p.eps.end(), ep), p.eps.end());
   if (p.eps.empty()) {
@@ -369,6 +384,10 @@ void Engine::run() {
         Endpoint *ep = lookup(uint32_t(evs[i].data.u64));
         if (!ep) continue;
         uint32_t e = evs[i].events;
+        if (evs[i].data.u64 & TX_TAG) {  // the separate write side became writable (or failed)
+          if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) flushTx(ep);
+          continue;
+        }
         if (e & EPOLLOUT) {
           if (!flushTx(ep)) continue;
         }
@@ -441,6 +460,10 @@ void Engine::failEndpoint(Endpoint *ep, int err, const char *what) {
 
 void Engine::handleRx(Endpoint *ep) {
   int inPort = ep->port;
+  if (ep->kind == EpKind::Dgram && ep->adoptPeer) {
+    handleAdoptRx(ep);
+    return;
+  }
   if (ep->kind == EpKind::Dgram) {
     struct mmsghdr *msgs = rxMsgs_;
     if (rxIovLen_ != ep->maxFrame) {  // headers are built once; only the length may change
@@ -491,6 +514,43 @@ void Engine::handleRx(Endpoint *ep) {
     return;
   }
   handleStreamRx(ep);
+}
+
+// Datagram endpoint without a fixed peer (QEMU -netdev dgram, point-to-point "female" side):
+// the first sender becomes the peer (the socket is connected to it, so from then on only it is
+// heard and frames go back to it); a zero-length datagram is VDE's hang-up and dissolves the
+// association so that the next sender can take over.
+void Engine::handleAdoptRx(Endpoint *ep) {
+  int inPort = ep->port;
+  Port &p = ports_[inPort];
+  int kept = 0;
+  for (int i = 0; i < RX_BATCH_FRAMES; i++) {
+    struct sockaddr_storage from;
+    socklen_t fromLen = sizeof from;
+    ssize_t r = recvfrom(ep->fd, slab_.data() + size_t(kept) * SLOT_BYTES, ep->maxFrame + 1, MSG_DONTWAIT,
+                         reinterpret_cast<struct sockaddr *>(&from), &fromLen);
+    if (r < 0) {
+      if (errno != EAGAIN && errno != EINTR && !ep->failed) failEndpoint(ep, errno, "receive error");
+      break;
+    }
+    if (r == 0) {
+      struct sockaddr unspec = {};
+      unspec.sa_family = AF_UNSPEC;
+      connect(ep->fd, &unspec, sizeof unspec);
+      ep->peerConnected = false;
+      continue;
+    }
+    if (!ep->peerConnected && fromLen > sizeof(sa_family_t)) {
+      if (connect(ep->fd, reinterpret_cast<struct sockaddr *>(&from), fromLen) == 0) {
+        ep->peerConnected = true;
+        ep->failed = false;
+      }
+    }
+    if (uint32_t(r) > ep->maxFrame) { p.c.drops[DROP_OVERSIZE]++; continue; }
+    if (r < MIN_FRAME_BYTES) { p.c.drops[DROP_RUNT]++; continue; }
+    lens_[kept++] = uint32_t(r);
+  }
+  processFrames(inPort, kept);
 }
 
 // Byte streams: 2-byte (VDE) or 4-byte (QEMU) big-endian length, then the frame. Partial
@@ -755,7 +815,7 @@ void Engine::sendToEndpoint(Endpoint *ep, int port, const int *slots, const uint
           }
           int sent = 0;
           while (sent < m) {
-            int r = sendmmsg(ep->fd, msgs + sent, unsigned(m - sent), MSG_DONTWAIT | MSG_NOSIGNAL);
+            int r = sendmmsg(ep->txFd, msgs + sent, unsigned(m - sent), MSG_DONTWAIT | MSG_NOSIGNAL);
             if (r > 0) { sent += r; continue; }
             if (r < 0 && errno == EINTR) continue;
             if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) break;
@@ -780,7 +840,7 @@ void Engine::sendToEndpoint(Endpoint *ep, int port, const int *slots, const uint
           struct iovec iov[3];
           uint32_t l;
           int c = frameOf(i, iov, &l);
-          ssize_t r = writev(ep->fd, iov, c);
+          ssize_t r = writev(ep->txFd, iov, c);
           if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) break;
           if (r < 0) {
             if (!ep->failed) failEndpoint(ep, errno, "write error");
@@ -825,7 +885,7 @@ void Engine::sendToEndpoint(Endpoint *ep, int port, const int *slots, const uint
     (void)first;
     size_t done = 0;
     if (ep->txq.empty()) {
-      ssize_t r = writev(ep->fd, iov, c);
+      ssize_t r = writev(ep->txFd, iov, c);
       if (r < 0 && errno != EAGAIN && errno != EINTR) {
         closeEndpointLocked(ep, "write error", errno);
         return;
@@ -871,6 +931,14 @@ void Engine::enqueue(Endpoint *ep, const struct iovec *iov, int iovcnt, size_t l
 }
 
 void Engine::updateEpollOut(Endpoint *ep, bool want) {
+  if (ep->txFd != ep->fd) {
+    struct epoll_event ev = {};
+    ev.events = EPOLLOUT;
+    ev.data.u64 = ep->id | TX_TAG;
+    epoll_ctl(epfd_, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, ep->txFd, &ev);
+    ep->wantOut = want;
+    return;
+  }
   struct epoll_event ev = {};
   ev.events = uint32_t(EPOLLIN) | (want ? uint32_t(EPOLLOUT) : 0u);
   ev.data.u64 = ep->id;
@@ -884,7 +952,7 @@ bool Engine::flushTx(Endpoint *ep) {
   while (!ep->txq.empty()) {
     TxItem &t = ep->txq.front();
     if (ep->kind == EpKind::Stream2 || ep->kind == EpKind::Stream4) {
-      ssize_t r = write(ep->fd, t.bytes.data() + ep->txHeadOffset, t.bytes.size() - ep->txHeadOffset);
+      ssize_t r = write(ep->txFd, t.bytes.data() + ep->txHeadOffset, t.bytes.size() - ep->txHeadOffset);
       if (r < 0) {
         if (errno == EAGAIN || errno == EINTR) break;
         closeEndpointLocked(ep, "write error", errno);
@@ -893,8 +961,8 @@ bool Engine::flushTx(Endpoint *ep) {
       ep->txHeadOffset += size_t(r);
       if (ep->txHeadOffset < t.bytes.size()) break;
     } else {
-      ssize_t r = ep->kind == EpKind::Tap ? write(ep->fd, t.bytes.data(), t.bytes.size())
-                                          : send(ep->fd, t.bytes.data(), t.bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      ssize_t r = ep->kind == EpKind::Tap ? write(ep->txFd, t.bytes.data(), t.bytes.size())
+                                          : send(ep->txFd, t.bytes.data(), t.bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
       if (r < 0) {
         if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR) break;
         if (!ep->failed) failEndpoint(ep, errno, "send error");

@@ -61,8 +61,11 @@ struct TxItem {
 
 struct Endpoint {
   uint32_t id = 0;
-  int fd = -1;
+  int fd = -1;    // read side (and write side unless txFd differs)
+  int txFd = -1;  // write side: differs for stdin/stdout pairs
   int port = -1;
+  bool adoptPeer = false;      // datagram socket without a fixed peer: connect to the first sender
+  bool peerConnected = true;
   EpKind kind = EpKind::Dgram;
   uint32_t maxFrame = MAX_VDE_FRAME_BYTES;
   bool closeFd = true;
@@ -117,7 +120,8 @@ class Engine {
 
   // --- configuration (any thread; takes the mutex) ---
   void setNumPorts(int n);
-  uint32_t addEndpoint(int port, int fd, EpKind kind, uint32_t maxFrame, bool closeFd);
+  uint32_t addEndpoint(int port, int fd, EpKind kind, uint32_t maxFrame, bool closeFd, int txFd = -1,
+                       bool adoptPeer = false);
   bool removeEndpoint(uint32_t id);
   void setHub(bool on);
   void setUntagged(int port, uint16_t vlan);
@@ -146,6 +150,7 @@ class Engine {
   void run();
   void handleRx(Endpoint *ep);
   void handleStreamRx(Endpoint *ep);
+  void handleAdoptRx(Endpoint *ep);
   void processFrames(int inPort, int count);
   void forwardOne(int inPort, int slot);
   void queueOut(int port, int slot, uint8_t form);

@@ -12,6 +12,7 @@ import yargs from 'yargs';
 import { intOption, normalizeLongOnly } from '../cli.js';
 import { log, setProgram, setVerbose, useSyslog } from '../log.js';
 import { deriveModes, lookupGroup, parseOctal, DEFAULT_MGMT_MODE } from './perms.js';
+import { parseQemuSpec } from './qemu.js';
 import { VdeSwitch, type SwitchOptions } from './switch.js';
 
 /** Default switch directory for root. */
@@ -26,7 +27,7 @@ export const DAEMON_START_TIMEOUT_MS = 10000;
 
 const LONG_NAMES = [
   'help', 'version', 'numports', 'hub', 'fstp', 'macaddr', 'priority', 'hashsize', 'sock', 'vdesock', 'unix', 'mode', 'dirmode',
-  'group', 'daemon', 'pidfile', 'rcfile', 'mgmt', 'mgmtmode', 'mgmtgroup', 'nostdin', 'debugclients', 'tap', 'foreign-tags', 'verbose', 'stp-hello', 'stp-forward-delay', 'stp-max-age',
+  'group', 'daemon', 'pidfile', 'rcfile', 'mgmt', 'mgmtmode', 'mgmtgroup', 'nostdin', 'debugclients', 'tap', 'foreign-tags', 'verbose', 'stp-hello', 'stp-forward-delay', 'stp-max-age', 'qemu-listen', 'qemu-connect', 'qemu-dgram',
 ];
 
 function parser(argv: string[]) {
@@ -60,6 +61,9 @@ function parser(argv: string[]) {
     .option('pidfile', { alias: 'p', type: 'string', describe: 'write the process id to FILE (removed at exit)' })
     .option('nostdin', { type: 'boolean', describe: 'do not use stdin as a console (keep running when stdin closes)' })
     .option('foreign-tags', { type: 'string', choices: ['pass', 'drop'], default: 'pass', describe: '802.1Q frames of a VLAN the port is not a member of: pass them through in the port\'s untagged VLAN, or drop them (vde2)' })
+    .option('qemu-listen', { type: 'string', array: true, describe: 'accept QEMU -netdev stream/socket clients: unix:PATH or tcp:[HOST:]PORT (repeatable)' })
+    .option('qemu-connect', { type: 'string', array: true, describe: 'connect to a listening QEMU (-netdev stream,server=on / socket,listen=): unix:PATH or tcp:HOST:PORT' })
+    .option('qemu-dgram', { type: 'string', array: true, describe: 'a port for QEMU -netdev dgram: unix:PATH or udp:[HOST:]PORT' })
     .option('tap', { alias: 't', type: 'string', array: true, describe: 'attach a Linux tap interface (repeatable)' })
     .option('debugclients', { alias: 'D', type: 'string', describe: 'accepted for vde2 compatibility; ignored', hidden: true })
     .option('verbose', { type: 'boolean', describe: 'log debug messages' })
@@ -73,6 +77,7 @@ function parser(argv: string[]) {
     .example('vde_switch -sock /tmp/sw -numports 64 -hub', 'vde2-style single-dash options work too')
     .example('vde_switch -F --priority 4096 -s /tmp/sw', 'spanning tree, preferred as root')
     .example('qemu-system-x86_64 -netdev vde,id=n0,sock=/tmp/sw -device virtio-net-pci,netdev=n0', 'attach a VM')
+    .example('vde_switch -s /tmp/sw --qemu-listen unix:/tmp/sw.qemu', 'then: qemu ... -netdev stream,id=n0,server=off,addr.type=unix,addr.path=/tmp/sw.qemu')
     .strict()
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
@@ -137,6 +142,11 @@ export function toOptions(a: Record<string, unknown>): SwitchOptions {
     rcFileRequired,
     pidFile: (a.pidfile as string | undefined) ? path.resolve(String(a.pidfile)) : null,
     foreignTags: (a['foreign-tags'] as 'pass' | 'drop') ?? 'pass',
+    qemu: [
+      ...((a['qemu-listen'] as string[] | undefined) ?? []).map((v) => parseQemuSpec('listen', v)),
+      ...((a['qemu-connect'] as string[] | undefined) ?? []).map((v) => parseQemuSpec('connect', v)),
+      ...((a['qemu-dgram'] as string[] | undefined) ?? []).map((v) => parseQemuSpec('dgram', v)),
+    ],
   };
 }
 

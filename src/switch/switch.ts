@@ -13,6 +13,7 @@ import { log } from '../log.js';
 import { native, type EngineEvent, type NativeEngine } from '../native.js';
 import { Console, BANNER, PROMPT, END_OF_SESSION, MAX_LINE_BYTES, type Session, type StpControl } from './console.js';
 import { CtlServer } from './ctl.js';
+import { QemuPorts, type QemuSpec } from './qemu.js';
 import { SpanningTreeControl } from './stpctl.js';
 import { SwitchState } from './state.js';
 
@@ -41,6 +42,7 @@ export interface SwitchOptions {
   rcFileRequired: boolean;
   pidFile: string | null;
   foreignTags: 'pass' | 'drop';
+  qemu: QemuSpec[];
 }
 
 /** Probes a unix stream socket path: 'live' (something accepts), 'stale' (refused) or 'absent'. */
@@ -76,6 +78,7 @@ export class VdeSwitch {
   readonly mac: Buffer;
   readonly stp: SpanningTreeControl;
   private ctl: CtlServer | null = null;
+  private qemu: QemuPorts | null = null;
   private mgmt: net.Server | null = null;
   private mgmtSessions = new Set<net.Socket>();
   private startMs = Date.now();
@@ -140,6 +143,10 @@ export class VdeSwitch {
       throw new Error(`could not bind to socket '${ctlPath}': ${(e as Error).message}`);
     }
     if (o.pidFile) this.writePidFile(o.pidFile);
+    if (o.qemu.length) {
+      this.qemu = new QemuPorts(this.state);
+      await this.qemu.start(o.qemu);
+    }
     if (o.mgmtPath) await this.startMgmt(o.mgmtPath);
     if (o.fstp && !o.hub) this.stp.setEnabled(true);
     if (o.rcFile) this.runRc(o.rcFile, o.rcFileRequired);
@@ -322,6 +329,7 @@ export class VdeSwitch {
     this.stdinListener?.();
     this.stp.setEnabled(false);
     this.stp.close();
+    this.qemu?.close();
     for (const p of this.state.ports.values()) for (const ep of [...p.endpoints.values()]) ep.close();
     this.ctl?.close();
     for (const s of this.mgmtSessions) s.destroy();

@@ -15,6 +15,7 @@ export enum EpKind {
   Stream2 = 1,
   Stream4 = 2,
   Tap = 3,
+  Custom = 4,
 }
 
 /** Spanning-tree state of a port as the engine applies it. */
@@ -60,6 +61,8 @@ export interface NativeEngine {
   /** Hands an fd to the engine; txFd (default fd) is the write side, adoptPeer makes a datagram socket adopt its first sender. Returns 0 on failure. */
   addEndpoint(port: number, fd: number, kind: EpKind, maxFrameBytes: number, closeFd: boolean, txFd?: number, adoptPeer?: boolean): number;
   removeEndpoint(id: number): boolean;
+  /** Hands a custom endpoint (from a native factory such as createVxlan) to the engine; returns 0 on failure. */
+  addCustomEndpoint(port: number, handle: unknown, maxFrameBytes: number): number;
   setNumPorts(n: number): void;
   setHub(on: boolean): void;
   setUntagged(port: number, vlan: number): void;

@@ -20,6 +20,7 @@
 
 #include <napi.h>
 
+#include "customio.h"
 #include "engine.h"
 
 using namespace vde;
@@ -232,6 +233,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                        {
                            InstanceMethod("addEndpoint", &EngineWrap::AddEndpoint),
                            InstanceMethod("removeEndpoint", &EngineWrap::RemoveEndpoint),
+                           InstanceMethod("addCustomEndpoint", &EngineWrap::AddCustomEndpoint),
                            InstanceMethod("setNumPorts", &EngineWrap::SetNumPorts),
                            InstanceMethod("setHub", &EngineWrap::SetHub),
                            InstanceMethod("setUntagged", &EngineWrap::SetUntagged),
@@ -309,6 +311,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     bool adopt = info.Length() > 6 && info[6].ToBoolean().Value();
     uint32_t id = eng(info).addEndpoint(I(info, 0), I(info, 1), EpKind(I(info, 2)), uint32_t(I(info, 3)),
                                         info[4].As<Napi::Boolean>().Value(), txFd, adopt);
+    return Napi::Number::New(info.Env(), id);
+  }
+  Napi::Value AddCustomEndpoint(const Napi::CallbackInfo &info) {
+    if (!info[1].IsExternal()) throw Napi::TypeError::New(info.Env(), "addCustomEndpoint: not an endpoint handle");
+    IoHolder *h = info[1].As<Napi::External<IoHolder>>().Data();
+    if (!h->io) throw Napi::Error::New(info.Env(), "addCustomEndpoint: this endpoint handle was used already");
+    uint32_t id = eng(info).addCustomEndpoint(I(info, 0), std::move(h->io), uint32_t(I(info, 2)));
     return Napi::Number::New(info.Env(), id);
   }
   Napi::Value RemoveEndpoint(const Napi::CallbackInfo &info) {

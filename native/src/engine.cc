@@ -25,6 +25,8 @@ const char *const DROP_NAMES[DROP_COUNT] = {"runt",      "oversize",   "vlan",  
 
 static constexpr uint64_t WAKE_TAG = ~uint64_t(0);
 static constexpr uint64_t TX_TAG = uint64_t(1) << 62;  // epoll tag bit: the write side of a split endpoint
+static constexpr uint64_t EXTRA_TAG = uint64_t(1) << 61;  // epoll tag bit: an extra input fd of a custom endpoint
+static constexpr int EXTRA_FD_SHIFT = 32;                 // the fd number rides in bits 32..60 of the tag
 static constexpr int EPOLL_WAIT_MS = 200;
 static constexpr int EP_ID_BITS = 20;
 static constexpr uint32_t EP_ID_MASK = (1u << EP_ID_BITS) - 1;
@@ -150,6 +152,23 @@ uint32_t Engine::addEndpoint(int port, int fd, EpKind kind, uint32_t maxFrame, b
   return ep->id;
 }
 
+uint32_t Engine::addCustomEndpoint(int port, std::unique_ptr<EndpointIo> io, uint32_t maxFrame) {
+  int fd = io->fd();
+  std::vector<int> extra = io->extraFds();
+  uint32_t id = addEndpoint(port, fd, EpKind::Custom, maxFrame, false);
+  if (!id) return 0;  // io (and its fds) released by the unique_ptr
+  std::lock_guard<std::mutex> g(mu_);
+  Endpoint *ep = lookup(id);
+  ep->io = std::move(io);
+  for (int x : extra) {
+    struct epoll_event ev = {};
+    ev.events = EPOLLIN;
+    ev.data.u64 = uint64_t(id) | EXTRA_TAG | (uint64_t(uint32_t(x)) << EXTRA_FD_SHIFT);
+    epoll_ctl(epfd_, EPOLL_CTL_ADD, x, &ev);
+  }
+  return id;
+}
+
 Endpoint *Engine::lookup(uint32_t id) {
   size_t idx = id & EP_ID_MASK;
   if (idx == 0 || idx >= epSlots_.size()) return nullptr;
@@ -159,6 +178,8 @@ Endpoint *Engine::lookup(uint32_t id) {
 
 void Engine::closeEndpointLocked(Endpoint *ep, const char *why, int err) {
   epoll_ctl(epfd_, EPOLL_CTL_DEL, ep->fd, nullptr);
+  if (ep->io)
+    for (int x : ep->io->extraFds()) epoll_ctl(epfd_, EPOLL_CTL_DEL, x, nullptr);
   if (ep->txFd != ep->fd && ep->wantOut) epoll_ctl(epfd_, EPOLL_CTL_DEL, ep->txFd, nullptr);
   if (ep->closeFd) {
     close(ep->fd);
@@ -384,6 +405,10 @@ void Engine::run() {
         Endpoint *ep = lookup(uint32_t(evs[i].data.u64));
         if (!ep) continue;
         uint32_t e = evs[i].events;
+        if (evs[i].data.u64 & EXTRA_TAG) {
+          if (ep->io) handleCustomRx(ep, int((evs[i].data.u64 >> EXTRA_FD_SHIFT) & 0x1fffffff));
+          continue;
+        }
         if (evs[i].data.u64 & TX_TAG) {  // the separate write side became writable (or failed)
           if (e & (EPOLLOUT | EPOLLERR | EPOLLHUP)) flushTx(ep);
           continue;
@@ -462,6 +487,10 @@ void Engine::handleRx(Endpoint *ep) {
   int inPort = ep->port;
   if (ep->kind == EpKind::Dgram && ep->adoptPeer) {
     handleAdoptRx(ep);
+    return;
+  }
+  if (ep->kind == EpKind::Custom) {
+    if (ep->io) handleCustomRx(ep, ep->fd);
     return;
   }
   if (ep->kind == EpKind::Dgram) {
@@ -549,6 +578,25 @@ void Engine::handleAdoptRx(Endpoint *ep) {
     if (uint32_t(r) > ep->maxFrame) { p.c.drops[DROP_OVERSIZE]++; continue; }
     if (r < MIN_FRAME_BYTES) { p.c.drops[DROP_RUNT]++; continue; }
     lens_[kept++] = uint32_t(r);
+  }
+  processFrames(inPort, kept);
+}
+
+void Engine::handleCustomRx(Endpoint *ep, int readyFd) {
+  int inPort = ep->port;
+  int n = ep->io->receive(readyFd, slab_.data(), SLOT_BYTES, ep->maxFrame, lens_, RX_BATCH_FRAMES, ports_[inPort].c);
+  for (int i = 0; i < n; i++)
+    if (lens_[i] < MIN_FRAME_BYTES || lens_[i] > ep->maxFrame) {  // never trust a plug-in with the bounds
+      lens_[i] = 0;
+    }
+  int kept = 0;
+  for (int i = 0; i < n; i++) {
+    if (!lens_[i]) { ports_[inPort].c.drops[DROP_RUNT]++; continue; }
+    if (kept != i) {
+      memmove(slab_.data() + size_t(kept) * SLOT_BYTES, slab_.data() + size_t(i) * SLOT_BYTES, lens_[i]);
+      lens_[kept] = lens_[i];
+    }
+    kept++;
   }
   processFrames(inPort, kept);
 }
@@ -792,7 +840,7 @@ void Engine::sendToEndpoint(Endpoint *ep, int port, const int *slots, const uint
     uint8_t *tag = tagBytes_[s];
     return frameIov(slab_.data() + size_t(s) * SLOT_BYTES, lens_[s], forms[i], tag, iov, len);
   };
-  if (ep->kind == EpKind::Dgram || ep->kind == EpKind::Tap) {
+  if (ep->kind == EpKind::Dgram || ep->kind == EpKind::Tap || ep->kind == EpKind::Custom) {
     int i = 0;
     if (ep->txq.empty()) {
       if (ep->kind == EpKind::Dgram) {
@@ -840,6 +888,16 @@ void Engine::sendToEndpoint(Endpoint *ep, int port, const int *slots, const uint
           struct iovec iov[3];
           uint32_t l;
           int c = frameOf(i, iov, &l);
+          if (l > ep->maxFrame) { q.c.drops[DROP_OVERSIZE]++; continue; }
+          if (ep->io) {
+            int r = ep->io->send(iov, c, l);
+            if (r == 0) break;
+            if (r < 0) {
+              if (!ep->failed) failEndpoint(ep, -r, "send error");
+              q.c.drops[DROP_TX_ERROR]++;
+            }
+            continue;
+          }
           ssize_t r = writev(ep->txFd, iov, c);
           if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) break;
           if (r < 0) {
@@ -854,7 +912,7 @@ void Engine::sendToEndpoint(Endpoint *ep, int port, const int *slots, const uint
       struct iovec iov[3];
       uint32_t l;
       int c = frameOf(i, iov, &l);
-      if (l > ep->maxFrame && ep->kind == EpKind::Dgram) { q.c.drops[DROP_OVERSIZE]++; continue; }
+      if (l > ep->maxFrame && ep->kind != EpKind::Stream2 && ep->kind != EpKind::Stream4) { q.c.drops[DROP_OVERSIZE]++; continue; }
       enqueue(ep, iov, c, l, port);
     }
     if (!ep->txq.empty() && !ep->wantOut) updateEpollOut(ep, true);
@@ -961,8 +1019,16 @@ bool Engine::flushTx(Endpoint *ep) {
       ep->txHeadOffset += size_t(r);
       if (ep->txHeadOffset < t.bytes.size()) break;
     } else {
-      ssize_t r = ep->kind == EpKind::Tap ? write(ep->txFd, t.bytes.data(), t.bytes.size())
-                                          : send(ep->txFd, t.bytes.data(), t.bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      ssize_t r;
+      if (ep->io) {
+        struct iovec one = {t.bytes.data(), t.bytes.size()};
+        int k = ep->io->send(&one, 1, t.bytes.size());
+        if (k == 0) break;
+        r = k < 0 ? (errno = -k, -1) : ssize_t(t.bytes.size());
+      } else {
+        r = ep->kind == EpKind::Tap ? write(ep->txFd, t.bytes.data(), t.bytes.size())
+                                    : send(ep->txFd, t.bytes.data(), t.bytes.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+      }
       if (r < 0) {
         if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR) break;
         if (!ep->failed) failEndpoint(ep, errno, "send error");

@@ -40,7 +40,7 @@ constexpr size_t TXQ_MAX_BYTES = 4 << 20;
 constexpr uint16_t VLAN_NONE = 4095;
 constexpr int VLAN_COUNT = 4096;
 
-enum class EpKind : uint8_t { Dgram = 0, Stream2 = 1, Stream4 = 2, Tap = 3 };
+enum class EpKind : uint8_t { Dgram = 0, Stream2 = 1, Stream4 = 2, Tap = 3, Custom = 4 };
 enum class StpState : uint8_t { Forwarding = 0, Learning = 1, Discarding = 2 };
 enum class ForeignTags : uint8_t { Pass = 0, Drop = 1 };
 
@@ -53,6 +53,29 @@ extern const char *const DROP_NAMES[DROP_COUNT];
 struct PortCounters {
   uint64_t inFrames = 0, inBytes = 0, outFrames = 0, outBytes = 0;
   uint64_t drops[DROP_COUNT] = {};
+};
+
+struct PortCounters;
+
+/**
+ * I/O of a custom endpoint kind (encapsulations such as VXLAN) that the engine drives like its
+ * own: it polls fd() and extraFds() for input and calls receive() with the ready fd; it calls
+ * send() per outgoing frame and queues the frame itself when send() reports EAGAIN. Runs on the
+ * engine thread only. The object owns its fds and closes them in its destructor.
+ */
+class EndpointIo {
+ public:
+  virtual ~EndpointIo() = default;
+  /** The main fd to poll for input. */
+  virtual int fd() const = 0;
+  /** Further fds to poll for input (e.g. a multicast socket beside a unicast one). */
+  virtual std::vector<int> extraFds() const { return {}; }
+  /** Reads up to max frames from readyFd into slab slots i*slotBytes (at most maxFrame bytes each), sets
+   * lens[i]; returns how many; counts malformed input in c.drops[...]. */
+  virtual int receive(int readyFd, uint8_t *slab, size_t slotBytes, uint32_t maxFrame, uint32_t *lens, int max,
+                      PortCounters &c) = 0;
+  /** Sends one frame; returns 1 when sent, 0 when it would block (the engine queues it), -errno on failure. */
+  virtual int send(const struct iovec *iov, int iovcnt, size_t len) = 0;
 };
 
 struct TxItem {
@@ -74,6 +97,7 @@ struct Endpoint {
   std::deque<TxItem> txq;
   size_t txqBytes = 0;
   size_t txHeadOffset = 0;  // bytes of txq.front() already written (streams)
+  std::unique_ptr<EndpointIo> io;  // EpKind::Custom only
   // stream receive state
   std::vector<uint8_t> rx;
   size_t rxLen = 0;
@@ -123,6 +147,8 @@ class Engine {
   uint32_t addEndpoint(int port, int fd, EpKind kind, uint32_t maxFrame, bool closeFd, int txFd = -1,
                        bool adoptPeer = false);
   bool removeEndpoint(uint32_t id);
+  /** Adds a custom endpoint; the engine takes ownership of io (also on failure). Returns 0 on failure. */
+  uint32_t addCustomEndpoint(int port, std::unique_ptr<EndpointIo> io, uint32_t maxFrame);
   void setHub(bool on);
   void setUntagged(int port, uint16_t vlan);
   void setTagged(int port, uint16_t vlan, bool on);
@@ -151,6 +177,7 @@ class Engine {
   void handleRx(Endpoint *ep);
   void handleStreamRx(Endpoint *ep);
   void handleAdoptRx(Endpoint *ep);
+  void handleCustomRx(Endpoint *ep, int readyFd);
   void processFrames(int inPort, int count);
   void forwardOne(int inPort, int slot);
   void queueOut(int port, int slot, uint8_t form);

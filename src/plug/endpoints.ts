@@ -12,6 +12,7 @@ import net from 'node:net';
 import { EpKind, MAX_STREAM_FRAME_BYTES, MAX_VDE_FRAME_BYTES, native, sys } from '../native.js';
 import { vdeConnect } from './vdeclient.js';
 import type { Locator } from './vnl.js';
+import { openVxlan, openVxvde } from './vxlan.js';
 
 /** Largest frame on vdeplug4-compatible stream framing (VDE_ETHBUFSIZE). */
 export const MAX_VDEPLUG_FRAME_BYTES = MAX_VDE_FRAME_BYTES;
@@ -28,6 +29,8 @@ export interface OpenedEndpoint {
   adoptPeer?: boolean;
   /** Human-readable name for messages. */
   name: string;
+  /** A native custom endpoint handle (EpKind.Custom): handed to engine.addCustomEndpoint instead of fd. */
+  custom?: unknown;
   /** Called once if the far side goes away outside the engine's view (e.g. switch control stream EOF). */
   onLost(cb: (why: string) => void): void;
   /** Releases everything that is not the engine's (the engine closes fd/txFd). */
@@ -264,6 +267,10 @@ export async function openEndpoint(loc: Locator, o: OpenOptions = {}): Promise<O
       }
       return simple(`dgram udp ${loc.localPort ?? ''}->${loc.remoteHost ?? ''}:${loc.remotePort ?? ''}`, fd, EpKind.Dgram, MAX_STREAM_FRAME_BYTES, { adoptPeer: !remote });
     }
+    case 'vxlan':
+      return openVxlan(loc);
+    case 'vxvde':
+      return openVxvde(loc);
     default:
       throw new Error(`${(loc as { kind: string }).kind}:// endpoints are not supported by this build yet`);
   }

@@ -62,13 +62,16 @@ export class VdePlug {
 
   private release(ep: OpenedEndpoint): void {
     ep.close();
+    if (ep.custom !== undefined) return; // the native object owns its fds
     const a = native();
     a.closeFd(ep.fd);
     if (ep.txFd !== undefined && ep.txFd !== ep.fd && ep.txFd > 2) a.closeFd(ep.txFd);
   }
 
   private attach(slot: Slot, ep: OpenedEndpoint): void {
-    const id = this.engine.addEndpoint(slot.port, ep.fd, ep.kind, ep.maxFrameBytes, ep.fd > 2, ep.txFd, ep.adoptPeer ?? false);
+    const id = ep.custom !== undefined
+      ? this.engine.addCustomEndpoint(slot.port, ep.custom, ep.maxFrameBytes)
+      : this.engine.addEndpoint(slot.port, ep.fd, ep.kind, ep.maxFrameBytes, ep.fd > 2, ep.txFd, ep.adoptPeer ?? false);
     if (!id) {
       this.release(ep);
       throw new Error(`${ep.name}: the engine refused the endpoint`);

@@ -1,0 +1,24 @@
+// Hand-over of custom endpoint I/O objects (EndpointIo, see engine.h) from the factories that
+// create them (e.g. VXLAN sockets) to JavaScript and on to Engine::addCustomEndpoint: the
+// object travels as a Napi::External that owns it until the engine takes it.
+#pragma once
+
+#include <napi.h>
+
+#include <memory>
+
+#include "engine.h"
+
+namespace vde {
+
+struct IoHolder {
+  std::unique_ptr<EndpointIo> io;
+};
+
+/** Wraps an EndpointIo for JavaScript; deleted with the wrapper unless an engine took it. */
+inline Napi::Value WrapIo(Napi::Env env, std::unique_ptr<EndpointIo> io) {
+  auto *h = new IoHolder{std::move(io)};
+  return Napi::External<IoHolder>::New(env, h, [](Napi::Env, IoHolder *p) { delete p; });
+}
+
+}  // namespace vde

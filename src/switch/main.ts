@@ -64,7 +64,7 @@ function parser(argv: string[]) {
     .option('qemu-listen', { type: 'string', array: true, describe: 'accept QEMU -netdev stream/socket clients: unix:PATH or tcp:[HOST:]PORT (repeatable)' })
     .option('qemu-connect', { type: 'string', array: true, describe: 'connect to a listening QEMU (-netdev stream,server=on / socket,listen=): unix:PATH or tcp:HOST:PORT' })
     .option('qemu-dgram', { type: 'string', array: true, describe: 'a port for QEMU -netdev dgram: unix:PATH or udp:[HOST:]PORT' })
-    .option('tap', { alias: 't', type: 'string', array: true, describe: 'attach a Linux tap interface (repeatable)' })
+    .option('tap', { alias: 't', type: 'string', array: true, describe: 'attach a Linux tap interface, created if missing (repeatable or comma-separated; needs root or CAP_NET_ADMIN)' })
     .option('debugclients', { alias: 'D', type: 'string', describe: 'accepted for vde2 compatibility; ignored', hidden: true })
     .option('verbose', { type: 'boolean', describe: 'log debug messages' })
     .option('daemon-child', { type: 'boolean', hidden: true })
@@ -119,7 +119,8 @@ export function toOptions(a: Record<string, unknown>): SwitchOptions {
       }
     }
   }
-  if (a.tap && (a.tap as string[]).length) throw new Error('--tap: tap interfaces are not supported by this build yet; use vde_plug tap://IFNAME');
+  const taps = ((a.tap as string[] | undefined) ?? []).flatMap((t) => t.split(',')).filter(Boolean);
+  for (const t of taps) if (Buffer.byteLength(t) > 15 || /[\s/]/.test(t)) throw new Error(`--tap: "${t}" is not a valid interface name (at most 15 bytes, no spaces or slashes)`);
   return {
     dir: path.resolve(String(a.sock)),
     numPorts: intOption('numports', a.numports, 1, 65535),
@@ -142,6 +143,7 @@ export function toOptions(a: Record<string, unknown>): SwitchOptions {
     rcFileRequired,
     pidFile: (a.pidfile as string | undefined) ? path.resolve(String(a.pidfile)) : null,
     foreignTags: (a['foreign-tags'] as 'pass' | 'drop') ?? 'pass',
+    taps,
     qemu: [
       ...((a['qemu-listen'] as string[] | undefined) ?? []).map((v) => parseQemuSpec('listen', v)),
       ...((a['qemu-connect'] as string[] | undefined) ?? []).map((v) => parseQemuSpec('connect', v)),

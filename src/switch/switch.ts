@@ -10,7 +10,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { log } from '../log.js';
-import { native, type EngineEvent, type NativeEngine } from '../native.js';
+import { EpKind, MAX_STREAM_FRAME_BYTES, native, toNodeError, type EngineEvent, type NativeEngine } from '../native.js';
 import { Console, BANNER, PROMPT, END_OF_SESSION, MAX_LINE_BYTES, type Session, type StpControl } from './console.js';
 import { CtlServer } from './ctl.js';
 import { QemuPorts, type QemuSpec } from './qemu.js';
@@ -43,6 +43,7 @@ export interface SwitchOptions {
   pidFile: string | null;
   foreignTags: 'pass' | 'drop';
   qemu: QemuSpec[];
+  taps: string[];
 }
 
 /** Probes a unix stream socket path: 'live' (something accepts), 'stale' (refused) or 'absent'. */
@@ -143,6 +144,7 @@ export class VdeSwitch {
       throw new Error(`could not bind to socket '${ctlPath}': ${(e as Error).message}`);
     }
     if (o.pidFile) this.writePidFile(o.pidFile);
+    for (const t of o.taps) this.attachTap(t);
     if (o.qemu.length) {
       this.qemu = new QemuPorts(this.state);
       await this.qemu.start(o.qemu);
@@ -151,6 +153,40 @@ export class VdeSwitch {
     if (o.fstp && !o.hub) this.stp.setEnabled(true);
     if (o.rcFile) this.runRc(o.rcFile, o.rcFileRequired);
     if (o.stdinConsole) this.startStdinConsole();
+  }
+
+  /** Opens (creating if needed) a tap interface and gives it an automatically allocated port. */
+  private attachTap(name: string): void {
+    let tap: { fd: number; name: string };
+    try {
+      tap = native().openTap(name, false);
+    } catch (e) {
+      const err = toNodeError(e);
+      const hint = err.code === 'EPERM' ? ' (needs root or CAP_NET_ADMIN)' : err.code === 'ENOENT' ? ' (/dev/net/tun is missing: modprobe tun)' : '';
+      throw new Error(`--tap ${name}: ${err.message}${hint}`);
+    }
+    const port = this.state.allocate(0, false, null);
+    const engineId = this.engine.addEndpoint(port.num, tap.fd, EpKind.Tap, MAX_STREAM_FRAME_BYTES, true);
+    if (!engineId) {
+      native().closeFd(tap.fd);
+      throw new Error(`--tap ${name}: the engine refused the endpoint`);
+    }
+    const id = tap.fd;
+    let closed = false;
+    this.state.attach(port, {
+      id,
+      engineId,
+      module: 'tuntap',
+      description: tap.name,
+      uid: null,
+      close: () => {
+        if (closed) return;
+        closed = true;
+        this.engine.removeEndpoint(engineId);
+        this.state.detach(port.num, id);
+      },
+    });
+    log('info', `port ${port.num}: tap ${tap.name}`);
   }
 
   private setupDir(): void {

@@ -41,7 +41,7 @@ export interface ExecOptions {
   /** Throw when the command fails (default true). */
   check?: boolean;
   /** Data written to the command's stdin. */
-  input?: string;
+  input?: string | Buffer;
 }
 
 /** Result of ping(). */

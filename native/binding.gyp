@@ -4,8 +4,10 @@
   "targets": [
     {
       "target_name": "vde_native",
-      "sources": ["src/addon.cc", "src/engine.cc"],
+      "sources": ["src/addon.cc", "src/engine.cc", "src/vxlan.cc", "src/slirp.cc", "src/offload.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
+      "cflags": ["<!@(pkg-config --cflags slirp 2>/dev/null || true)"],
+      "libraries": ["<!@(pkg-config --libs slirp 2>/dev/null || echo -lslirp)"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_cc!": ["-fno-exceptions"],

@@ -24,6 +24,13 @@ if (!existsSync(path.join(nodedir, 'include', 'node', 'node_api.h'))) {
   console.error(`build: Node headers not found under ${nodedir}/include/node (install the Debian package nodejs with its headers, or libnode-dev)`);
   process.exit(1);
 }
+// libslirp (user-mode NAT for slirp:// and slirpvde). Debian's slirp.pc requires glib-2.0's .pc,
+// which libslirp-dev does not pull in, so the header is accepted as proof too.
+const hasSlirp = spawnSync('pkg-config', ['--exists', 'slirp']).status === 0 || existsSync('/usr/include/slirp/libslirp.h');
+if (!hasSlirp) {
+  console.error('libslirp is missing: apt-get install -y libslirp-dev pkg-config');
+  process.exit(1);
+}
 const gyp = require.resolve('node-gyp/bin/node-gyp.js');
 run(process.execPath, [gyp, 'rebuild', `--nodedir=${nodedir}`, '--jobs=2'], path.join(root, 'native'));
 // A packed tarball ships dist/ already compiled (and no dev dependencies; its files' mtimes

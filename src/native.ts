@@ -59,7 +59,7 @@ export interface EngineEvent {
 
 export interface NativeEngine {
   /** Hands an fd to the engine; txFd (default fd) is the write side, adoptPeer makes a datagram socket adopt its first sender. Returns 0 on failure. */
-  addEndpoint(port: number, fd: number, kind: EpKind, maxFrameBytes: number, closeFd: boolean, txFd?: number, adoptPeer?: boolean): number;
+  addEndpoint(port: number, fd: number, kind: EpKind, maxFrameBytes: number, closeFd: boolean, txFd?: number, adoptPeer?: boolean, vnetHdr?: boolean): number;
   removeEndpoint(id: number): boolean;
   /** Hands a custom endpoint (from a native factory such as createVxlan) to the engine; returns 0 on failure. */
   addCustomEndpoint(port: number, handle: unknown, maxFrameBytes: number): number;
@@ -102,6 +102,17 @@ interface Addon {
   socketPair(type: number): [number, number];
   /** Opens or creates a tap interface (needs CAP_NET_ADMIN for creation). */
   openTap(name: string, vnetHdr?: boolean): { fd: number; name: string };
+  /**
+   * TUNSETOFFLOAD on a tap opened with vnetHdr (flags default TUN_F_CSUM|TUN_F_TSO4|TUN_F_TSO6):
+   * the kernel then hands over 64 KiB TCP segments with partial checksums, and the engine carries
+   * them to other offload taps as they are and segments them in software for everything else.
+   * A tap opened with vnetHdr is recognised by the engine's addEndpoint on its own.
+   */
+  setTapOffload(fd: number, flags?: number): void;
+  /** Checks a 10-byte virtio_net_hdr against its frame as the engine does for frames read from a tap. */
+  vnetCheck(hdr: Buffer, frame: Buffer): 'plain' | 'needsWork' | 'bad';
+  /** The frames the engine makes of a GSO / partial-checksum frame for a destination without offloads (null if it is dropped). */
+  vnetResolve(hdr: Buffer, frame: Buffer): Buffer[] | null;
   /** Duplicates an fd (close-on-exec). */
   dup(fd: number): number;
   /** Creates a non-blocking UDP socket (family 4 or 6), optionally with SO_REUSEADDR. */

@@ -22,6 +22,8 @@
 
 #include "customio.h"
 #include "engine.h"
+#include "vxlan.h"
+#include "slirp.h"
 
 using namespace vde;
 
@@ -133,10 +135,27 @@ Napi::Value OpenTap(const Napi::CallbackInfo &info) {
     close(fd);
     throw errnoError(info.Env(), e, "TUNSETIFF " + name);
   }
+  if (vnetHdr) {
+    int sz = int(VNET_HDR_BYTES);  // struct virtio_net_hdr, the size the engine reads and writes
+    if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0) {
+      int e = errno;
+      close(fd);
+      throw errnoError(info.Env(), e, "TUNSETVNETHDRSZ " + name);
+    }
+  }
   Napi::Object o = Napi::Object::New(info.Env());
   o.Set("fd", fd);
   o.Set("name", std::string(ifr.ifr_name));
   return o;
+}
+
+// Enables tap offloads on a tap opened with vnetHdr: setTapOffload(fd, flags) with TUNSETOFFLOAD
+// flags (TUN_F_CSUM 1, TUN_F_TSO4 2, TUN_F_TSO6 4, ...); flags omitted = csum + TSO4 + TSO6.
+Napi::Value SetTapOffload(const Napi::CallbackInfo &info) {
+  int fd = info[0].As<Napi::Number>().Int32Value();
+  unsigned flags = info.Length() > 1 && info[1].IsNumber() ? info[1].As<Napi::Number>().Uint32Value() : TAP_OFFLOADS;
+  if (ioctl(fd, TUNSETOFFLOAD, (unsigned long)flags) < 0) throw errnoError(info.Env(), errno, "TUNSETOFFLOAD");
+  return info.Env().Undefined();
 }
 
 // Sets or clears O_NONBLOCK on an fd.
@@ -211,6 +230,38 @@ Napi::Value OpenFile(const Napi::CallbackInfo &info) {
   int fd = open(p.c_str(), flags | O_CLOEXEC);
   if (fd < 0) throw errnoError(info.Env(), errno, "open " + p);
   return Napi::Number::New(info.Env(), fd);
+}
+
+// Offload checks without a tap (tests, tools): vnetCheck(hdr10, frame) -> "plain" | "needsWork" |
+// "bad"; vnetResolve(hdr10, frame) -> the frames a destination without offloads gets (null: bad).
+Napi::Value VnetCheckJs(const Napi::CallbackInfo &info) {
+  auto h = info[0].As<Napi::Buffer<uint8_t>>();
+  auto f = info[1].As<Napi::Buffer<uint8_t>>();
+  if (h.Length() < VNET_HDR_BYTES) throw Napi::RangeError::New(info.Env(), "vnetCheck: header shorter than 10 bytes");
+  VnetHdr vh;
+  vnetDecode(h.Data(), vh);
+  VnetVerdict v = vnetCheck(vh, f.Data(), uint32_t(f.Length()));
+  return Napi::String::New(info.Env(), v == VnetVerdict::Plain ? "plain" : v == VnetVerdict::NeedsWork ? "needsWork" : "bad");
+}
+
+Napi::Value VnetResolveJs(const Napi::CallbackInfo &info) {
+  auto h = info[0].As<Napi::Buffer<uint8_t>>();
+  auto f = info[1].As<Napi::Buffer<uint8_t>>();
+  if (h.Length() < VNET_HDR_BYTES) throw Napi::RangeError::New(info.Env(), "vnetResolve: header shorter than 10 bytes");
+  VnetHdr vh;
+  vnetDecode(h.Data(), vh);
+  if (vnetCheck(vh, f.Data(), uint32_t(f.Length())) != VnetVerdict::NeedsWork) return info.Env().Null();
+  std::vector<uint8_t> out(OFFLOAD_SCRATCH_BYTES);
+  std::vector<uint32_t> lens(MAX_GSO_SEGS);
+  int n = vnetResolve(vh, f.Data(), uint32_t(f.Length()), out.data(), lens.data());
+  if (n < 0) return info.Env().Null();
+  Napi::Array a = Napi::Array::New(info.Env(), size_t(n));
+  size_t off = 0;
+  for (int i = 0; i < n; i++) {
+    a.Set(uint32_t(i), Napi::Buffer<uint8_t>::Copy(info.Env(), out.data() + off, lens[i]));
+    off += lens[i];
+  }
+  return a;
 }
 
 Napi::Value DropNames(const Napi::CallbackInfo &info) {
@@ -309,8 +360,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value AddEndpoint(const Napi::CallbackInfo &info) {
     int txFd = info.Length() > 5 && info[5].IsNumber() ? I(info, 5) : -1;
     bool adopt = info.Length() > 6 && info[6].ToBoolean().Value();
+    bool vnetHdr = info.Length() > 7 && info[7].ToBoolean().Value();
     uint32_t id = eng(info).addEndpoint(I(info, 0), I(info, 1), EpKind(I(info, 2)), uint32_t(I(info, 3)),
-                                        info[4].As<Napi::Boolean>().Value(), txFd, adopt);
+                                        info[4].As<Napi::Boolean>().Value(), txFd, adopt, vnetHdr);
     return Napi::Number::New(info.Env(), id);
   }
   Napi::Value AddCustomEndpoint(const Napi::CallbackInfo &info) {
@@ -399,6 +451,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
 Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Init(env));
+  RegisterSlirp(env, exports);
   exports.Set("unixDgramSocket", Napi::Function::New(env, UnixDgramSocket));
   exports.Set("unixBind", Napi::Function::New(env, UnixBind));
   exports.Set("unixConnect", Napi::Function::New(env, UnixConnect));
@@ -408,6 +461,9 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("pipe", Napi::Function::New(env, Pipe));
   exports.Set("socketPair", Napi::Function::New(env, SocketPair));
   exports.Set("openTap", Napi::Function::New(env, OpenTap));
+  exports.Set("setTapOffload", Napi::Function::New(env, SetTapOffload));
+  exports.Set("vnetCheck", Napi::Function::New(env, VnetCheckJs));
+  exports.Set("vnetResolve", Napi::Function::New(env, VnetResolveJs));
   exports.Set("setNonBlocking", Napi::Function::New(env, SetNonBlocking));
   exports.Set("dup", Napi::Function::New(env, Dup));
   exports.Set("udpSocket", Napi::Function::New(env, UdpSocket));
@@ -415,6 +471,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   exports.Set("ipConnect", Napi::Function::New(env, IpConnect));
   exports.Set("openFile", Napi::Function::New(env, OpenFile));
   exports.Set("dropNames", Napi::Function::New(env, DropNames));
+  RegisterVxlan(env, exports);
   return exports;
 }
 

@@ -8,6 +8,9 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/if.h>
+#include <linux/if_tun.h>
+#include <sys/ioctl.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
@@ -21,7 +24,7 @@
 namespace vde {
 
 const char *const DROP_NAMES[DROP_COUNT] = {"runt",      "oversize",   "vlan",     "stp", "storm",
-                                            "queueFull", "txError", "framing"};
+                                            "queueFull", "txError", "framing", "badVnetHdr"};
 
 static constexpr uint64_t WAKE_TAG = ~uint64_t(0);
 static constexpr uint64_t TX_TAG = uint64_t(1) << 62;  // epoll tag bit: the write side of a split endpoint
@@ -110,7 +113,7 @@ void Engine::setNumPorts(int n) {
 }
 
 uint32_t Engine::addEndpoint(int port, int fd, EpKind kind, uint32_t maxFrame, bool closeFd, int txFd,
-                             bool adoptPeer) {
+                             bool adoptPeer, bool vnetHdr) {
   std::lock_guard<std::mutex> g(mu_);
   if (port < 0 || size_t(port) >= ports_.size()) return 0;
   if (txFd < 0) txFd = fd;
@@ -138,6 +141,21 @@ uint32_t Engine::addEndpoint(int port, int fd, EpKind kind, uint32_t maxFrame, b
   ep->kind = kind;
   ep->maxFrame = std::min<uint32_t>(std::max<uint32_t>(maxFrame, MIN_FRAME_BYTES), MAX_STREAM_FRAME_BYTES);
   ep->closeFd = closeFd;
+  ep->vnetHdr = vnetHdr && kind == EpKind::Tap;
+  if (kind == EpKind::Tap) {  // a tap opened with IFF_VNET_HDR says so itself: never mismatch
+    struct ifreq ifr;
+    memset(&ifr, 0, sizeof ifr);
+    if (ioctl(fd, TUNGETIFF, &ifr) == 0 && (ifr.ifr_flags & IFF_VNET_HDR)) {
+      int sz = int(VNET_HDR_BYTES);
+      if (ioctl(fd, TUNSETVNETHDRSZ, &sz) < 0) {
+        delete ep;
+        return 0;
+      }
+      ep->vnetHdr = true;
+    } else {
+      ep->vnetHdr = false;
+    }
+  }
   if (kind == EpKind::Stream2 || kind == EpKind::Stream4) ep->rx.resize(STREAM_RX_BYTES);
   struct epoll_event ev = {};
   ev.events = EPOLLIN;
@@ -520,6 +538,44 @@ void Engine::handleRx(Endpoint *ep) {
     }
     return;
   }
+  if (ep->kind == EpKind::Tap && ep->vnetHdr) {
+    // virtio-net header first, then the frame (up to 64 KiB with TSO); the header is checked
+    // here once so that every destination can trust it
+    int kept = 0;
+    Port &p = ports_[inPort];
+    rxVnet_ = true;
+    for (int i = 0; i < RX_BATCH_FRAMES; i++) {
+      uint8_t vh[VNET_HDR_BYTES];
+      uint8_t *f = slab_.data() + size_t(kept) * SLOT_BYTES;
+      struct iovec iov[2] = {{vh, VNET_HDR_BYTES}, {f, SLOT_BYTES}};
+      ssize_t r = readv(ep->fd, iov, 2);
+      if (r < 0) {
+        if (errno != EAGAIN && errno != EINTR) {
+          int err = errno;
+          processFrames(inPort, kept);
+          rxVnet_ = false;
+          closeEndpointLocked(ep, "read error", err);
+          return;
+        }
+        break;
+      }
+      if (r == 0) break;
+      if (size_t(r) < VNET_HDR_BYTES + MIN_FRAME_BYTES) { p.c.drops[DROP_RUNT]++; continue; }
+      uint32_t len = uint32_t(size_t(r) - VNET_HDR_BYTES);
+      if (len >= SLOT_BYTES) { p.c.drops[DROP_OVERSIZE]++; continue; }
+      VnetHdr &h = vnet_[kept];
+      vnetDecode(vh, h);
+      VnetVerdict v = (h.flags | h.gsoType) ? vnetCheck(h, f, len) : VnetVerdict::Plain;
+      if (v == VnetVerdict::Bad) { p.c.drops[DROP_BAD_VNET]++; continue; }
+      if (h.gsoType == VNET_GSO_NONE && len > ep->maxFrame) { p.c.drops[DROP_OVERSIZE]++; continue; }
+      needSw_[kept] = v == VnetVerdict::NeedsWork;
+      if (v == VnetVerdict::Plain) h = VnetHdr();
+      lens_[kept++] = len;
+    }
+    processFrames(inPort, kept);
+    rxVnet_ = false;
+    return;
+  }
   if (ep->kind == EpKind::Tap) {
     int kept = 0;
     Port &p = ports_[inPort];
@@ -835,10 +891,35 @@ static inline int frameIov(uint8_t *f, uint32_t len, uint8_t form, uint8_t *tag,
 
 void Engine::sendToEndpoint(Endpoint *ep, int port, const int *slots, const uint8_t *forms, int n) {
   Port &q = ports_[port];
+  if (rxVnet_ && !ep->vnetHdr) {  // GSO / partial-checksum frames for a plain destination?
+    for (int i = 0; i < n; i++)
+      if (needSw_[slots[i]]) {
+        sendSoftware(ep, port, slots, forms, n);
+        return;
+      }
+  }
   auto frameOf = [&](int i, struct iovec *iov, uint32_t *len) {
     int s = slots[i];
     uint8_t *tag = tagBytes_[s];
     return frameIov(slab_.data() + size_t(s) * SLOT_BYTES, lens_[s], forms[i], tag, iov, len);
+  };
+  // a vnet-header tap: the (tag-adjusted) header of the frame, or a zero one, goes first; a GSO
+  // frame may exceed the endpoint's frame limit (the kernel segments it)
+  uint8_t vhBuf[VNET_HDR_BYTES];
+  auto tapFrameOf = [&](int i, struct iovec *iov, uint32_t *len, uint32_t *limit, uint32_t *extra) -> int {
+    *limit = ep->maxFrame;
+    *extra = 0;
+    if (!ep->vnetHdr) return frameOf(i, iov, len);
+    int s = slots[i];
+    if (rxVnet_ && needSw_[s]) {
+      vnetEncode(vnet_[s], forms[i] == 1 ? 4 : forms[i] == 2 ? -4 : 0, vhBuf);
+      if (vnet_[s].gsoType != VNET_GSO_NONE) *limit = SLOT_BYTES;
+    } else {
+      memset(vhBuf, 0, sizeof vhBuf);
+    }
+    iov[0] = {vhBuf, VNET_HDR_BYTES};
+    *extra = VNET_HDR_BYTES;
+    return 1 + frameOf(i, iov + 1, len);
   };
   if (ep->kind == EpKind::Dgram || ep->kind == EpKind::Tap || ep->kind == EpKind::Custom) {
     int i = 0;
@@ -885,10 +966,10 @@ void Engine::sendToEndpoint(Endpoint *ep, int port, const int *slots, const uint
         }
       } else {
         for (; i < n; i++) {
-          struct iovec iov[3];
-          uint32_t l;
-          int c = frameOf(i, iov, &l);
-          if (l > ep->maxFrame) { q.c.drops[DROP_OVERSIZE]++; continue; }
+          struct iovec iov[4];
+          uint32_t l, limit, extra;
+          int c = tapFrameOf(i, iov, &l, &limit, &extra);
+          if (l > limit) { q.c.drops[DROP_OVERSIZE]++; continue; }
           if (ep->io) {
             int r = ep->io->send(iov, c, l);
             if (r == 0) break;
@@ -909,11 +990,11 @@ void Engine::sendToEndpoint(Endpoint *ep, int port, const int *slots, const uint
     }
     // whatever is left waits in the queue
     for (; i < n; i++) {
-      struct iovec iov[3];
-      uint32_t l;
-      int c = frameOf(i, iov, &l);
-      if (l > ep->maxFrame && ep->kind != EpKind::Stream2 && ep->kind != EpKind::Stream4) { q.c.drops[DROP_OVERSIZE]++; continue; }
-      enqueue(ep, iov, c, l, port);
+      struct iovec iov[4];
+      uint32_t l, limit, extra;
+      int c = tapFrameOf(i, iov, &l, &limit, &extra);
+      if (l > limit && ep->kind != EpKind::Stream2 && ep->kind != EpKind::Stream4) { q.c.drops[DROP_OVERSIZE]++; continue; }
+      enqueue(ep, iov, c, l + extra, port);
     }
     if (!ep->txq.empty() && !ep->wantOut) updateEpollOut(ep, true);
     return;
@@ -971,6 +1052,109 @@ void Engine::sendToEndpoint(Endpoint *ep, int port, const int *slots, const uint
     }
   }
   if (!ep->txq.empty() && !ep->wantOut) updateEpollOut(ep, true);
+}
+
+// Software fallback for a destination without offloads: frames with a partial checksum get it
+// filled in, GSO frames are cut into MSS-sized TCP segments; every resulting frame goes out on
+// its own (sent, or queued on EAGAIN). Only batches that hold such frames come here.
+void Engine::sendSoftware(Endpoint *ep, int port, const int *slots, const uint8_t *forms, int n) {
+  Port &q = ports_[port];
+  if (swBuf_.empty()) swBuf_.resize(OFFLOAD_SCRATCH_BYTES);
+  for (int i = 0; i < n; i++) {
+    int s = slots[i];
+    uint8_t *f = slab_.data() + size_t(s) * SLOT_BYTES;
+    struct iovec iov[3];
+    uint32_t l;
+    if (!needSw_[s]) {
+      int c = frameIov(f, lens_[s], forms[i], tagBytes_[s], iov, &l);
+      if (l > ep->maxFrame) { q.c.drops[DROP_OVERSIZE]++; continue; }
+      if (!emitOne(ep, port, iov, c, l)) return;
+      continue;
+    }
+    int k = vnetResolve(vnet_[s], f, lens_[s], swBuf_.data(), swLens_);
+    if (k < 0) { q.c.drops[DROP_BAD_VNET]++; continue; }
+    uint8_t *o = swBuf_.data();
+    for (int j = 0; j < k; j++) {
+      int c = frameIov(o, swLens_[j], forms[i], tagBytes_[s], iov, &l);
+      o += swLens_[j];
+      if (l > ep->maxFrame) { q.c.drops[DROP_OVERSIZE]++; continue; }
+      if (!emitOne(ep, port, iov, c, l)) return;
+    }
+  }
+  if (!ep->txq.empty() && !ep->wantOut) updateEpollOut(ep, true);
+}
+
+// Sends one frame on any endpoint kind, or queues it (behind a non-empty queue, or on EAGAIN);
+// returns false when the endpoint was closed (a stream write error).
+bool Engine::emitOne(Endpoint *ep, int port, struct iovec *iov, int iovcnt, uint32_t len) {
+  Port &q = ports_[port];
+  if (ep->kind == EpKind::Stream2 || ep->kind == EpKind::Stream4) {
+    const size_t hdr = ep->kind == EpKind::Stream2 ? 2 : 4;
+    uint8_t hb[4];
+    if (hdr == 2) { hb[0] = uint8_t(len >> 8); hb[1] = uint8_t(len); }
+    else { hb[0] = uint8_t(len >> 24); hb[1] = uint8_t(len >> 16); hb[2] = uint8_t(len >> 8); hb[3] = uint8_t(len); }
+    struct iovec v[4];
+    v[0] = {hb, hdr};
+    for (int k = 0; k < iovcnt && k < 3; k++) v[k + 1] = iov[k];
+    int c = 1 + std::min(iovcnt, 3);
+    size_t total = hdr + len, done = 0;
+    if (ep->txq.empty()) {
+      ssize_t r = writev(ep->txFd, v, c);
+      if (r < 0 && errno != EAGAIN && errno != EINTR) {
+        closeEndpointLocked(ep, "write error", errno);
+        return false;
+      }
+      if (r > 0) done = size_t(r);
+    }
+    if (done < total) {
+      if (done == 0 && (ep->txq.size() >= TXQ_MAX_FRAMES || ep->txqBytes + total > TXQ_MAX_BYTES)) {
+        q.c.drops[DROP_QUEUE_FULL]++;
+        return true;
+      }
+      std::vector<uint8_t> rest;
+      rest.reserve(total - done);
+      size_t skip = done;
+      for (int k = 0; k < c; k++) {
+        const uint8_t *b = static_cast<const uint8_t *>(v[k].iov_base);
+        size_t l = v[k].iov_len;
+        if (skip >= l) { skip -= l; continue; }
+        rest.insert(rest.end(), b + skip, b + l);
+        skip = 0;
+      }
+      ep->txqBytes += rest.size();
+      ep->txq.push_back(TxItem{std::move(rest)});
+    }
+    return true;
+  }
+  if (ep->txq.empty()) {
+    if (ep->io) {
+      int r = ep->io->send(iov, iovcnt, len);
+      if (r == 1) return true;
+      if (r < 0) {
+        if (!ep->failed) failEndpoint(ep, -r, "send error");
+        q.c.drops[DROP_TX_ERROR]++;
+        return true;
+      }
+    } else {
+      ssize_t r;
+      if (ep->kind == EpKind::Tap) {
+        r = writev(ep->txFd, iov, iovcnt);
+      } else {
+        struct msghdr m = {};
+        m.msg_iov = iov;
+        m.msg_iovlen = size_t(iovcnt);
+        r = sendmsg(ep->txFd, &m, MSG_DONTWAIT | MSG_NOSIGNAL);
+      }
+      if (r >= 0) return true;
+      if (errno != EAGAIN && errno != ENOBUFS && errno != EINTR) {
+        if (!ep->failed) failEndpoint(ep, errno, ep->kind == EpKind::Tap ? "write error" : "send error");
+        q.c.drops[DROP_TX_ERROR]++;
+        return true;
+      }
+    }
+  }
+  enqueue(ep, iov, iovcnt, len, port);
+  return true;
 }
 
 void Engine::enqueue(Endpoint *ep, const struct iovec *iov, int iovcnt, size_t len, int port) {

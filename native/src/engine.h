@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "mactable.h"
+#include "offload.h"
 
 namespace vde {
 
@@ -46,7 +47,7 @@ enum class ForeignTags : uint8_t { Pass = 0, Drop = 1 };
 
 enum DropReason {
   DROP_RUNT, DROP_OVERSIZE, DROP_VLAN, DROP_STP, DROP_STORM, DROP_QUEUE_FULL, DROP_TX_ERROR,
-  DROP_FRAMING, DROP_COUNT
+  DROP_FRAMING, DROP_BAD_VNET, DROP_COUNT
 };
 extern const char *const DROP_NAMES[DROP_COUNT];
 
@@ -98,6 +99,9 @@ struct Endpoint {
   size_t txqBytes = 0;
   size_t txHeadOffset = 0;  // bytes of txq.front() already written (streams)
   std::unique_ptr<EndpointIo> io;  // EpKind::Custom only
+  // EpKind::Tap opened with IFF_VNET_HDR: every frame read or written starts with a 10-byte
+  // virtio_net_hdr, and the endpoint takes GSO and partial-checksum frames as they are.
+  bool vnetHdr = false;
   // stream receive state
   std::vector<uint8_t> rx;
   size_t rxLen = 0;
@@ -145,7 +149,7 @@ class Engine {
   // --- configuration (any thread; takes the mutex) ---
   void setNumPorts(int n);
   uint32_t addEndpoint(int port, int fd, EpKind kind, uint32_t maxFrame, bool closeFd, int txFd = -1,
-                       bool adoptPeer = false);
+                       bool adoptPeer = false, bool vnetHdr = false);
   bool removeEndpoint(uint32_t id);
   /** Adds a custom endpoint; the engine takes ownership of io (also on failure). Returns 0 on failure. */
   uint32_t addCustomEndpoint(int port, std::unique_ptr<EndpointIo> io, uint32_t maxFrame);
@@ -184,6 +188,8 @@ class Engine {
   void flushOut();
   void sendToEndpoint(Endpoint *ep, int port, const int *slots, const uint8_t *forms, int n);
   bool flushTx(Endpoint *ep);
+  void sendSoftware(Endpoint *ep, int port, const int *slots, const uint8_t *forms, int n);
+  bool emitOne(Endpoint *ep, int port, struct iovec *iov, int iovcnt, uint32_t len);
   void enqueue(Endpoint *ep, const struct iovec *iov, int iovcnt, size_t len, int port);
   void updateEpollOut(Endpoint *ep, bool want);
   void failEndpoint(Endpoint *ep, int err, const char *what);
@@ -224,6 +230,12 @@ class Engine {
   uint16_t vlanOf_[RX_BATCH_FRAMES];
   bool taggedIn_[RX_BATCH_FRAMES];
   uint8_t tagBytes_[RX_BATCH_FRAMES][4];
+  // offloads: set only while a batch read from a vnet-header tap is processed
+  bool rxVnet_ = false;
+  VnetHdr vnet_[RX_BATCH_FRAMES];
+  bool needSw_[RX_BATCH_FRAMES];  // partial checksum or GSO: software work for plain destinations
+  std::vector<uint8_t> swBuf_;    // OFFLOAD_SCRATCH_BYTES, allocated on first use
+  uint32_t swLens_[MAX_GSO_SEGS];
   struct Pending { std::vector<int> slots; std::vector<uint8_t> forms; };
   std::vector<Pending> pending_;
   std::vector<int> touched_;

@@ -13,6 +13,7 @@ import { EpKind, MAX_STREAM_FRAME_BYTES, MAX_VDE_FRAME_BYTES, native, sys } from
 import { vdeConnect } from './vdeclient.js';
 import type { Locator } from './vnl.js';
 import { openVxlan, openVxvde } from './vxlan.js';
+import { openSlirp } from '../slirp/slirp.js';
 
 /** Largest frame on vdeplug4-compatible stream framing (VDE_ETHBUFSIZE). */
 export const MAX_VDEPLUG_FRAME_BYTES = MAX_VDE_FRAME_BYTES;
@@ -131,8 +132,19 @@ export async function openEndpoint(loc: Locator, o: OpenOptions = {}): Promise<O
       return simple('null://', r, EpKind.Tap, MAX_STREAM_FRAME_BYTES, { txFd: sink, close: () => a.closeFd(w) });
     }
     case 'tap': {
-      const t = sys(`tap://${loc.ifname}`, () => a.openTap(loc.ifname, false));
-      return simple(`tap://${t.name}`, t.fd, EpKind.Tap, MAX_STREAM_FRAME_BYTES);
+      // tap://IF/vnethdr: virtio-net header and TSO/checksum offloads (the engine segments the
+      // kernel's 64 KiB frames in software for the other side); default: plain frames
+      const vnet = loc.vnetHdr ?? false;
+      const t = sys(`tap://${loc.ifname}`, () => a.openTap(loc.ifname, vnet));
+      if (vnet) {
+        try {
+          a.setTapOffload(t.fd);
+        } catch (e) {
+          a.closeFd(t.fd);
+          throw new Error(`tap://${loc.ifname}/vnethdr: ${(e as Error).message}`);
+        }
+      }
+      return simple(`tap://${t.name}${vnet ? '/vnethdr' : ''}`, t.fd, EpKind.Tap, MAX_STREAM_FRAME_BYTES);
     }
     case 'cmd': {
       const [toChildR, toChildW] = a.pipe();
@@ -271,6 +283,8 @@ export async function openEndpoint(loc: Locator, o: OpenOptions = {}): Promise<O
       return openVxlan(loc);
     case 'vxvde':
       return openVxvde(loc);
+    case 'slirp':
+      return openSlirp(loc);
     default:
       throw new Error(`${(loc as { kind: string }).kind}:// endpoints are not supported by this build yet`);
   }

@@ -12,6 +12,7 @@ import type { Locator } from './vnl.js';
 /** First and longest pause between reconnection attempts. */
 export const RECONNECT_FIRST_MS = 100;
 export const RECONNECT_MAX_MS = 1000;
+const KEEPALIVE_INTERVAL_MS = 3_600_000;
 
 /** One side of the plug. */
 export interface PlugSide {
@@ -36,6 +37,8 @@ export class VdePlug {
   readonly engine: NativeEngine;
   private slots: Slot[];
   private stopped = false;
+  /** Keeps Node's event loop alive while frames flow only through the engine (e.g. tap <-> udp). */
+  private keepAlive: NodeJS.Timeout | null = null;
   private finish: ((r: { code: number; reason: string }) => void) | null = null;
   /** Resolves when the plug ends, with the exit status and the reason. */
   readonly done: Promise<{ code: number; reason: string }>;
@@ -58,6 +61,7 @@ export class VdePlug {
       throw failed.reason;
     }
     opened.forEach((r, i) => this.attach(this.slots[i], (r as PromiseFulfilledResult<OpenedEndpoint>).value));
+    this.keepAlive = setInterval(() => {}, KEEPALIVE_INTERVAL_MS);
   }
 
   private release(ep: OpenedEndpoint): void {
@@ -134,6 +138,7 @@ export class VdePlug {
   stop(code: number, reason: string): void {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.keepAlive) clearInterval(this.keepAlive);
     for (const s of this.slots) {
       if (s.timer) clearTimeout(s.timer);
       if (s.engineId) this.engine.removeEndpoint(s.engineId);

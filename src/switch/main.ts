@@ -27,7 +27,7 @@ export const DAEMON_START_TIMEOUT_MS = 10000;
 
 const LONG_NAMES = [
   'help', 'version', 'numports', 'hub', 'fstp', 'macaddr', 'priority', 'hashsize', 'sock', 'vdesock', 'unix', 'mode', 'dirmode',
-  'group', 'daemon', 'pidfile', 'rcfile', 'mgmt', 'mgmtmode', 'mgmtgroup', 'nostdin', 'debugclients', 'tap', 'foreign-tags', 'verbose', 'stp-hello', 'stp-forward-delay', 'stp-max-age', 'qemu-listen', 'qemu-connect', 'qemu-dgram',
+  'group', 'daemon', 'pidfile', 'rcfile', 'mgmt', 'mgmtmode', 'mgmtgroup', 'nostdin', 'debugclients', 'tap', 'tap-offload', 'foreign-tags', 'verbose', 'stp-hello', 'stp-forward-delay', 'stp-max-age', 'qemu-listen', 'qemu-connect', 'qemu-dgram',
 ];
 
 function parser(argv: string[]) {
@@ -65,6 +65,7 @@ function parser(argv: string[]) {
     .option('qemu-connect', { type: 'string', array: true, describe: 'connect to a listening QEMU (-netdev stream,server=on / socket,listen=): unix:PATH or tcp:HOST:PORT' })
     .option('qemu-dgram', { type: 'string', array: true, describe: 'a port for QEMU -netdev dgram: unix:PATH or udp:[HOST:]PORT' })
     .option('tap', { alias: 't', type: 'string', array: true, describe: 'attach a Linux tap interface, created if missing (repeatable or comma-separated; needs root or CAP_NET_ADMIN)' })
+    .option('tap-offload', { type: 'string', choices: ['on', 'off'], default: 'on', describe: 'taps opened by -t use a virtio-net header with TSO/checksum offloads (TCP between taps moves 64 KiB segments); off = plain frames' })
     .option('debugclients', { alias: 'D', type: 'string', describe: 'accepted for vde2 compatibility; ignored', hidden: true })
     .option('verbose', { type: 'boolean', describe: 'log debug messages' })
     .option('daemon-child', { type: 'boolean', hidden: true })
@@ -144,6 +145,7 @@ export function toOptions(a: Record<string, unknown>): SwitchOptions {
     pidFile: (a.pidfile as string | undefined) ? path.resolve(String(a.pidfile)) : null,
     foreignTags: (a['foreign-tags'] as 'pass' | 'drop') ?? 'pass',
     taps,
+    tapOffload: (a['tap-offload'] ?? 'on') !== 'off',
     qemu: [
       ...((a['qemu-listen'] as string[] | undefined) ?? []).map((v) => parseQemuSpec('listen', v)),
       ...((a['qemu-connect'] as string[] | undefined) ?? []).map((v) => parseQemuSpec('connect', v)),

@@ -190,6 +190,14 @@ describe('vde_plug endpoints and bad input', () => {
     });
   }
 
+  it('stays up when both ends live only on the engine thread (null:// <-> udp://)', async () => {
+    const p = plug(['null://', `udp://${UDP_PORT_BASE + 5}->127.0.0.1:${UDP_PORT_BASE + 6}`]);
+    await new Promise((r) => setTimeout(r, 1000));
+    expect(p.p.exitCode).toBeNull();
+    p.p.kill('SIGTERM');
+    expect(await p.exit).toBe(0);
+  });
+
   it('discards frames sent to null://', async () => {
     const p = plug([sw.dir, 'null://']);
     const c = await VdeClient.connect(sw.dir);

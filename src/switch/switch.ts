@@ -383,13 +383,14 @@ export class VdeSwitch {
     for (const s of this.mgmtSessions) s.destroy();
     this.mgmt?.close();
     if (this.opts.mgmtPath) fs.rmSync(this.opts.mgmtPath, { force: true });
-    if (this.pidWritten && this.opts.pidFile) fs.rmSync(this.opts.pidFile, { force: true });
     this.engine.close();
     try {
       fs.rmdirSync(this.dir);
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code !== 'ENOENT') log('warning', `could not remove ${this.dir}: ${(e as Error).message}`);
     }
+    // last: a vanished pidfile tells scripts that the switch has finished cleaning up
+    if (this.pidWritten && this.opts.pidFile) fs.rmSync(this.opts.pidFile, { force: true });
     for (const fn of this.onStop) fn();
   }
 }

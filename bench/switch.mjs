@@ -11,6 +11,9 @@
  * Every process it starts is killed by PID, namespaces/links it creates are
  * deleted and temp directories removed, also on Ctrl-C. See bench/README.md.
  *
+ * The cable group (`--only=cable`, bench/cable.mjs) compares Debian's cables with ours
+ * between two of our switches and gets its own table.
+ *
  * Plain JavaScript on purpose: no compile step is needed to run the bench.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -19,6 +22,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { cableTable, scenarioCable } from './cable.mjs';
 
 // ---------------------------------------------------------------------------
 // constants (unit in the name)
@@ -83,7 +87,7 @@ const TARGET_CPU_RATIO = 0.5;          // ours/ref switch CPU per frame
 const TARGET_SCALE_FRACTION = 0.9;     // ours with load vs ours baseline
 const TARGET_LATENCY_RATIO = 1.0;      // ours/ref p50
 
-const SCENARIOS = ['thru', 'bcast', 'latency', 'cpu', 'ports', 'macs', 'rss', 'net'];
+const SCENARIOS = ['thru', 'bcast', 'latency', 'cpu', 'ports', 'macs', 'rss', 'net', 'cable'];
 
 // ---------------------------------------------------------------------------
 // command line
@@ -91,7 +95,8 @@ const SCENARIOS = ['thru', 'bcast', 'latency', 'cpu', 'ports', 'macs', 'rss', 'n
 function usage() {
   return `usage: node bench/switch.mjs [options]
   --only=NAME[,NAME]  run only these scenarios: ${SCENARIOS.join(', ')}
-                      (rss implies macs)
+                      (rss implies macs; cable = Debian's cables vs ours between
+                      two of our switches, bench/cable.mjs)
   --ours=CMD          our switch command (default: "${DEFAULT_OURS_CMD}", run from the repo
                       root; "${OURS_EXTRA_ARGS.join(' ')}" is appended)
   --ref=CMD           reference switch command (default: "${DEFAULT_REF_CMD}", stdin = a pipe)
@@ -175,6 +180,8 @@ function track(proc, name) {
   if (proc.pid) {
     children.set(proc.pid, { name, proc });
     proc.on('exit', () => children.delete(proc.pid));
+    // started while the cleanup runs (the scenario code goes on meanwhile): stop it at once
+    if (cleanupRun) { try { process.kill(proc.pid, 'SIGKILL'); } catch { /* gone */ } }
   }
   return proc;
 }
@@ -227,12 +234,17 @@ async function killPid(pid, graceMs = SWITCH_STOP_GRACE_MS) {
   while (alive(pid) && Date.now() < until2) await sleep(10);
 }
 
-let cleaningUp = false;
-async function cleanupAll() {
-  if (cleaningUp) return;
-  cleaningUp = true;
-  for (const pid of [...children.keys()]) await killPid(pid, 500);
-  for (const t of cleanupTasks.splice(0).reverse()) { try { t(); } catch { /* best effort */ } }
+// One cleanup for everybody: a Ctrl-C under npm (or timeout) delivers SIGINT twice, and the
+// second caller must wait for the first cleanup to finish instead of exiting in the middle of it.
+let cleanupRun = null;
+function cleanupAll() {
+  cleanupRun ??= (async () => {
+    for (let round = 0; round < 3 && children.size; round++) {
+      for (const pid of [...children.keys()]) await killPid(pid, 500);
+    }
+    for (const t of cleanupTasks.splice(0).reverse()) { try { t(); } catch { /* best effort */ } }
+  })();
+  return cleanupRun;
 }
 
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
@@ -766,7 +778,7 @@ async function netViaSwitch(sw) {
   }
 }
 
-async function netViaBridge() {
+async function netViaBridge(offloadsOff = false) {
   try {
     netTeardown();
     for (const ns of [NET_NS_A, NET_NS_B, NET_NS_BRIDGE]) {
@@ -791,6 +803,13 @@ async function netViaBridge() {
     for (const [ns, dev, addr] of [[NET_NS_A, 'vdbva1', NET_ADDR_A], [NET_NS_B, 'vdbvb1', NET_ADDR_B]]) {
       const e = netConfigureNs(ns, dev, addr);
       if (e) return { error: e };
+    }
+    if (offloadsOff) {
+      if (!which('ethtool')) return { error: 'missing ethtool' };
+      for (const [ns, dev] of [[NET_NS_BRIDGE, NET_VETH_A], [NET_NS_BRIDGE, NET_VETH_B], [NET_NS_A, 'vdbva1'], [NET_NS_B, 'vdbvb1']]) {
+        const r = run('ip', ['netns', 'exec', ns, 'ethtool', '-K', dev, 'tso', 'off', 'gso', 'off', 'gro', 'off']);
+        if (!r.ok) return { error: `ethtool -K ${dev}: ${r.err}` };
+      }
     }
     return await netMeasure();
   } finally {
@@ -823,6 +842,69 @@ async function scenarioNet(switches) {
   }
   log('net: Linux bridge reference');
   store('bridge', await netViaBridge());
+  await scenarioNetTaps(switches);
+}
+
+// --- scenario 8b: taps opened by the switch itself (-t), tap offloads on/off ----------------
+
+/** Starts `sw` by hand with `-t A -t B` (+ --tap-offload for ours), moves the taps into the namespaces, measures. */
+async function netViaSwitchTaps(sw, offload) {
+  const dir = path.join(sw.tmpRoot, `${sw.side}-taps-${offload}`);
+  const argv = [...splitCmd(sw.cmd), '-s', dir, '-t', NET_TAP_A, '-t', NET_TAP_B,
+    ...(sw.side === 'ours' ? [...OURS_EXTRA_ARGS, '--tap-offload', offload] : [])];
+  let proc = null, out = '';
+  try {
+    netTeardown();
+    for (const ns of [NET_NS_A, NET_NS_B]) {
+      const r = run('ip', ['netns', 'add', ns]);
+      if (!r.ok) return { error: `ip netns add: ${r.err}` };
+    }
+    // stdin stays an open pipe: Debian's vde_switch exits on stdin EOF
+    proc = track(spawn(argv[0], argv.slice(1), { cwd: REPO_DIR, stdio: ['pipe', 'pipe', 'pipe'] }), `${sw.side} switch -t`);
+    const keep = (d) => { out = (out + d).slice(-1000); };
+    proc.stdout.on('data', keep);
+    proc.stderr.on('data', keep);
+    proc.stdin.on('error', () => {});
+    const until = Date.now() + SWITCH_START_TIMEOUT_MS;
+    while (!(await ctlReady(path.join(dir, 'ctl')))) {
+      if (Date.now() > until || !alive(proc.pid)) return { error: `switch -t did not start: ${tail(out, 150)}` };
+      await sleep(POLL_INTERVAL_MS);
+    }
+    const moves = [[NET_TAP_A, NET_NS_A, NET_ADDR_A], [NET_TAP_B, NET_NS_B, NET_ADDR_B]];
+    for (const [tap, ns, addr] of moves) {
+      const r = run('ip', ['link', 'set', tap, 'netns', ns]);
+      if (!r.ok) return { error: `ip link set netns: ${r.err}` };
+      const e = netConfigureNs(ns, tap, addr);
+      if (e) return { error: e };
+    }
+    return await netMeasure();
+  } finally {
+    if (proc) await killPid(proc.pid, 1000);
+    fs.rmSync(dir, { recursive: true, force: true });
+    netTeardown();
+  }
+}
+
+async function scenarioNetTaps(switches) {
+  const keys = ['net_tap_on', 'net_tap_off'];
+  const put = (key, side, r) => setResult(key, side, r.error || r.iperfErr ? { error: r.error || r.iperfErr }
+    : { value: r.gbps, extra: `${r.retrans} retransmits` });
+  for (const sw of switches) {
+    if (sw.failed) { for (const k of keys) setResult(k, sw.side, { error: 'switch did not start, see notes' }); continue; }
+    if (sw.side === 'ref') {
+      log('net: taps in the ref switch (-t; vde2 has no tap offloads)');
+      const r = await netViaSwitchTaps(sw, 'off');
+      for (const k of keys) put(k, 'ref', r);
+      continue;
+    }
+    for (const [key, offload] of [['net_tap_on', 'on'], ['net_tap_off', 'off']]) {
+      log(`net: taps in our switch (-t), --tap-offload ${offload}`);
+      put(key, 'ours', await netViaSwitchTaps(sw, offload));
+    }
+  }
+  if (results.net_gbps?.bridge) setResult('net_tap_on', 'bridge', results.net_gbps.bridge);
+  log('net: Linux bridge reference, offloads off (ethtool -K tso/gso/gro off)');
+  put('net_tap_off', 'bridge', await netViaBridge(true));
 }
 
 // ---------------------------------------------------------------------------
@@ -855,6 +937,8 @@ const ROWS = [
   { key: 'hwm', scen: '7', what: 'switch VmHWM after scenario 6', unit: 'MiB', fmt: fmtKb },
   { key: 'net_gbps', scen: '8', what: `TCP iperf3 ${IPERF_DURATION_S} s, netns↔netns`, unit: 'Gbit/s', fmt: (v) => fmtNum(v, 2), bridge: true },
   { key: 'net_ping', scen: '8', what: 'ICMP ping RTT p50, netns↔netns', unit: 'µs', fmt: (v) => fmtNum(v, 0), bridge: true },
+  { key: 'net_tap_on', scen: '8b', what: `TCP iperf3 ${IPERF_DURATION_S} s between taps in the switch (-t), offloads on (ref: vde_switch -t, no offloads)`, unit: 'Gbit/s', fmt: (v) => fmtNum(v, 2), bridge: true },
+  { key: 'net_tap_off', scen: '8b', what: `TCP iperf3 ${IPERF_DURATION_S} s between taps in the switch (-t), --tap-offload off (bridge: tso/gso/gro off)`, unit: 'Gbit/s', fmt: (v) => fmtNum(v, 2), bridge: true },
 ];
 
 let anyDisturbed = false;
@@ -899,6 +983,7 @@ function deriveEfficiency() {
 }
 
 function buildTable(selected) {
+  if (!ROWS.some((row) => results[row.key])) return '';
   const lines = [
     '| # | scenario | unit | vde_switch (ref) | ours | ours/ref | target | result |',
     '|---|---|---|---|---|---|---|---|',
@@ -973,8 +1058,9 @@ async function main() {
   const ours = new Switch('ours', opts.ours, tmpRoot, opts.switchPin ?? null);
   const switches = [ref, ours];
 
+  let loadErr = null;
   try {
-    const loadErr = await compileVdeload();
+    loadErr = await compileVdeload();
     if (loadErr) {
       log(loadErr);
       notes.push(`vdeload unavailable: ${loadErr}`);
@@ -990,6 +1076,18 @@ async function main() {
       if (selected.has('macs')) await scenarioMacs(switches, opts, selected.has('rss'));
     }
     if (selected.has('net')) await scenarioNet(switches);
+    if (selected.has('cable')) {
+      await scenarioCable({
+        track, killPid, alive, descendants, cpuTicks, run, runAsync, sleep, median, tail, log, which, setResult,
+        cleanupTasks, notes, reps: opts.reps, clkTck: () => CLK_TCK_HZ, stopping: () => cleanupRun !== null,
+        vdeloadBin: loadErr ? null : VDELOAD_BIN, vdeloadErr: loadErr,
+        makeSwitch: (name) => {
+          const root = path.join(tmpRoot, name);
+          fs.mkdirSync(root, { recursive: true });
+          return new Switch('ours', opts.ours, root, null);
+        },
+      });
+    }
   } finally {
     await cleanupAll();
   }
@@ -997,6 +1095,7 @@ async function main() {
   for (const sw of switches) if (sw.failed) notes.push(`${sw.side} n/a: ${sw.failed}`);
   deriveEfficiency();
   const table = buildTable(selected);
+  const cable = cableTable(results, `${opts.ours} ${OURS_EXTRA_ARGS.join(' ')}`);
   const elapsedS = ((Date.now() - t0) / 1000).toFixed(0);
   const md = [
     '# vde_switch benchmark: ours vs Debian vde_switch',
@@ -1012,8 +1111,8 @@ async function main() {
     `- throughput rows: median of ${opts.reps} × ${THRU_DURATION_MS} ms runs; latency: median of ${opts.reps} × ${PING_ROUNDS} rounds; ref/ours interleaved; "CPU" = switch utime+stime / run time`,
     `- bench wall time: ${elapsedS} s${opts.only ? `; only: ${[...selected].join(', ')}` : ''}`,
     '',
-    table,
-    '',
+    ...(table ? [table, ''] : []),
+    ...(cable.length ? [...cable, ''] : []),
     ...(notes.length ? ['Notes:', '', ...notes.map((n) => `- ${n}`), ''] : []),
   ].join('\n');
   console.log('\n' + md);

@@ -52,6 +52,7 @@ static const uint16_t PAYLOAD_MAGIC = 0xbe4c;
 struct opts {
 	const char *mode;
 	const char *sock;
+	const char *sock2; /* receivers (thru/bcast) and the echo side (pingpong); NULL = sock */
 	int pairs;
 	int receivers;
 	int clients;
@@ -78,6 +79,8 @@ static void usage(FILE *f)
 	"            SIGTERM or --hold-ms\n"
 	"options:\n"
 	"  --sock DIR          switch directory or any vdeplug4 VNL (required)\n"
+	"  --sock2 DIR         thru/bcast: connect the receivers here, pingpong: the echoing\n"
+	"                      client (default: --sock); measures a path between two switches\n"
 	"  --pairs N           thru: sender/receiver pairs (default 1)\n"
 	"  --receivers N       bcast: receivers (default 3)\n"
 	"  --clients N         idle: connections to hold (default 1000)\n"
@@ -141,6 +144,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		}
 		if (!v) { fprintf(stderr, "vdeload: missing value for %s\n", name); exit(2); }
 		if (!strcmp(name, "--sock")) o->sock = v;
+		else if (!strcmp(name, "--sock2")) o->sock2 = v;
 		else if (!strcmp(name, "--pairs")) o->pairs = (int)parse_long(name, v);
 		else if (!strcmp(name, "--receivers")) o->receivers = (int)parse_long(name, v);
 		else if (!strcmp(name, "--clients")) o->clients = (int)parse_long(name, v);
@@ -160,6 +164,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		else { fprintf(stderr, "vdeload: unknown option %s\n", name); usage(stderr); exit(2); }
 	}
 	if (!o->sock) { fprintf(stderr, "vdeload: --sock is required\n"); exit(2); }
+	if (!o->sock2) o->sock2 = o->sock;
 	if (o->frame_bytes < MIN_FRAME_BYTES || o->frame_bytes > MAX_FRAME_BYTES) {
 		fprintf(stderr, "vdeload: --bytes must be %d..%d\n", MIN_FRAME_BYTES, MAX_FRAME_BYTES);
 		exit(2);
@@ -564,7 +569,7 @@ static int run_flow(const struct opts *o, int bcast)
 
 	/* open every connection (receivers first), then announce the MACs */
 	for (int i = 0; i < nr; i++) {
-		rcv[i].c = open_conn(o->sock, "vdeload-rx");
+		rcv[i].c = open_conn(o->sock2, "vdeload-rx");
 		if (!rcv[i].c) fail_json(mode, "vde_open receiver", errno);
 		mac_set(rcv[i].mac, 0x01, 0x00, (uint32_t)i);
 		rcv[i].want_bcast = bcast;
@@ -651,7 +656,7 @@ static int run_pingpong(const struct opts *o)
 	static uint8_t buf[RX_BUF_BYTES];
 	VDECONN *a = open_conn(o->sock, "vdeload-ping");
 	if (!a) fail_json(mode, "vde_open ping", errno);
-	VDECONN *b = open_conn(o->sock, "vdeload-pong");
+	VDECONN *b = open_conn(o->sock2, "vdeload-pong");
 	if (!b) fail_json(mode, "vde_open pong", errno);
 	uint8_t amac[6], bmac[6];
 	mac_set(amac, 0x03, 0x00, 1);

@@ -65,6 +65,8 @@ export interface NativeEngine {
   addCustomEndpoint(port: number, handle: unknown, maxFrameBytes: number): number;
   setNumPorts(n: number): void;
   setHub(on: boolean): void;
+  /** Stop reading an endpoint while another port has frames queued (plugs: nothing dropped inside a cable). */
+  setBackpressure(on: boolean): void;
   setUntagged(port: number, vlan: number): void;
   setTagged(port: number, vlan: number, on: boolean): void;
   setForeignTags(mode: 0 | 1): void;

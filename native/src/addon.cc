@@ -287,6 +287,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                            InstanceMethod("addCustomEndpoint", &EngineWrap::AddCustomEndpoint),
                            InstanceMethod("setNumPorts", &EngineWrap::SetNumPorts),
                            InstanceMethod("setHub", &EngineWrap::SetHub),
+                           InstanceMethod("setBackpressure", &EngineWrap::SetBackpressure),
                            InstanceMethod("setUntagged", &EngineWrap::SetUntagged),
                            InstanceMethod("setTagged", &EngineWrap::SetTagged),
                            InstanceMethod("setForeignTags", &EngineWrap::SetForeignTags),
@@ -377,6 +378,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   }
   Napi::Value SetNumPorts(const Napi::CallbackInfo &info) { eng(info).setNumPorts(I(info, 0)); return info.Env().Undefined(); }
   Napi::Value SetHub(const Napi::CallbackInfo &info) { eng(info).setHub(info[0].As<Napi::Boolean>()); return info.Env().Undefined(); }
+  Napi::Value SetBackpressure(const Napi::CallbackInfo &info) { eng(info).setBackpressure(info[0].As<Napi::Boolean>()); return info.Env().Undefined(); }
   Napi::Value SetUntagged(const Napi::CallbackInfo &info) { eng(info).setUntagged(I(info, 0), uint16_t(I(info, 1))); return info.Env().Undefined(); }
   Napi::Value SetTagged(const Napi::CallbackInfo &info) {
     eng(info).setTagged(I(info, 0), uint16_t(I(info, 1)), info[2].As<Napi::Boolean>());

@@ -211,6 +211,7 @@ void Engine::closeEndpointLocked(Endpoint *ep, const char *why, int err) {
     for (Port &q : ports_) q.lastSrcKey = MacTable::EMPTY_KEY;
     floodDirty_ = true;
   }
+  if (ep->paused) pausedCount_--;
   epSlots_[ep->id & EP_ID_MASK] = nullptr;
   if (why) {
     EngineEvent e;
@@ -238,6 +239,37 @@ void Engine::setHub(bool on) {
   macs_.removeIf([](const MacEntry &) { return true; });
   for (Port &q : ports_) q.lastSrcKey = MacTable::EMPTY_KEY;
   floodDirty_ = true;
+}
+
+void Engine::setBackpressure(bool on) {
+  std::lock_guard<std::mutex> g(mu_);
+  backpressure_ = on;
+  if (!on) resumePaused();
+}
+
+bool Engine::othersQueued(int port) const {
+  for (size_t p = 0; p < ports_.size(); p++) {
+    if (int(p) == port) continue;
+    for (const Endpoint *o : ports_[p].eps)
+      if (!o->txq.empty()) return true;
+  }
+  return false;
+}
+
+void Engine::setPaused(Endpoint *ep, bool paused) {
+  if (ep->paused == paused) return;
+  ep->paused = paused;
+  pausedCount_ += paused ? 1 : -1;
+  struct epoll_event ev = {};
+  ev.events = (paused ? 0u : uint32_t(EPOLLIN)) | (ep->wantOut && ep->txFd == ep->fd ? uint32_t(EPOLLOUT) : 0u);
+  ev.data.u64 = ep->id;
+  epoll_ctl(epfd_, EPOLL_CTL_MOD, ep->fd, &ev);
+}
+
+void Engine::resumePaused() {
+  if (!pausedCount_) return;
+  for (Endpoint *ep : epSlots_)
+    if (ep && ep->paused && (!backpressure_ || !othersQueued(ep->port))) setPaused(ep, false);
 }
 
 void Engine::setUntagged(int port, uint16_t vlan) {
@@ -435,9 +467,17 @@ void Engine::run() {
           if (!flushTx(ep)) continue;
         }
         if (e & EPOLLIN) {
+          if (backpressure_ && othersQueued(ep->port)) {
+            setPaused(ep, true);  // read again once the other side has drained its queue
+            continue;
+          }
           uint32_t id = ep->id;
           handleRx(ep);
           if (!(ep = lookup(id))) continue;
+        }
+        if ((e & EPOLLHUP) && (ep->kind == EpKind::Stream2 || ep->kind == EpKind::Stream4) && !(e & EPOLLIN)) {
+          handleStreamRx(ep);  // drain what is left, then report the end of stream (or a cut frame)
+          continue;
         }
         if ((e & (EPOLLHUP | EPOLLERR)) && !(e & EPOLLIN)) {
           int err = 0;
@@ -1182,7 +1222,7 @@ void Engine::updateEpollOut(Endpoint *ep, bool want) {
     return;
   }
   struct epoll_event ev = {};
-  ev.events = uint32_t(EPOLLIN) | (want ? uint32_t(EPOLLOUT) : 0u);
+  ev.events = (ep->paused ? 0u : uint32_t(EPOLLIN)) | (want ? uint32_t(EPOLLOUT) : 0u);
   ev.data.u64 = ep->id;
   epoll_ctl(epfd_, EPOLL_CTL_MOD, ep->fd, &ev);
   ep->wantOut = want;
@@ -1223,7 +1263,10 @@ bool Engine::flushTx(Endpoint *ep) {
     ep->txHeadOffset = 0;
     ep->txq.pop_front();
   }
-  if (ep->txq.empty() && ep->wantOut) updateEpollOut(ep, false);
+  if (ep->txq.empty()) {
+    if (ep->wantOut) updateEpollOut(ep, false);
+    if (pausedCount_) resumePaused();
+  }
   return true;
 }
 

@@ -95,6 +95,7 @@ struct Endpoint {
   bool closeFd = true;
   bool failed = false;  // error already reported
   bool wantOut = false;
+  bool paused = false;  // input not read while the other side's queue drains (backpressure)
   std::deque<TxItem> txq;
   size_t txqBytes = 0;
   size_t txHeadOffset = 0;  // bytes of txq.front() already written (streams)
@@ -154,6 +155,8 @@ class Engine {
   /** Adds a custom endpoint; the engine takes ownership of io (also on failure). Returns 0 on failure. */
   uint32_t addCustomEndpoint(int port, std::unique_ptr<EndpointIo> io, uint32_t maxFrame);
   void setHub(bool on);
+  /** Plugs: stop reading an endpoint while another port has frames queued (no drops inside a cable). */
+  void setBackpressure(bool on);
   void setUntagged(int port, uint16_t vlan);
   void setTagged(int port, uint16_t vlan, bool on);
   void setForeignTags(ForeignTags mode);
@@ -194,6 +197,9 @@ class Engine {
   void updateEpollOut(Endpoint *ep, bool want);
   void failEndpoint(Endpoint *ep, int err, const char *what);
   void closeEndpointLocked(Endpoint *ep, const char *why, int err);
+  bool othersQueued(int port) const;
+  void setPaused(Endpoint *ep, bool paused);
+  void resumePaused();
   Endpoint *lookup(uint32_t id);
   void rebuildFlood();
   void gc();
@@ -213,6 +219,8 @@ class Engine {
   uint32_t nextGen_ = 1;
   MacTable macs_;
   bool hub_ = false;
+  bool backpressure_ = false;
+  int pausedCount_ = 0;
   bool stpCapture_ = false;
   ForeignTags foreign_ = ForeignTags::Pass;
   uint32_t expireSeconds_ = 100, minPersistSeconds_ = 3, gcIntervalSeconds_ = 2;

@@ -30,7 +30,7 @@ interface Slot extends PlugSide {
 
 /** Which endpoint kinds can be re-opened after a loss. */
 function reopenable(l: Locator): boolean {
-  return l.kind === 'vde' || (l.kind === 'stream' && l.role === 'client') || l.kind === 'tap' || l.kind === 'udp' || l.kind === 'dgram' || l.kind === 'ptp';
+  return l.kind === 'vde' || l.kind === 'stream' || l.kind === 'tap' || l.kind === 'udp' || l.kind === 'dgram' || l.kind === 'ptp';
 }
 
 export class VdePlug {
@@ -46,6 +46,7 @@ export class VdePlug {
   constructor(a: PlugSide, b: PlugSide) {
     this.engine = new (native().Engine)(3, (evs) => this.onEvents(evs));
     this.engine.setHub(true);
+    this.engine.setBackpressure(true);
     this.slots = [a, b].map((s, i) => ({ ...s, port: i + 1, ep: null, engineId: 0, timer: null }));
     this.done = new Promise((r) => (this.finish = r));
   }
@@ -111,7 +112,7 @@ export class VdePlug {
       this.reopen(slot, RECONNECT_FIRST_MS);
       return;
     }
-    const normalEnd = /^end of stream$/.test(why) && slot.locator.kind === 'stdio';
+    const normalEnd = why === 'end of stream' && slot.locator.kind === 'stdio';
     this.stop(normalEnd ? 0 : 1, `${name}: ${why}`);
   }
 

@@ -165,6 +165,16 @@ describe('vde_plug endpoints and bad input', () => {
     });
   }
 
+  it('exits 0 when a shell pipe on stdin ends (hang-up, not an error)', async () => {
+    const p = spawn('sh', ['-c', `sleep 0.5 | ${process.execPath} ${PLUG_BIN} ${sw.dir}`], { stdio: ['ignore', 'ignore', 'pipe'] });
+    procs.push(p);
+    let err = '';
+    p.stderr!.on('data', (d) => (err += d));
+    const code = await new Promise((r) => p.on('exit', r));
+    expect(err).toBe('');
+    expect(code).toBe(0);
+  });
+
   it('exits 0 at a clean end of stdin', async () => {
     const p = plug([sw.dir]);
     await waitFor(async () => (await activePorts(sw)) === 1, 5000, 'plug attached');

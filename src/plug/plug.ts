@@ -135,6 +135,11 @@ export class VdePlug {
     }, delayMs);
   }
 
+  /** The endpoint currently open on side i (0 or 1), or null while it is being re-opened. */
+  endpoint(i: 0 | 1): OpenedEndpoint | null {
+    return this.slots[i].ep;
+  }
+
   /** Ends the plug: closes both ends and resolves `done`. */
   stop(code: number, reason: string): void {
     if (this.stopped) return;

@@ -14,7 +14,8 @@ import { VdePlug, type PlugSide } from '../plug/plug.js';
 import { parseLocator, type Locator } from '../plug/vnl.js';
 import { parseOctal } from '../switch/perms.js';
 import { buildSlirpConfig, parseForward, SlirpOptionError, type HostForward, type SlirpConfig } from './options.js';
-import type { ConfiguredSlirpLocator } from './slirp.js';
+import { startSlirpConsole } from './console.js';
+import type { ConfiguredSlirpLocator, SlirpHandle } from './slirp.js';
 
 /** How long -d waits for the background process to report that it is connected. */
 export const DAEMON_START_TIMEOUT_MS = 15_000;
@@ -37,6 +38,7 @@ function parser(argv: string[]) {
     .option('U', { type: 'string', array: true, describe: 'UDP forward HPORT:GUESTIP:GPORT, repeatable' })
     .option('X', { type: 'string', describe: 'X11 forward (not implemented)' })
     .option('x', { type: 'string', describe: 'PORT:UNIXPATH forward (not implemented)' })
+    .option('mgmt', { alias: 'M', type: 'string', describe: 'management socket: add/remove/list port forwards at run time (vdecmd -s PATH fwd/add tcp 8080:10.0.2.15:80)' })
     .option('tftp', { alias: 't', type: 'string', describe: 'serve DIR over TFTP' })
     .option('quiet', { alias: 'q', type: 'boolean', describe: 'no start-up messages' })
     .option('verbose', { alias: 'v', type: 'boolean', describe: 'log debug messages and guest errors' })
@@ -46,6 +48,7 @@ function parser(argv: string[]) {
     .example('slirpvde -D -L 2222:10.0.2.15:22 /tmp/sw', 'also forward host port 2222 to a guest\'s ssh')
     .example('slirpvde -H 192.168.50.0/24 -D -t /srv/tftp /tmp/sw', 'other network, TFTP served from /srv/tftp')
     .example('dpipe vde_plug /tmp/sw = ssh host slirpvde -D -', 'NAT on a remote host over ssh')
+    .example('slirpvde -D -M /tmp/nat.mgmt /tmp/sw; vdecmd -s /tmp/nat.mgmt fwd/add tcp 8080:10.0.2.15:80', 'add a port forward at run time')
     .example("vde_plug 'slirp:///tcpfwd=8080:10.0.2.15:80' /tmp/sw", 'the vdeplug4 equivalent (DHCP on, IPv6 too)')
     .strictOptions()
     .help('help')
@@ -166,6 +169,16 @@ export async function main(argv: string[]): Promise<number> {
     else process.stderr.write(`slirpvde: ${msg}\n`);
     return 1;
   }
+  let closeConsole: (() => void) | null = null;
+  if (a.mgmt) {
+    const handle = (plug.endpoint(1) as { slirp?: SlirpHandle } | null)?.slirp;
+    try {
+      if (!handle) throw new Error('the slirp endpoint is not available');
+      closeConsole = await startSlirpConsole(path.resolve(String(a.mgmt)), handle, [...cfg.forwards]);
+    } catch (e) {
+      plug.stop(1, (e as Error).message);
+    }
+  }
   const pidfile = a.pidfile ? path.resolve(String(a.pidfile)) : null;
   if (pidfile) fs.writeFileSync(pidfile, `${process.pid}\n`);
   if (isChild && process.send) {
@@ -179,6 +192,7 @@ export async function main(argv: string[]): Promise<number> {
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => plug.stop(0, `caught ${sig}`));
   process.on('SIGPIPE', () => {});
   const r = await plug.done;
+  closeConsole?.();
   if (pidfile) fs.rmSync(pidfile, { force: true });
   if (r.code !== 0) process.stderr.write(`slirpvde: ${r.reason}\n`);
   return r.code;

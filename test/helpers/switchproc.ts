@@ -8,6 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { afterAll } from 'vitest';
 import { runCommand, type CmdResult } from '../../src/switch/vdecmd.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
@@ -26,9 +27,19 @@ export interface RunningSwitch {
   stop: (signal?: NodeJS.Signals) => Promise<number | null>;
 }
 
-/** Makes a fresh temporary directory for a test. */
+const createdDirs: string[] = [];
+const startedSwitches: ChildProcess[] = [];
+// whatever a test file started or made goes when the file is done, even after a failure
+afterAll(() => {
+  for (const p of startedSwitches.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  for (const d of createdDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
+});
+
+/** Makes a fresh temporary directory for a test (removed after the test file). */
 export function tmpdir(prefix = 'vdets-'): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), prefix));
+  createdDirs.push(d);
+  return d;
 }
 
 /** Waits until fn() is true (polling), throwing after timeoutMs with the given message. */
@@ -49,6 +60,7 @@ export async function startSwitch(args: string[] = [], opts: { dir?: string; std
   const proc = spawn(process.execPath, [SWITCH_BIN, '-s', dir, '-M', mgmt, ...(opts.stdin ? [] : ['--nostdin']), ...args], {
     stdio: ['pipe', 'pipe', 'pipe'],
   });
+  startedSwitches.push(proc);
   let out = '';
   proc.stdout!.on('data', (d) => (out += d));
   proc.stderr!.on('data', (d) => (out += d));

@@ -10,6 +10,7 @@ import dns from 'node:dns/promises';
 import fs from 'node:fs';
 import net from 'node:net';
 import { EpKind, MAX_STREAM_FRAME_BYTES, MAX_VDE_FRAME_BYTES, native, sys } from '../native.js';
+import { takeSocketFd } from '../sockets.js';
 import { vdeConnect } from './vdeclient.js';
 import type { Locator } from './vnl.js';
 import { openVxlan, openVxvde } from './vxlan.js';
@@ -59,16 +60,6 @@ async function numericHost(host: string): Promise<{ address: string; family: 4 |
   }
 }
 
-/** Takes over the fd of a connected Node socket (dup) and lets Node forget it. */
-function adoptSocketFd(s: net.Socket): number {
-  const h = (s as unknown as { _handle?: { fd?: number } })._handle;
-  if (!h || typeof h.fd !== 'number' || h.fd < 0) throw new Error('cannot take over the socket');
-  const fd = native().dup(h.fd);
-  s.pause();
-  s.removeAllListeners('data');
-  s.destroy();
-  return fd;
-}
 
 function connectStream(opts: net.NetConnectOpts, what: string): Promise<net.Socket> {
   return new Promise((resolve, reject) => {
@@ -229,12 +220,12 @@ export async function openEndpoint(loc: Locator, o: OpenOptions = {}): Promise<O
       if (loc.role === 'client') {
         const s = await connectStream(loc.transport === 'unix' ? { path: loc.path! } : { host: loc.host ?? '127.0.0.1', port: loc.port! }, what);
         if (loc.transport === 'tcp') s.setNoDelay(true);
-        return simple(what, adoptSocketFd(s), kind, max);
+        return simple(what, takeSocketFd(s), kind, max);
       }
       if (loc.transport === 'unix') fs.rmSync(loc.path!, { force: true });
       const { sock, server } = await acceptOne(loc.transport === 'unix' ? { path: loc.path! } : { host: loc.host || undefined, port: loc.port! }, what);
       if (loc.transport === 'tcp') sock.setNoDelay(true);
-      const fd = adoptSocketFd(sock);
+      const fd = takeSocketFd(sock);
       server.close();
       if (loc.transport === 'unix') fs.rmSync(loc.path!, { force: true });
       return simple(what, fd, kind, max);

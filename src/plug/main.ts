@@ -4,18 +4,16 @@
  * `LOCATOR = COMMAND ARGS` = join it to a command's stdin/stdout. Options as vdeplug4's vde_plug
  * plus --reconnect. Errors in locators or options exit with status 1 and name the bad part.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
 import { normalizeLongOnly } from '../cli.js';
+import { daemonize, reportStarted } from '../daemon.js';
 import { log, setProgram, setVerbose, useSyslog } from '../log.js';
 import { parseOctal } from '../switch/perms.js';
 import { VdePlug, type PlugSide } from './plug.js';
 import { LocatorError, parseLocator, resolveIndirection, type Locator } from './vnl.js';
 
-/** How long `-d` waits for the background plug to report that it is connected. */
-export const DAEMON_START_TIMEOUT_MS = 15_000;
 const LONG_NAMES = ['daemon', 'pidfile', 'log', 'iplog', 'help', 'group', 'group2', 'mod', 'mod2', 'mode', 'mode2', 'port', 'port2', 'descr', 'reconnect', 'verbose'];
 
 function parser(argv: string[]) {
@@ -83,27 +81,6 @@ function side(loc: Locator, a: Record<string, unknown>, second: boolean, reconne
   };
 }
 
-function daemonize(argv: string[]): Promise<number> {
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...argv, '--daemon-child'], {
-    detached: true,
-    stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
-    cwd: '/',
-  });
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(1), DAEMON_START_TIMEOUT_MS);
-    child.on('message', (m: { ok: boolean; error?: string }) => {
-      clearTimeout(t);
-      if (!m.ok) process.stderr.write(`vde_plug: ${m.error}\n`);
-      child.disconnect();
-      child.unref();
-      resolve(m.ok ? 0 : 1);
-    });
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      resolve(code || 1);
-    });
-  });
-}
 
 /** Entry point of bin/vde_plug; resolves with the exit status. */
 export async function main(argv: string[]): Promise<number> {
@@ -128,7 +105,7 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   if (a.verbose) setVerbose(true);
-  if (a.daemon && !a['daemon-child']) return daemonize(argv.filter((x) => x !== '-d' && x !== '--daemon' && x !== '-daemon'));
+  if (a.daemon && !a['daemon-child']) return daemonize('vde_plug', argv.filter((x) => x !== '-d' && x !== '--daemon' && x !== '-daemon'));
   const isChild = Boolean(a['daemon-child']);
   if (isChild || a.log || a.iplog) useSyslog();
   const plug = new VdePlug(sides[0], sides[1]);
@@ -136,16 +113,12 @@ export async function main(argv: string[]): Promise<number> {
     await plug.start();
   } catch (e) {
     const msg = (e as Error).message;
-    if (isChild && process.send) process.send({ ok: false, error: msg });
-    else process.stderr.write(`vde_plug: ${msg}\n`);
+    if (!(isChild && reportStarted(msg))) process.stderr.write(`vde_plug: ${msg}\n`);
     return 1;
   }
   const pidfile = a.pidfile ? path.resolve(String(a.pidfile)) : null;
   if (pidfile) fs.writeFileSync(pidfile, `${process.pid}\n`);
-  if (isChild && process.send) {
-    process.send({ ok: true });
-    process.disconnect?.();
-  }
+  if (isChild) reportStarted();
   if (a.log || a.iplog) log('info', `START ${process.pid}`);
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => plug.stop(0, `caught ${sig}`));
   process.on('SIGPIPE', () => {});

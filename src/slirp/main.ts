@@ -5,10 +5,10 @@
  * slirpvde, DHCP is off unless -D is given and only IPv4 is served. -X/-x (X11 and unix-socket
  * forwards) are not implemented and are rejected with a clear message.
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
+import { daemonize, reportStarted } from '../daemon.js';
 import { log, setProgram, setVerbose, useSyslog } from '../log.js';
 import { VdePlug, type PlugSide } from '../plug/plug.js';
 import { parseLocator, type Locator } from '../plug/vnl.js';
@@ -17,8 +17,6 @@ import { buildSlirpConfig, parseForward, SlirpOptionError, type HostForward, typ
 import { startSlirpConsole } from './console.js';
 import type { ConfiguredSlirpLocator, SlirpHandle } from './slirp.js';
 
-/** How long -d waits for the background process to report that it is connected. */
-export const DAEMON_START_TIMEOUT_MS = 15_000;
 
 function parser(argv: string[]) {
   return yargs(argv)
@@ -97,27 +95,6 @@ export function slirpvdeConfig(a: Record<string, unknown>): SlirpConfig {
   );
 }
 
-function daemonize(argv: string[]): Promise<number> {
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...argv, '--daemon-child'], {
-    detached: true,
-    stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
-    cwd: '/',
-  });
-  return new Promise((resolve) => {
-    const t = setTimeout(() => resolve(1), DAEMON_START_TIMEOUT_MS);
-    child.on('message', (m: { ok: boolean; error?: string }) => {
-      clearTimeout(t);
-      if (!m.ok) process.stderr.write(`slirpvde: ${m.error}\n`);
-      child.disconnect();
-      child.unref();
-      resolve(m.ok ? 0 : 1);
-    });
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      resolve(code || 1);
-    });
-  });
-}
 
 /** Entry point of bin/slirpvde; resolves with the exit status. */
 export async function main(argv: string[]): Promise<number> {
@@ -157,7 +134,7 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   if (a.verbose) setVerbose(true);
-  if (a.daemon && !a['daemon-child']) return daemonize(argv.filter((x) => x !== '-d' && x !== '--daemon'));
+  if (a.daemon && !a['daemon-child']) return daemonize('slirpvde', argv.filter((x) => x !== '-d' && x !== '--daemon'));
   const isChild = Boolean(a['daemon-child']);
   if (isChild) useSyslog();
   const plug = new VdePlug(sides[0], sides[1]);
@@ -165,8 +142,7 @@ export async function main(argv: string[]): Promise<number> {
     await plug.start();
   } catch (e) {
     const msg = (e as Error).message;
-    if (isChild && process.send) process.send({ ok: false, error: msg });
-    else process.stderr.write(`slirpvde: ${msg}\n`);
+    if (!(isChild && reportStarted(msg))) process.stderr.write(`slirpvde: ${msg}\n`);
     return 1;
   }
   let closeConsole: (() => void) | null = null;
@@ -181,10 +157,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   const pidfile = a.pidfile ? path.resolve(String(a.pidfile)) : null;
   if (pidfile) fs.writeFileSync(pidfile, `${process.pid}\n`);
-  if (isChild && process.send) {
-    process.send({ ok: true });
-    process.disconnect?.();
-  }
+  if (isChild) reportStarted();
   if (!a.quiet && sides[0].locator.kind !== 'stdio') {
     const fw = cfg.forwards.map((f) => ` ${f.udp ? 'udp' : 'tcp'} ${f.hostAddr}:${f.hostPort}->${f.guestAddr}:${f.guestPort}`).join('');
     log('info', `gateway ${cfg.host}/${cfg.prefixLen}, DNS ${cfg.nameserver}, DHCP ${cfg.dhcp ? `from ${cfg.dhcpStart}` : 'off'}${cfg.tftpPath ? `, TFTP ${cfg.tftpPath}` : ''}${fw ? `, forwards${fw}` : ''}`);

@@ -4,12 +4,12 @@
  * EOF on the stdin console. `-d` re-launches the switch as a detached background process that
  * logs to syslog, and returns once it is serving (or prints why it failed).
  */
-import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import yargs from 'yargs';
 import { intOption, normalizeLongOnly } from '../cli.js';
+import { daemonize, reportStarted } from '../daemon.js';
 import { log, setProgram, setVerbose, useSyslog } from '../log.js';
 import { deriveModes, lookupGroup, parseOctal, DEFAULT_MGMT_MODE } from './perms.js';
 import { parseQemuSpec } from './qemu.js';
@@ -22,8 +22,6 @@ export const DEFAULT_DIR_USER = '/tmp/vde.ctl';
 export const DEFAULT_NUMPORTS = 32;
 export const DEFAULT_HASHSIZE = 128;
 export const DEFAULT_PRIORITY = 0x8000;
-/** How long `-d` waits for the background switch to report that it is serving. */
-export const DAEMON_START_TIMEOUT_MS = 10000;
 
 const LONG_NAMES = [
   'help', 'version', 'numports', 'hub', 'fstp', 'macaddr', 'priority', 'hashsize', 'sock', 'vdesock', 'unix', 'mode', 'dirmode',
@@ -154,31 +152,6 @@ export function toOptions(a: Record<string, unknown>): SwitchOptions {
   };
 }
 
-function daemonize(argv: string[]): Promise<number> {
-  // Node cannot fork: start a detached copy that reports over IPC once it serves
-  const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...argv, '--daemon-child'], {
-    detached: true,
-    stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
-    cwd: '/',
-  });
-  return new Promise((resolve) => {
-    const t = setTimeout(() => {
-      process.stderr.write(`vde_switch: the background switch did not report within ${DAEMON_START_TIMEOUT_MS} ms\n`);
-      resolve(1);
-    }, DAEMON_START_TIMEOUT_MS);
-    child.on('message', (m: { ok: boolean; error?: string }) => {
-      clearTimeout(t);
-      if (!m.ok) process.stderr.write(`vde_switch: ${m.error}\n`);
-      child.disconnect();
-      child.unref();
-      resolve(m.ok ? 0 : 1);
-    });
-    child.on('exit', (code) => {
-      clearTimeout(t);
-      resolve(code || 1);
-    });
-  });
-}
 
 /** Entry point of bin/vde_switch; returns the process exit code once the switch is serving or failed. */
 export async function main(argv: string[]): Promise<number> {
@@ -195,7 +168,7 @@ export async function main(argv: string[]): Promise<number> {
     return 1;
   }
   if (a.verbose) setVerbose(true);
-  if (a.daemon && !a['daemon-child']) return daemonize(args.filter((x) => x !== '-d' && x !== '--daemon'));
+  if (a.daemon && !a['daemon-child']) return daemonize('vde_switch', args.filter((x) => x !== '-d' && x !== '--daemon'));
   const isChild = Boolean(a['daemon-child']);
   if (isChild) useSyslog();
   const sw = new VdeSwitch(opts);
@@ -203,18 +176,14 @@ export async function main(argv: string[]): Promise<number> {
     await sw.start();
   } catch (e) {
     const msg = (e as Error).message;
-    if (isChild && process.send) process.send({ ok: false, error: msg });
-    else process.stderr.write(`vde_switch: ${msg}\n`);
+    if (!(isChild && reportStarted(msg))) process.stderr.write(`vde_switch: ${msg}\n`);
     await sw.stop('start-up failed');
     return 1;
   }
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void sw.stop(`caught ${sig}, cleaning up and exiting`));
   process.on('SIGPIPE', () => {});
   sw.onStopped(() => setImmediate(() => process.exit(0)));
-  if (isChild && process.send) {
-    process.send({ ok: true });
-    process.disconnect?.();
-  }
+  if (isChild) reportStarted();
   log('info', `switch running on ${sw.dir} (${opts.numPorts} ports)`);
   return -1;
 }

@@ -12,6 +12,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import { log } from '../log.js';
+import { takeSocketFd } from '../sockets.js';
 import { EpKind, MAX_STREAM_FRAME_BYTES, native, sys } from '../native.js';
 import type { SwitchState, PortInfo } from './state.js';
 
@@ -50,13 +51,6 @@ function describe(a: QemuAddr): string {
   return a.transport === 'unix' ? `unix:${a.path}` : `${a.transport}:${a.host}:${a.port}`;
 }
 
-function takeFd(s: net.Socket): number {
-  const h = (s as unknown as { _handle?: { fd?: number } })._handle;
-  if (!h || typeof h.fd !== 'number' || h.fd < 0) throw new Error('cannot take over the socket');
-  const fd = native().dup(h.fd);
-  s.destroy();
-  return fd;
-}
 
 /** The QEMU-facing sockets of one switch. */
 export class QemuPorts {
@@ -114,7 +108,7 @@ export class QemuPorts {
       try {
         if (a.transport !== 'unix') sock.setNoDelay(true);
         const peer = a.transport === 'unix' ? a.path : `${sock.remoteAddress}:${sock.remotePort}`;
-        this.attach(takeFd(sock), EpKind.Stream4, false, `qemu stream ${peer}`);
+        this.attach(takeSocketFd(sock), EpKind.Stream4, false, `qemu stream ${peer}`);
       } catch (e) {
         log('warning', `${what}: ${(e as Error).message}`);
         sock.destroy();
@@ -136,7 +130,7 @@ export class QemuPorts {
     s.once('connect', () => {
       try {
         if (a.transport !== 'unix') s.setNoDelay(true);
-        this.attach(takeFd(s), EpKind.Stream4, false, `qemu stream client ${describe(a)}`, () => this.retry(a, QEMU_RECONNECT_FIRST_MS));
+        this.attach(takeSocketFd(s), EpKind.Stream4, false, `qemu stream client ${describe(a)}`, () => this.retry(a, QEMU_RECONNECT_FIRST_MS));
       } catch (e) {
         log('warning', `${what}: ${(e as Error).message}`);
         this.retry(a, delayMs);

@@ -91,6 +91,36 @@ describe('QEMU ports fed by hand', () => {
     c.close();
   });
 
+  it('re-connects a --qemu-connect port when its QEMU goes away and comes back', async () => {
+    const qsock = path.join(tmpdir(), 'vm.sock');
+    const conns: net.Socket[] = [];
+    let server = net.createServer((c) => conns.push(c));
+    await new Promise<void>((r) => server.listen({ path: qsock }, () => r()));
+    const sw2 = await startSwitch(['--qemu-connect', `unix:${qsock}`]);
+    try {
+      await waitFor(() => conns.length === 1, 5000, 'first connection');
+      const c = await VdeClient.connect(sw2.dir);
+      // the "VM" restarts: its socket goes away and a new server appears on the same path
+      conns[0].destroy();
+      server.close();
+      await new Promise((r) => setTimeout(r, 300));
+      server = net.createServer((cc) => conns.push(cc));
+      await new Promise<void>((r) => server.listen({ path: qsock }, () => r()));
+      await waitFor(() => conns.length === 2, 3000, 'the switch to re-connect');
+      let got = Buffer.alloc(0);
+      conns[1].on('data', (d) => (got = Buffer.concat([got, d])));
+      const f = frame(BCAST, '02:00:00:00:53:01', 100);
+      c.send(f);
+      await waitFor(() => got.length >= 4 + f.length, 2000, 'frame to the new VM');
+      expect(got.subarray(4, 4 + f.length).equals(f)).toBe(true);
+      c.close();
+    } finally {
+      for (const x of conns) x.destroy();
+      server.close();
+      await sw2.stop();
+    }
+  });
+
   it('refuses bad --qemu-* values with the option name', async () => {
     for (const [args, re] of [
       [['--qemu-listen', 'nonsense'], /--qemu-listen: "nonsense" must be unix:PATH or tcp:\[HOST:\]PORT/],

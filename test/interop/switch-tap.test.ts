@@ -11,7 +11,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { runCommand } from '../../src/switch/vdecmd.js';
 import { ensureTools } from '../helpers/deps.js';
-import { createNetns, moveLinkToNetns, netnsExec, ping, pollUntil, run, spawnInNetns, uniqueIfname, withCleanup } from '../helpers/netns.js';
+import { createNetns, createTap, moveLinkToNetns, netnsExec, ping, pollUntil, run, spawnInNetns, tapAttached, uniqueIfname, withCleanup } from '../helpers/netns.js';
 import { SWITCH_BIN } from '../helpers/switchproc.js';
 
 const ATTACH_TIMEOUT_MS = 10_000;
@@ -75,4 +75,35 @@ describe('vde_switch -t: taps in the switch', () => {
     const ports = JSON.parse((await runCommand(mgmt, 'json/port/print')).data.join('')) as Array<{ endpoints: Array<{ description: string }> }>;
     expect(ports.some((p) => p.endpoints.some((e) => e.description === tapA))).toBe(true);
   });
+});
+
+describe('tap errors and our own tap plug', () => {
+  const cleanup = withCleanup();
+  afterAll(async () => {
+    await cleanup.run();
+  }, 60_000);
+
+  test('without root, -t fails with a clear message and leaves nothing behind', async () => {
+    const dir = join(tmpdir(), `vde-ts-nobody-${process.pid}`);
+    const r = await run(['su', '-s', '/bin/sh', 'nobody', '-c', `${process.execPath} ${SWITCH_BIN} -s ${dir} -t vtnope${process.pid % 1000} --nostdin`], { check: false });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/--tap vtnope\d+: .*Operation not permitted \(needs root or CAP_NET_ADMIN\)/);
+    expect(existsSync(dir)).toBe(false);
+  });
+
+  test('our vde_plug tap:// joins two namespaces through our switch', async () => {
+    const dir = cleanup.path(mkdtempSync(join(tmpdir(), 'vde-ts-tapplug-')));
+    const sw = spawnInNetns(null, [process.execPath, SWITCH_BIN, '-s', join(dir, 'sw'), '--nostdin'], { cleanup });
+    await pollUntil(() => existsSync(join(dir, 'sw', 'ctl')), ATTACH_TIMEOUT_MS, `switch (${sw.output()})`);
+    const ns: string[] = [];
+    for (const [i, addr] of ['192.0.2.1/24', '192.0.2.2/24'].entries()) {
+      const n = await createNetns(`vtp${i}`, cleanup);
+      const tap = await createTap(uniqueIfname(`vtp${i}`), { cleanup });
+      const plug = spawnInNetns(null, [process.execPath, join(SWITCH_BIN, '..', 'vde_plug'), join(dir, 'sw'), `tap://${tap}`], { cleanup });
+      await pollUntil(() => tapAttached(tap), ATTACH_TIMEOUT_MS, `our tap plug (${plug.output()})`);
+      await moveLinkToNetns(tap, n, addr, { cleanup });
+      ns.push(n);
+    }
+    expect((await ping(ns[0], '192.0.2.2', 3)).received).toBe(3);
+  }, 60_000);
 });

@@ -1,10 +1,11 @@
 /*
- * Run-time port forwards through slirpvde's management socket (-M): a forward added with
+ * Run-time port forwards through slirpvde's management socket (-M): TCP and UDP forwards added with
  * `fwd/add` reaches a server inside a namespace on the switch, `fwd/list` shows it, a forward to
  * a host port already in use fails with "Address already in use" while the existing one keeps
  * working, and `fwd/del` removes it. The namespace uses 10.0.2.15, the slirp default, and exists
  * only behind our switch.
  */
+import dgram from 'node:dgram';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -55,12 +56,23 @@ describe('slirpvde management socket', () => {
     await moveLinkToNetns(tap, ns, '10.0.2.15/24', { cleanup });
     await run(['ip', '-n', ns, 'route', 'add', 'default', 'via', '10.0.2.2']);
     spawnInNetns(ns, ['socat', `TCP-LISTEN:${GUEST_PORT},reuseaddr,fork`, 'SYSTEM:echo hello-from-guest'], { cleanup, stdin: 'ignore' });
+    spawnInNetns(ns, ['socat', `UDP-RECVFROM:${GUEST_PORT},fork`, 'SYSTEM:echo udp-from-guest'], { cleanup, stdin: 'ignore' });
     await pollUntil(async () => (await netnsExec(ns, ['ss', '-ltn'])).stdout.includes(`:${GUEST_PORT}`), ATTACH_TIMEOUT_MS, 'guest server');
   }, 120_000);
 
   afterAll(async () => {
     await cleanup.run();
     await sw.stop();
+  }, 60_000);
+
+  test('forwards UDP at run time', async () => {
+    expect((await runCommand(mgmt, `fwd/add udp 127.0.0.1:${HOST_PORT + 1}:10.0.2.15:${GUEST_PORT}`)).status).toBe(0);
+    const sock = dgram.createSocket('udp4');
+    const reply = new Promise<string>((resolve) => sock.once('message', (m) => resolve(m.toString().trim())));
+    sock.send('ping', HOST_PORT + 1, '127.0.0.1');
+    expect(await Promise.race([reply, new Promise((r) => setTimeout(() => r('timeout'), 5000))])).toBe('udp-from-guest');
+    sock.close();
+    expect((await runCommand(mgmt, `fwd/del udp ${HOST_PORT + 1}`)).status).toBe(0);
   }, 60_000);
 
   test('adds, lists and removes forwards at run time', async () => {

@@ -204,32 +204,34 @@ export function parseForwardList(option: string, value: string, udp: boolean): H
 
 /** Parses one forward `[hostIP:]hport:guestIP:gport` (IPv6 host address in brackets). */
 export function parseForward(option: string, item: string, udp: boolean): HostForward {
-  const form = '[hostIP:]hport:guestIP:gport';
-  let rest = item;
-  let hostAddr: string | undefined;
-  if (rest.startsWith('[')) {
-    const close = rest.indexOf(']:');
-    if (close < 0) throw new SlirpOptionError(option, `${shown(item)}: unclosed "[" (expected ${form})`);
-    hostAddr = rest.slice(1, close);
-    if (!isIPv6(hostAddr)) throw new SlirpOptionError(option, `${shown(item)}: ${shown(hostAddr)} is not an IPv6 address`);
-    rest = rest.slice(close + 2);
+  const form = '[hostIP:]hport:guestIP:gport (IPv6 addresses in brackets)';
+  const m = /^(?:(\[[^\]]*\]|[^:[\]]*):)?(\d+):(\[[^\]]*\]|[^:[\]]+):(\d+)$/.exec(item);
+  if (!m) {
+    if (/\[[^\]]*$/.test(item)) throw new SlirpOptionError(option, `${shown(item)}: unclosed "[" (expected ${form})`);
+    throw new SlirpOptionError(option, `${shown(item)} is not ${form}`);
   }
-  const parts = rest.split(':');
-  if (hostAddr === undefined && parts.length === 4) hostAddr = parts.shift()!;
-  if (parts.length !== 3) throw new SlirpOptionError(option, `${shown(item)} is not ${form}`);
-  const [hp, ga, gp] = parts;
-  if (hostAddr !== undefined && hostAddr !== '' && !isIPv4(hostAddr) && !isIPv6(hostAddr)) {
-    throw new SlirpOptionError(option, `${shown(item)}: host address ${shown(hostAddr)} is not an IP address`);
+  const unbracket = (a: string): string => (a.startsWith('[') ? a.slice(1, -1) : a);
+  const hostGiven = m[1] !== undefined && m[1] !== '' ? unbracket(m[1]) : undefined;
+  const ga = unbracket(m[3]);
+  if (m[1]?.startsWith('[') && !isIPv6(hostGiven ?? '')) throw new SlirpOptionError(option, `${shown(item)}: ${shown(hostGiven ?? '')} is not an IPv6 address`);
+  if (hostGiven !== undefined && !isIPv4(hostGiven) && !isIPv6(hostGiven)) {
+    throw new SlirpOptionError(option, `${shown(item)}: host address ${shown(hostGiven)} is not an IP address`);
   }
-  if (!isIPv4(ga)) throw new SlirpOptionError(option, `${shown(item)}: guest address ${shown(ga)} is not an IPv4 address`);
+  const guest6 = m[3].startsWith('[');
+  if (guest6 ? !isIPv6(ga) : !isIPv4(ga)) throw new SlirpOptionError(option, `${shown(item)}: guest address ${shown(ga)} is not an ${guest6 ? 'IPv6' : 'IPv4'} address`);
+  const hostAddr = hostGiven ?? (guest6 ? '::' : '0.0.0.0');
+  // libslirp forwards within one address family: it cannot present an IPv6 peer to an IPv4 guest
+  if (isIPv6(hostAddr) !== guest6) {
+    throw new SlirpOptionError(option, `${shown(item)}: host and guest addresses must be of the same family (IPv6 guest addresses go in brackets, e.g. [::1]:8080:[fd00::15]:80)`);
+  }
   const f: HostForward = {
     udp,
-    hostAddr: hostAddr || '0.0.0.0',
-    hostPort: parseInt10(option, hp, 1, 65535, `${shown(item)}: host port`),
+    hostAddr,
+    hostPort: parseInt10(option, m[2], 1, 65535, `${shown(item)}: host port`),
     guestAddr: ga,
-    guestPort: parseInt10(option, gp, 1, 65535, `${shown(item)}: guest port`),
+    guestPort: parseInt10(option, m[4], 1, 65535, `${shown(item)}: guest port`),
   };
-  if (isIPv6(f.hostAddr)) f.ipv6 = true;
+  if (guest6) f.ipv6 = true;
   return f;
 }
 
@@ -299,7 +301,7 @@ export function buildSlirpConfig(s: SlirpSettings, names: Record<string, string>
     const opt = n(f.udp ? 'udpfwd' : 'tcpfwd');
     if (seen.has(key)) throw new SlirpOptionError(opt, `host port ${f.hostPort} on ${f.hostAddr} is forwarded twice`);
     seen.add(key);
-    if (!inNet(net, ip4ToInt(f.guestAddr))) throw new SlirpOptionError(opt, `guest address ${f.guestAddr} is not a host address in ${cidr}`);
+    if (!f.ipv6 && !inNet(net, ip4ToInt(f.guestAddr))) throw new SlirpOptionError(opt, `guest address ${f.guestAddr} is not a host address in ${cidr}`);
   }
   const cfg: SlirpConfig = {
     v4, v6,

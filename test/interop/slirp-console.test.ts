@@ -18,9 +18,9 @@ const HOST_PORT = 41000 + (process.pid % 10000);
 const GUEST_PORT = 8081;
 const ATTACH_TIMEOUT_MS = 10_000;
 
-function fetchLine(port: number): Promise<string> {
+function fetchLine(port: number, host = '127.0.0.1'): Promise<string> {
   return new Promise((resolve, reject) => {
-    const c = net.connect({ host: '127.0.0.1', port });
+    const c = net.connect({ host, port });
     let got = '';
     const t = setTimeout(() => {
       c.destroy();
@@ -42,6 +42,7 @@ describe('slirpvde management socket', () => {
   const cleanup = withCleanup();
   let sw: RunningSwitch;
   let mgmt: string;
+  let ns: string;
 
   beforeAll(async () => {
     await ensureTools({ ip: 'iproute2', socat: 'socat', vde_plug: 'vdeplug' });
@@ -49,12 +50,13 @@ describe('slirpvde management socket', () => {
     mgmt = path.join(tmpdir(), 'nat.mgmt');
     const nat = spawnInNetns(null, [process.execPath, path.join(ROOT, 'bin', 'slirpvde'), '-M', mgmt, sw.dir], { cleanup });
     await pollUntil(async () => (await sw.cmd('port/print')).data.join('\n').includes('slirpvde:'), ATTACH_TIMEOUT_MS, `slirpvde (${nat.output()})`);
-    const ns = await createNetns('vsc', cleanup);
+    ns = await createNetns('vsc', cleanup);
     const tap = await createTap(uniqueIfname('vsc'), { cleanup });
     const plug = spawnInNetns(null, ['vde_plug', `vde://${sw.dir}`, `tap://${tap}`], { cleanup });
     await pollUntil(() => tapAttached(tap), ATTACH_TIMEOUT_MS, `vde_plug (${plug.output()})`);
     await moveLinkToNetns(tap, ns, '10.0.2.15/24', { cleanup });
     await run(['ip', '-n', ns, 'route', 'add', 'default', 'via', '10.0.2.2']);
+    await run(['ip', '-n', ns, '-6', 'addr', 'add', 'fd00::15/64', 'dev', tap, 'nodad']);
     spawnInNetns(ns, ['socat', `TCP-LISTEN:${GUEST_PORT},reuseaddr,fork`, 'SYSTEM:echo hello-from-guest'], { cleanup, stdin: 'ignore' });
     spawnInNetns(ns, ['socat', `UDP-RECVFROM:${GUEST_PORT},fork`, 'SYSTEM:echo udp-from-guest'], { cleanup, stdin: 'ignore' });
     await pollUntil(async () => (await netnsExec(ns, ['ss', '-ltn'])).stdout.includes(`:${GUEST_PORT}`), ATTACH_TIMEOUT_MS, 'guest server');
@@ -63,6 +65,17 @@ describe('slirpvde management socket', () => {
   afterAll(async () => {
     await cleanup.run();
     await sw.stop();
+  }, 60_000);
+
+  test('forwards an IPv6 host port to an IPv6 guest (vde_plug slirp:///v6/tcpfwd=[::1]:P:[fd00::15]:G)', async () => {
+    spawnInNetns(ns, ['socat', `TCP6-LISTEN:${GUEST_PORT + 1},reuseaddr,fork`, 'SYSTEM:echo hello-over-ipv6'], { cleanup, stdin: 'ignore' });
+    const p6 = spawnInNetns(null, [process.execPath, path.join(ROOT, 'bin', 'vde_plug'), `slirp:///v6/tcpfwd=[::1]:${HOST_PORT + 2}:[fd00::15]:${GUEST_PORT + 1}`, sw.dir], { cleanup });
+    let got = '';
+    for (let i = 0; i < 20 && got !== 'hello-over-ipv6'; i++) {
+      got = await fetchLine(HOST_PORT + 2, '::1').catch(() => '');
+      if (got !== 'hello-over-ipv6') await new Promise((r) => setTimeout(r, 250));
+    }
+    expect(got, p6.output()).toBe('hello-over-ipv6');
   }, 60_000);
 
   test('forwards UDP at run time', async () => {

@@ -37,7 +37,7 @@ describe('slirp:// defaults', () => {
   });
 
   test('every option name is understood', () => {
-    const c = fromVnl("slirp:///restricted/addr6='fd12:3456::1/48'/hostname=guest/tftp_server_name=tftp.local/tftp_path='/srv/tftp'/bootfile=pxelinux.0/dhcp=10.0.2.50/vnameserver=10.0.2.4/vnameserver6=fd12:3456::53/vdnssearch=a.example,b.example/vdomainname=lan.example/mtu=9000/mru=9000/disable_host_loopback/tcpfwd=8080:10.0.2.15:80,127.0.0.1:2222:10.0.2.15:22/udpfwd=[::1]:5353:10.0.2.15:53/verbose");
+    const c = fromVnl("slirp:///restricted/addr6='fd12:3456::1/48'/hostname=guest/tftp_server_name=tftp.local/tftp_path='/srv/tftp'/bootfile=pxelinux.0/dhcp=10.0.2.50/vnameserver=10.0.2.4/vnameserver6=fd12:3456::53/vdnssearch=a.example,b.example/vdomainname=lan.example/mtu=9000/mru=9000/disable_host_loopback/tcpfwd=8080:10.0.2.15:80,127.0.0.1:2222:10.0.2.15:22/udpfwd=[::1]:5353:[fd12:3456::15]:53/verbose");
     expect(c).toMatchObject({
       restricted: true, host6: 'fd12:3456::1', prefix6: 'fd12:3456::', prefixLen6: 48, hostname: 'guest', tftpServerName: 'tftp.local',
       tftpPath: '/srv/tftp', bootfile: 'pxelinux.0', dhcpStart: '10.0.2.50', nameserver: '10.0.2.4', nameserver6: 'fd12:3456::53',
@@ -46,7 +46,7 @@ describe('slirp:// defaults', () => {
     expect(c.forwards).toEqual([
       { udp: false, hostAddr: '0.0.0.0', hostPort: 8080, guestAddr: '10.0.2.15', guestPort: 80 },
       { udp: false, hostAddr: '127.0.0.1', hostPort: 2222, guestAddr: '10.0.2.15', guestPort: 22 },
-      { udp: true, hostAddr: '::1', hostPort: 5353, guestAddr: '10.0.2.15', guestPort: 53, ipv6: true },
+      { udp: true, hostAddr: '::1', hostPort: 5353, guestAddr: 'fd12:3456::15', guestPort: 53, ipv6: true },
     ]);
   });
 
@@ -86,6 +86,8 @@ describe('slirp:// errors name the option', () => {
     ['slirp:///tcpfwd=1.2.3.4.5:80:10.0.2.15:22', /host address "1\.2\.3\.4\.5" is not an IP address/],
     ['slirp:///tcpfwd=80:10.0.2.15:22,80:10.0.2.16:23', /^tcpfwd: host port 80 on 0\.0\.0\.0 is forwarded twice/],
     ['slirp:///udpfwd=[::1:53:10.0.2.15:53', /^udpfwd: .*unclosed "\["/],
+    ['slirp:///tcpfwd=[::1]:8080:10.0.2.15:80', /^tcpfwd: .*host and guest addresses must be of the same family/],
+    ['slirp:///tcpfwd=127.0.0.1:8080:[fd00::15]:80', /^tcpfwd: .*host and guest addresses must be of the same family/],
     ["slirp:///unixfwd='5000:/tmp/x'", /^unixfwd: is not supported by this build/],
     ['slirp:///cmdfwd=5000:cat', /^cmdfwd: is not supported by this build/],
   ];

@@ -26,9 +26,19 @@ if (!existsSync(path.join(nodedir, 'include', 'node', 'node_api.h'))) {
 }
 // libslirp (user-mode NAT for slirp:// and slirpvde). Debian's slirp.pc requires glib-2.0's .pc,
 // which libslirp-dev does not pull in, so the header is accepted as proof too.
-const hasSlirp = spawnSync('pkg-config', ['--exists', 'slirp']).status === 0 || existsSync('/usr/include/slirp/libslirp.h');
-if (!hasSlirp) {
-  console.error('libslirp is missing: apt-get install -y libslirp-dev pkg-config');
+const hasSlirp = () => spawnSync('pkg-config', ['--exists', 'slirp']).status === 0 || existsSync('/usr/include/slirp/libslirp.h');
+if (!hasSlirp() && process.geteuid?.() === 0 && spawnSync('sh', ['-c', 'command -v apt-get']).status === 0) {
+  // as root on Debian the set-up installs the one system library the addon links against
+  console.error('build: libslirp is missing; installing the Debian packages libslirp-dev and pkg-config');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  let r = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'libslirp-dev', 'pkg-config'], { stdio: 'inherit', env });
+  if (r.status !== 0) {
+    spawnSync('apt-get', ['update'], { stdio: 'inherit', env });
+    r = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'libslirp-dev', 'pkg-config'], { stdio: 'inherit', env });
+  }
+}
+if (!hasSlirp()) {
+  console.error('build: libslirp is missing: apt-get install -y libslirp-dev pkg-config');
   process.exit(1);
 }
 const gyp = require.resolve('node-gyp/bin/node-gyp.js');

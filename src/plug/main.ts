@@ -24,8 +24,11 @@ function parser(argv: string[]) {
         '  vde_plug [OPTIONS] [LOCATOR]              plug LOCATOR into stdin/stdout (2-byte length framing)\n' +
         '  vde_plug [OPTIONS] LOCATOR LOCATOR        join two endpoints\n' +
         '  vde_plug [OPTIONS] [LOCATOR] = CMD ARGS   join LOCATOR to a command\'s stdin/stdout\n\n' +
-        'A LOCATOR without "://" is a switch directory (vde://). Kinds: vde://DIR[PORT/group=G/mode=M], tap://IF,\n' +
-        'udp://[SRC:]SPORT->HOST:PORT, ptp://PATH, cmd://COMMAND, null://, stream://..., dgram://... (QEMU framings).',
+        'A LOCATOR without "://" is a switch directory (vde://). Kinds:\n' +
+        '  vde://DIR[PORT/group=G/mode=M]   tap://IF   null://   ptp://PATH   cmd://COMMAND ARGS\n' +
+        '  udp://[SRC:]SPORT->HOST:PORT     vxlan://GROUP/vni=N/port=P/if=IF   vxvde://GROUP\n' +
+        '  stream://unix:PATH[server/framing=2]   stream://tcp:HOST:PORT[server/framing=2]   (QEMU: framing=4)\n' +
+        '  dgram://unix:LOCAL->REMOTE   dgram://udp:[LADDR:]LPORT->HOST:PORT   slirp:///OPTIONS',
     )
     .option('daemon', { alias: 'd', type: 'boolean', describe: 'run in the background' })
     .option('pidfile', { alias: 'p', type: 'string', describe: 'write the process id to FILE' })
@@ -48,6 +51,7 @@ function parser(argv: string[]) {
     .example("vde_plug /tmp/sw 'udp://5000->192.0.2.7:5000'", 'a UDP tunnel')
     .example('vde_plug /tmp/sw stream://unix:/tmp/q.sock[server]', 'serve QEMU -netdev stream,server=off,addr.type=unix,addr.path=/tmp/q.sock')
     .strictOptions()
+    .wrap(Math.min(110, process.stdout.columns || 100))
     .help('help')
     .alias('help', 'h')
     .version(false)

@@ -49,6 +49,7 @@ function parser(argv: string[]) {
     .example('slirpvde -D -M /tmp/nat.mgmt /tmp/sw; vdecmd -s /tmp/nat.mgmt fwd/add tcp 8080:10.0.2.15:80', 'add a port forward at run time')
     .example("vde_plug 'slirp:///tcpfwd=8080:10.0.2.15:80' /tmp/sw", 'the vdeplug4 equivalent (DHCP on, IPv6 too)')
     .strictOptions()
+    .wrap(Math.min(110, process.stdout.columns || 100))
     .help('help')
     .alias('help', 'h')
     .version(false)

@@ -1231,7 +1231,31 @@ void Engine::updateEpollOut(Endpoint *ep, bool want) {
 // Writes queued frames; returns false if the endpoint was closed.
 bool Engine::flushTx(Endpoint *ep) {
   Port &q = ports_[ep->port];
-  while (!ep->txq.empty()) {
+  // datagram sockets: drain the queue with sendmmsg, up to a batch per call
+  while (ep->kind == EpKind::Dgram && !ep->io && !ep->txq.empty()) {
+    struct mmsghdr msgs[RX_BATCH_FRAMES];
+    struct iovec iovs[RX_BATCH_FRAMES];
+    int m = 0;
+    for (auto it = ep->txq.begin(); it != ep->txq.end() && m < RX_BATCH_FRAMES; ++it, ++m) {
+      iovs[m] = {it->bytes.data(), it->bytes.size()};
+      memset(&msgs[m].msg_hdr, 0, sizeof msgs[m].msg_hdr);
+      msgs[m].msg_hdr.msg_iov = &iovs[m];
+      msgs[m].msg_hdr.msg_iovlen = 1;
+    }
+    int r = sendmmsg(ep->txFd, msgs, unsigned(m), MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (r < 0) {
+      if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR) break;
+      if (!ep->failed) failEndpoint(ep, errno, "send error");
+      q.c.drops[DROP_TX_ERROR]++;
+      r = 1;  // drop the frame that failed and go on
+    }
+    for (int k = 0; k < r; k++) {
+      ep->txqBytes -= ep->txq.front().bytes.size();
+      ep->txq.pop_front();
+    }
+    if (r < m) break;  // the socket is full again
+  }
+  while (!ep->txq.empty() && !(ep->kind == EpKind::Dgram && !ep->io)) {
     TxItem &t = ep->txq.front();
     if (ep->kind == EpKind::Stream2 || ep->kind == EpKind::Stream4) {
       ssize_t r = write(ep->txFd, t.bytes.data() + ep->txHeadOffset, t.bytes.size() - ep->txHeadOffset);

@@ -704,6 +704,17 @@ function netTeardown() {
   for (const l of [NET_TAP_A, NET_TAP_B]) ipq('link', 'del', l);
 }
 
+/** Moves both taps (already opened by a plug or the switch) into their namespaces; returns an error text or null. */
+function netMoveTaps() {
+  for (const [tap, ns, addr] of [[NET_TAP_A, NET_NS_A, NET_ADDR_A], [NET_TAP_B, NET_NS_B, NET_ADDR_B]]) {
+    const r = run('ip', ['link', 'set', tap, 'netns', ns]);
+    if (!r.ok) return `ip link set netns: ${r.err}`;
+    const e = netConfigureNs(ns, tap, addr);
+    if (e) return e;
+  }
+  return null;
+}
+
 function netConfigureNs(ns, dev, addr) {
   const steps = [
     ['-n', ns, 'link', 'set', 'lo', 'up'],
@@ -764,13 +775,8 @@ async function netViaSwitch(sw) {
     }
     await sleep(PLUG_SETTLE_MS);
     for (const { p, err } of plugs) if (!alive(p.pid)) return { error: `vde_plug exited: ${tail(err(), 150)}` };
-    const moves = [[NET_TAP_A, NET_NS_A, NET_ADDR_A], [NET_TAP_B, NET_NS_B, NET_ADDR_B]];
-    for (const [tap, ns, addr] of moves) {
-      const r = run('ip', ['link', 'set', tap, 'netns', ns]);
-      if (!r.ok) return { error: `ip link set netns: ${r.err}` };
-      const e = netConfigureNs(ns, tap, addr);
-      if (e) return { error: e };
-    }
+    const moved = netMoveTaps();
+    if (moved) return { error: moved };
     return await netMeasure();
   } finally {
     for (const { p } of plugs) await killPid(p.pid, 500);
@@ -870,13 +876,8 @@ async function netViaSwitchTaps(sw, offload) {
       if (Date.now() > until || !alive(proc.pid)) return { error: `switch -t did not start: ${tail(out, 150)}` };
       await sleep(POLL_INTERVAL_MS);
     }
-    const moves = [[NET_TAP_A, NET_NS_A, NET_ADDR_A], [NET_TAP_B, NET_NS_B, NET_ADDR_B]];
-    for (const [tap, ns, addr] of moves) {
-      const r = run('ip', ['link', 'set', tap, 'netns', ns]);
-      if (!r.ok) return { error: `ip link set netns: ${r.err}` };
-      const e = netConfigureNs(ns, tap, addr);
-      if (e) return { error: e };
-    }
+    const moved = netMoveTaps();
+    if (moved) return { error: moved };
     return await netMeasure();
   } finally {
     if (proc) await killPid(proc.pid, 1000);

@@ -4,14 +4,13 @@
  * `LOCATOR = COMMAND ARGS` = join it to a command's stdin/stdout. Options as vdeplug4's vde_plug
  * plus --reconnect. Errors in locators or options exit with status 1 and name the bad part.
  */
-import fs from 'node:fs';
-import path from 'node:path';
 import yargs from 'yargs';
 import { normalizeLongOnly } from '../cli.js';
-import { daemonize, reportStarted } from '../daemon.js';
-import { log, setProgram, setVerbose, useSyslog } from '../log.js';
+import { daemonize } from '../daemon.js';
+import { setProgram, setVerbose } from '../log.js';
 import { parseOctal } from '../switch/perms.js';
-import { VdePlug, type PlugSide } from './plug.js';
+import type { PlugSide } from './plug.js';
+import { runPlug } from './run.js';
 import { LocatorError, parseLocator, resolveIndirection, type Locator } from './vnl.js';
 
 const LONG_NAMES = ['daemon', 'pidfile', 'log', 'iplog', 'help', 'group', 'group2', 'mod', 'mod2', 'mode', 'mode2', 'port', 'port2', 'descr', 'reconnect', 'verbose'];
@@ -110,25 +109,11 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (a.verbose) setVerbose(true);
   if (a.daemon && !a['daemon-child']) return daemonize('vde_plug', argv.filter((x) => x !== '-d' && x !== '--daemon' && x !== '-daemon'));
-  const isChild = Boolean(a['daemon-child']);
-  if (isChild || a.log || a.iplog) useSyslog();
-  const plug = new VdePlug(sides[0], sides[1]);
-  try {
-    await plug.start();
-  } catch (e) {
-    const msg = (e as Error).message;
-    if (!(isChild && reportStarted(msg))) process.stderr.write(`vde_plug: ${msg}\n`);
-    return 1;
-  }
-  const pidfile = a.pidfile ? path.resolve(String(a.pidfile)) : null;
-  if (pidfile) fs.writeFileSync(pidfile, `${process.pid}\n`);
-  if (isChild) reportStarted();
-  if (a.log || a.iplog) log('info', `START ${process.pid}`);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => plug.stop(0, `caught ${sig}`));
-  process.on('SIGPIPE', () => {});
-  const r = await plug.done;
-  if (pidfile) fs.rmSync(pidfile, { force: true });
-  if (a.log || a.iplog) log('info', `STOP ${process.pid}`);
-  if (r.code !== 0) process.stderr.write(`vde_plug: ${r.reason}\n`);
-  return r.code;
+  return runPlug(sides, {
+    program: 'vde_plug',
+    daemonChild: Boolean(a['daemon-child']),
+    pidfile: a.pidfile as string | undefined,
+    syslog: Boolean(a.log || a.iplog),
+    logStartStop: Boolean(a.log || a.iplog),
+  });
 }

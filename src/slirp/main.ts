@@ -5,12 +5,12 @@
  * slirpvde, DHCP is off unless -D is given and only IPv4 is served. -X/-x (X11 and unix-socket
  * forwards) are not implemented and are rejected with a clear message.
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
-import { daemonize, reportStarted } from '../daemon.js';
-import { log, setProgram, setVerbose, useSyslog } from '../log.js';
-import { VdePlug, type PlugSide } from '../plug/plug.js';
+import { daemonize } from '../daemon.js';
+import { log, setProgram, setVerbose } from '../log.js';
+import type { PlugSide } from '../plug/plug.js';
+import { runPlug } from '../plug/run.js';
 import { parseLocator, type Locator } from '../plug/vnl.js';
 import { parseOctal } from '../switch/perms.js';
 import { buildSlirpConfig, parseForward, SlirpOptionError, type HostForward, type SlirpConfig } from './options.js';
@@ -136,38 +136,19 @@ export async function main(argv: string[]): Promise<number> {
   }
   if (a.verbose) setVerbose(true);
   if (a.daemon && !a['daemon-child']) return daemonize('slirpvde', argv.filter((x) => x !== '-d' && x !== '--daemon'));
-  const isChild = Boolean(a['daemon-child']);
-  if (isChild) useSyslog();
-  const plug = new VdePlug(sides[0], sides[1]);
-  try {
-    await plug.start();
-  } catch (e) {
-    const msg = (e as Error).message;
-    if (!(isChild && reportStarted(msg))) process.stderr.write(`slirpvde: ${msg}\n`);
-    return 1;
-  }
-  let closeConsole: (() => void) | null = null;
-  if (a.mgmt) {
-    const handle = (plug.endpoint(1) as { slirp?: SlirpHandle } | null)?.slirp;
-    try {
+  return runPlug(sides, {
+    program: 'slirpvde',
+    daemonChild: Boolean(a['daemon-child']),
+    pidfile: a.pidfile as string | undefined,
+    afterStart: async (plug) => {
+      if (!a.quiet && sides[0].locator.kind !== 'stdio') {
+        const fw = cfg.forwards.map((f) => ` ${f.udp ? 'udp' : 'tcp'} ${f.hostAddr}:${f.hostPort}->${f.guestAddr}:${f.guestPort}`).join('');
+        log('info', `gateway ${cfg.host}/${cfg.prefixLen}, DNS ${cfg.nameserver}, DHCP ${cfg.dhcp ? `from ${cfg.dhcpStart}` : 'off'}${cfg.tftpPath ? `, TFTP ${cfg.tftpPath}` : ''}${fw ? `, forwards${fw}` : ''}`);
+      }
+      if (!a.mgmt) return;
+      const handle = (plug.endpoint(1) as { slirp?: SlirpHandle } | null)?.slirp;
       if (!handle) throw new Error('the slirp endpoint is not available');
-      closeConsole = await startSlirpConsole(path.resolve(String(a.mgmt)), handle, [...cfg.forwards]);
-    } catch (e) {
-      plug.stop(1, (e as Error).message);
-    }
-  }
-  const pidfile = a.pidfile ? path.resolve(String(a.pidfile)) : null;
-  if (pidfile) fs.writeFileSync(pidfile, `${process.pid}\n`);
-  if (isChild) reportStarted();
-  if (!a.quiet && sides[0].locator.kind !== 'stdio') {
-    const fw = cfg.forwards.map((f) => ` ${f.udp ? 'udp' : 'tcp'} ${f.hostAddr}:${f.hostPort}->${f.guestAddr}:${f.guestPort}`).join('');
-    log('info', `gateway ${cfg.host}/${cfg.prefixLen}, DNS ${cfg.nameserver}, DHCP ${cfg.dhcp ? `from ${cfg.dhcpStart}` : 'off'}${cfg.tftpPath ? `, TFTP ${cfg.tftpPath}` : ''}${fw ? `, forwards${fw}` : ''}`);
-  }
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => plug.stop(0, `caught ${sig}`));
-  process.on('SIGPIPE', () => {});
-  const r = await plug.done;
-  closeConsole?.();
-  if (pidfile) fs.rmSync(pidfile, { force: true });
-  if (r.code !== 0) process.stderr.write(`slirpvde: ${r.reason}\n`);
-  return r.code;
+      return startSlirpConsole(path.resolve(String(a.mgmt)), handle, [...cfg.forwards]);
+    },
+  });
 }

@@ -535,7 +535,6 @@ export class SpanningTree {
   private readonly config = new Map<number, PortConfig>();
 
   private rootPriority: PriorityVector;
-  private rootPortId = 0;
   private rootTimes: Times;
   private prsInitialized = false;
 
@@ -588,7 +587,6 @@ export class SpanningTree {
     this.enabled = true;
     this.secondBaseMs = this.lastNowMs;
     this.rootPriority = this.bridgeVector();
-    this.rootPortId = 0;
     this.rootTimes = this.bridgeTimes();
     this.prsInitialized = false;
     for (const n of this.portOrder) {
@@ -1569,7 +1567,6 @@ export class SpanningTree {
       }
     }
     this.rootPriority = root;
-    this.rootPortId = rootPortId;
     this.rootTimes = rootPort
       ? { ...rootPort.portTimes, messageAge: rootPort.portTimes.messageAge + 1 }
       : this.bridgeTimes();

@@ -4,7 +4,7 @@
   "targets": [
     {
       "target_name": "vde_native",
-      "sources": ["src/addon.cc", "src/engine.cc", "src/vxlan.cc", "src/slirp.cc", "src/offload.cc"],
+      "sources": ["src/napi/addon.cc", "src/napi/engine_wrap.cc", "src/napi/sockets.cc", "src/engine.cc", "src/policy_learning.cc", "src/policy_wire.cc", "src/kinds/dgram.cc", "src/kinds/stream.cc", "src/kinds/tap.cc", "src/kinds/custom.cc", "src/vxlan.cc", "src/slirp.cc", "src/offload.cc"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "cflags": ["<!@(pkg-config --cflags slirp 2>/dev/null || true)"],
       "libraries": ["<!@(pkg-config --libs slirp 2>/dev/null || echo -lslirp)"],

@@ -49,7 +49,8 @@ export interface MacEntryInfo {
 }
 
 export interface EngineEvent {
-  type: 'bpdu' | 'epError' | 'epClosed';
+  /** bpdu: a spanning-tree frame; epError: an endpoint failed but stays; epClosed: the engine closed an endpoint; engineFailed: the data plane stopped (the tool must exit). */
+  type: 'bpdu' | 'epError' | 'epClosed' | 'engineFailed';
   port: number;
   ep: number;
   errno: number;
@@ -57,9 +58,29 @@ export interface EngineEvent {
   frame?: Buffer;
 }
 
+/** Engine-wide statistics, read without a lock. */
+export interface EngineStats {
+  /** Spanning-tree frames dropped because JavaScript had too many unread ones. */
+  bpduDrops: number;
+  /** Switch-wide budget for queued and held frames, and what is in use. */
+  queueBudgetBytes: number;
+  queueUsedBytes: number;
+  macEntries: number;
+  macMaxEntries: number;
+  macEvictions: number;
+  macSlots: number;
+}
+
+/** Options of a new engine. */
+export interface EngineOptions {
+  /** No thread: the caller drives the engine with pollOnce/ingress/advanceNs (tests). */
+  manual?: boolean;
+}
+
 export interface NativeEngine {
-  /** Hands an fd to the engine; txFd (default fd) is the write side, adoptPeer makes a datagram socket adopt its first sender. Returns 0 on failure. */
+  /** Hands an fd to the engine; txFd (default fd) is the write side, adoptPeer makes a datagram socket adopt its first sender. Returns 0 when refused (the caller keeps the fds). */
   addEndpoint(port: number, fd: number, kind: EpKind, maxFrameBytes: number, closeFd: boolean, txFd?: number, adoptPeer?: boolean, vnetHdr?: boolean): number;
+  /** Closes an endpoint (asynchronously); false when the id is not (or no longer) known. */
   removeEndpoint(id: number): boolean;
   /** Hands a custom endpoint (from a native factory such as createVxlan) to the engine; returns 0 on failure. */
   addCustomEndpoint(port: number, handle: unknown, maxFrameBytes: number): number;
@@ -75,20 +96,52 @@ export interface NativeEngine {
   setAging(expireSeconds: number, minPersistSeconds: number, gcIntervalSeconds: number): void;
   setStorm(port: number, framesPerSecond: number): void;
   setMirror(port: number, inTarget: number, outTarget: number): void;
-  resizeMacTable(slots: number): void;
-  flushMacs(port: number, vlan: number): number;
+  /** Most entries the MAC table holds (evicting from the port with the most entries when full). */
+  setMacTableMax(entries: number): void;
+  /** Switch-wide budget for frames waiting in egress queues and stages. */
+  setQueueBudget(bytes: number): void;
+  flushMacs(port: number, vlan: number): void;
   resetCounters(port: number): void;
+  /** Sends a frame out of a port (through its egress stages). */
   injectFrame(port: number, frame: Buffer): boolean;
-  macTable(): MacEntryInfo[];
-  macFind(mac: Buffer, vlan: number): MacEntryInfo | null;
-  counters(port: number): PortCounters;
+  /** The MAC table, answered by the engine thread. */
+  macTable(): Promise<MacEntryInfo[]>;
+  /** One MAC table entry, or null. */
+  macFind(mac: Buffer, vlan: number): Promise<MacEntryInfo | null>;
+  /** Entries in the MAC table (lock-free). */
   macCount(): number;
+  /** Index slots of the MAC table (lock-free). */
   macSlots(): number;
+  counters(port: number): PortCounters;
+  /** Every port's counters in one call, index = port number. */
+  countersAll(): PortCounters[];
+  stats(): EngineStats;
   close(): void;
+  // --- manual engines (tests) ---
+  /** Runs one loop iteration without blocking. */
+  pollOnce(): number;
+  /** Processes a frame as if a port had received it. */
+  ingress(port: number, frame: Buffer): boolean;
+  setTimeNs(ns: number): void;
+  advanceNs(ns: number): void;
 }
 
+/** The addon's raw engine (replies arrive as events). */
+interface RawEngine extends Omit<NativeEngine, 'macTable' | 'macFind' | 'macCount' | 'macSlots'> {
+  queryMacs(queryId: number, mac: Buffer | null, vlan: number): void;
+  takeEvents(): RawEvent[];
+}
+
+interface RawEvent extends Omit<EngineEvent, 'type'> {
+  type: EngineEvent['type'] | 'reply';
+  queryId?: number;
+  macs?: MacEntryInfo[];
+}
+
+type EngineCtor = new (numPorts: number, onEvents?: (evs: EngineEvent[]) => void, opts?: EngineOptions) => NativeEngine;
+
 interface Addon {
-  Engine: new (numPorts: number, onEvents?: (evs: EngineEvent[]) => void) => NativeEngine;
+  Engine: EngineCtor;
   unixDgramSocket(bufferBytes?: number): number;
   unixBind(fd: number, path: string): void;
   unixConnect(fd: number, path: string): void;
@@ -133,15 +186,100 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 let addon: Addon | undefined;
 
+/**
+ * Wraps the addon's engine class: MAC-table queries become Promises resolved by the engine's
+ * reply events, and a manual engine delivers its events after every call that drives it.
+ */
+type RawEngineCtor = new (n: number, cb?: (evs: RawEvent[]) => void, opts?: EngineOptions) => RawEngine;
+
+function wrapEngineClass(Raw: RawEngineCtor): EngineCtor {
+  return class Engine {
+    private raw: RawEngine;
+    private queries = new Map<number, (macs: MacEntryInfo[]) => void>();
+    private nextQuery = 1;
+    private manual: boolean;
+    constructor(numPorts: number, onEvents?: (evs: EngineEvent[]) => void, opts: EngineOptions = {}) {
+      this.manual = opts.manual === true;
+      const handle = (evs: RawEvent[]): void => {
+        const rest: EngineEvent[] = [];
+        for (const e of evs) {
+          if (e.type === 'reply') {
+            const done = this.queries.get(e.queryId ?? 0);
+            this.queries.delete(e.queryId ?? 0);
+            done?.(e.macs ?? []);
+          } else {
+            rest.push(e as EngineEvent);
+          }
+        }
+        if (rest.length) onEvents?.(rest);
+      };
+      this.handle = handle;
+      this.raw = new Raw(numPorts, handle, opts);
+      const raw = this.raw as unknown as Record<string, unknown>;
+      // every other method goes straight to the addon; driving calls of a manual engine deliver events
+      const driving = new Set(['pollOnce', 'ingress', 'advanceNs', 'setTimeNs', 'injectFrame', 'removeEndpoint', 'addEndpoint', 'addCustomEndpoint', 'setNumPorts']);
+      for (const name of Object.getOwnPropertyNames(Object.getPrototypeOf(this.raw))) {
+        if (name === 'constructor' || name in this) continue;
+        const fn = raw[name] as (...a: unknown[]) => unknown;
+        (this as unknown as Record<string, unknown>)[name] = (...a: unknown[]) => {
+          const r = fn.apply(this.raw, a);
+          if (this.manual && driving.has(name)) this.deliver();
+          return r;
+        };
+      }
+    }
+    private handle: (evs: RawEvent[]) => void;
+    private deliver(): void {
+      const evs = this.raw.takeEvents();
+      if (evs.length) this.handle(evs);
+    }
+    private query(mac: Buffer | null, vlan: number): Promise<MacEntryInfo[]> {
+      const id = this.nextQuery++;
+      if (this.nextQuery > 0xffffffff) this.nextQuery = 1;
+      return new Promise((resolve, reject) => {
+        this.queries.set(id, resolve);
+        try {
+          this.raw.queryMacs(id, mac, vlan);
+        } catch (e) {
+          this.queries.delete(id);
+          reject(e);
+          return;
+        }
+        if (this.manual) this.deliver();
+      });
+    }
+    macTable(): Promise<MacEntryInfo[]> {
+      return this.query(null, 0);
+    }
+    async macFind(mac: Buffer, vlan: number): Promise<MacEntryInfo | null> {
+      const r = await this.query(mac, vlan);
+      return r[0] ?? null;
+    }
+    macCount(): number {
+      return this.raw.stats().macEntries;
+    }
+    macSlots(): number {
+      return this.raw.stats().macSlots;
+    }
+    close(): void {
+      this.raw.close();
+      for (const done of this.queries.values()) done([]);
+      this.queries.clear();
+    }
+  } as unknown as EngineCtor;
+}
+
 /** Returns the loaded addon, with a clear message if it was not built. */
 export function native(): Addon {
   if (addon) return addon;
   const file = path.resolve(here, '..', 'native', 'build', 'Release', 'vde_native.node');
+  let raw: Addon;
   try {
-    addon = require(file) as Addon;
+    raw = require(file) as Addon;
   } catch (e) {
     throw new Error(`vde-ts: the native addon is not built (${file}): run "npm install" or "npm run build" (${(e as Error).message})`);
   }
+  addon = { ...raw, Engine: wrapEngineClass(raw.Engine as unknown as RawEngineCtor) };
   return addon;
 }
 

@@ -1,13 +1,13 @@
-// Hand-over of custom endpoint I/O objects (EndpointIo, see engine.h) from the factories that
-// create them (e.g. VXLAN sockets) to JavaScript and on to Engine::addCustomEndpoint: the
-// object travels as a Napi::External that owns it until the engine takes it.
+// Hand-over of custom endpoint I/O objects (EndpointIo, see kinds/custom.h) from the factories
+// that create them (e.g. VXLAN sockets) to JavaScript and on to the engine's addCustomEndpoint:
+// the object travels as a Napi::External that owns it until the engine takes it.
 #pragma once
 
 #include <napi.h>
 
 #include <memory>
 
-#include "engine.h"
+#include "kinds/custom.h"
 
 namespace vde {
 

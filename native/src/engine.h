@@ -1,159 +1,118 @@
-// The frame engine: one native thread, one epoll loop, every data fd.
+// The frame engine: one event loop that owns every data fd, N ports, one forwarding policy and
+// per-port stages.
 //
-// An Engine owns N ports. A port has zero or more endpoints (file descriptors that carry
-// frames: a VDE client's datagram socket, a byte stream with 2- or 4-byte length framing, a
-// tap device) and its forwarding settings (untagged VLAN, tagged VLAN set, spanning-tree state,
-// storm limit, mirror targets) plus counters. The policy is either a learning switch (MAC table
-// keyed by MAC+VLAN, 802.1Q tagging) or a hub. Frames are read in batches (recvmmsg / read until
-// EAGAIN with a per-wakeup budget), each frame's destinations are decided first, then every
-// destination endpoint gets its frames in one sendmmsg/writev. When a destination would block
-// the frames wait in a bounded per-endpoint queue until EPOLLOUT; only a full queue drops, and
-// the drop is counted. JavaScript configures the engine through methods that take the engine
-// mutex (held by the engine thread while it processes one wakeup) and receives rare events
-// (BPDUs, endpoint failures) through a callback; nothing calls into JavaScript per data frame.
+// Shape (see ARCHITECTURE.md):
+//   endpoint kinds (kinds/*)  ->  ingress stages  ->  policy (learning | wire)  ->  egress stages
+//   ->  endpoint kinds (send, or the endpoint's bounded queue in the switch-wide block pool)
+//
+// The loop dispatches epoll events on a typed tag (wake-up, timer, an endpoint's input, output or
+// extra input) and never tests an endpoint's kind. Frames are read in batches into one reusable
+// slab; every frame's destinations are decided first, then each destination endpoint gets its
+// frames in one call (sendmmsg / writev). Nothing on this path allocates.
+//
+// JavaScript never takes a lock the frame path holds. Configuration arrives as commands in a
+// queue with an eventfd and is applied between batches; queries that need engine-thread state
+// (the MAC table) are answered asynchronously as reply events; counters and table statistics are
+// atomics any thread reads. Events (BPDUs, endpoint errors and closes, replies, an engine
+// failure) cross to JavaScript by value through a sink. A failing epoll/eventfd/timerfd call is
+// reported as an "engineFailed" event and stops the loop; nothing keeps serving with a dead data
+// plane.
+//
+// For tests the engine also runs without a thread ("manual" mode): commands apply at once,
+// pollOnce() runs one loop iteration without blocking, ingress() injects a frame at a port's
+// ingress, and the clock is a fake that advanceNs() moves (firing due timers).
 #pragma once
 
 #include <atomic>
 #include <bitset>
 #include <cstdint>
-#include <deque>
 #include <functional>
 #include <memory>
 #include <mutex>
-#include <sys/socket.h>
-#include <sys/uio.h>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "batch.h"
+#include "classify.h"
+#include "counters.h"
+#include "kinds/kind.h"
 #include "mactable.h"
-#include "offload.h"
+#include "policy.h"
+#include "pool.h"
+#include "stage.h"
 
 namespace vde {
 
-constexpr uint32_t MIN_FRAME_BYTES = 14;
-constexpr uint32_t MAX_VDE_FRAME_BYTES = 9234;      // 9216 MTU + 14 header + 4 tag
-constexpr uint32_t MAX_STREAM_FRAME_BYTES = 65536;  // QEMU stream / tap limit we accept
-constexpr uint32_t SLOT_BYTES = MAX_STREAM_FRAME_BYTES + 64;
-constexpr int RX_BATCH_FRAMES = 64;
 constexpr size_t TXQ_MAX_FRAMES = 1024;
 constexpr size_t TXQ_MAX_BYTES = 4 << 20;
-constexpr uint16_t VLAN_NONE = 4095;
-constexpr int VLAN_COUNT = 4096;
+/** Spanning-tree frames waiting for JavaScript before new ones are dropped (and counted). */
+constexpr size_t MAX_PENDING_BPDUS = 256;
 
-enum class EpKind : uint8_t { Dgram = 0, Stream2 = 1, Stream4 = 2, Tap = 3, Custom = 4 };
 enum class StpState : uint8_t { Forwarding = 0, Learning = 1, Discarding = 2 };
-enum class ForeignTags : uint8_t { Pass = 0, Drop = 1 };
 
-enum DropReason {
-  DROP_RUNT, DROP_OVERSIZE, DROP_VLAN, DROP_STP, DROP_STORM, DROP_QUEUE_FULL, DROP_TX_ERROR,
-  DROP_FRAMING, DROP_BAD_VNET, DROP_COUNT
-};
-extern const char *const DROP_NAMES[DROP_COUNT];
-
-struct PortCounters {
-  uint64_t inFrames = 0, inBytes = 0, outFrames = 0, outBytes = 0;
-  uint64_t drops[DROP_COUNT] = {};
-};
-
-struct PortCounters;
-
-/**
- * I/O of a custom endpoint kind (encapsulations such as VXLAN) that the engine drives like its
- * own: it polls fd() and extraFds() for input and calls receive() with the ready fd; it calls
- * send() per outgoing frame and queues the frame itself when send() reports EAGAIN. Runs on the
- * engine thread only. The object owns its fds and closes them in its destructor.
- */
-class EndpointIo {
- public:
-  virtual ~EndpointIo() = default;
-  /** The main fd to poll for input. */
-  virtual int fd() const = 0;
-  /** Further fds to poll for input (e.g. a multicast socket beside a unicast one). */
-  virtual std::vector<int> extraFds() const { return {}; }
-  /** Reads up to max frames from readyFd into slab slots i*slotBytes (at most maxFrame bytes each), sets
-   * lens[i]; returns how many; counts malformed input in c.drops[...]. */
-  virtual int receive(int readyFd, uint8_t *slab, size_t slotBytes, uint32_t maxFrame, uint32_t *lens, int max,
-                      PortCounters &c) = 0;
-  /** Sends one frame; returns 1 when sent, 0 when it would block (the engine queues it), -errno on failure. */
-  virtual int send(const struct iovec *iov, int iovcnt, size_t len) = 0;
-};
-
-struct TxItem {
-  std::vector<uint8_t> bytes;  // for streams: header included
-};
-
-struct Endpoint {
-  uint32_t id = 0;
-  int fd = -1;    // read side (and write side unless txFd differs)
-  int txFd = -1;  // write side: differs for stdin/stdout pairs
-  int port = -1;
-  bool adoptPeer = false;      // datagram socket without a fixed peer: connect to the first sender
-  bool peerConnected = true;
-  EpKind kind = EpKind::Dgram;
-  uint32_t maxFrame = MAX_VDE_FRAME_BYTES;
-  bool closeFd = true;
-  bool failed = false;  // error already reported
-  bool wantOut = false;
-  bool paused = false;  // input not read while the other side's queue drains (backpressure)
-  std::deque<TxItem> txq;
-  size_t txqBytes = 0;
-  size_t txHeadOffset = 0;  // bytes of txq.front() already written (streams)
-  std::unique_ptr<EndpointIo> io;  // EpKind::Custom only
-  // EpKind::Tap opened with IFF_VNET_HDR: every frame read or written starts with a 10-byte
-  // virtio_net_hdr, and the endpoint takes GSO and partial-checksum frames as they are.
-  bool vnetHdr = false;
-  // stream receive state
-  std::vector<uint8_t> rx;
-  size_t rxLen = 0;
-};
-
-struct Port {
-  std::vector<Endpoint *> eps;
-  uint16_t untagged = 0;
-  std::bitset<VLAN_COUNT> tagged;
-  StpState stp = StpState::Forwarding;
-  uint32_t stormLimitPps = 0;  // 0 = off
-  uint32_t stormTokens = 0;
-  uint32_t stormSecond = 0;
-  int mirrorIn = -1, mirrorOut = -1;  // monitor port for frames entering / leaving
-  PortCounters c;
-  uint64_t lastSrcKey = MacTable::EMPTY_KEY;
-  uint32_t lastSrcSeen = 0;
-};
-
+/** One event for JavaScript, by value. */
 struct EngineEvent {
-  std::string type;  // "bpdu", "epError", "epClosed"
+  enum Type : uint8_t { Bpdu, EpError, EpClosed, EngineFailed, Reply };
+  Type type = Bpdu;
   int port = -1;
   uint32_t ep = 0;
   int err = 0;
   std::string detail;
-  std::vector<uint8_t> frame;
+  std::vector<uint8_t> frame;       // Bpdu
+  uint32_t queryId = 0;             // Reply
+  std::vector<MacTable::Info> macs; // Reply to a MAC query (lastSeen holds the age in seconds)
 };
 
-struct MacInfo {
-  uint64_t key;
-  int port;
-  uint32_t ageSeconds;
-  size_t slot;
+/** Settings of the learning policy that the console changes. */
+struct LearnSettings {
+  ForeignTags foreign = ForeignTags::Pass;
+  bool stpCapture = false;
+  uint32_t expireSeconds = 100, minPersistSeconds = 3, gcIntervalSeconds = 2;
 };
 
-class Engine {
+/** One port. */
+struct Port {
+  std::vector<Endpoint *> eps;
+  uint16_t untagged = 0;
+  std::unique_ptr<std::bitset<VLAN_COUNT>> tagged;  // null: no tagged VLANs
+  StpState stp = StpState::Forwarding;
+  std::vector<std::unique_ptr<Stage>> ingress, egress;  // sorted by rank
+  uint64_t lastSrcKey = ~uint64_t(0);                   // learning cache: last source seen
+  uint32_t lastSrcSeen = 0;
+
+  /** True when the port has endpoints. */
+  bool active() const { return !eps.empty(); }
+  /** The port's VLAN settings for classify(). */
+  PortVlans vlans() const { return PortVlans{untagged, tagged.get()}; }
+  /** True when the port is a tagged member of vlan. */
+  bool taggedIn(uint16_t vlan) const { return tagged && tagged->test(vlan); }
+};
+
+/** Engine statistics any thread may read. */
+struct EngineStats {
+  uint64_t bpduDrops, queueBudgetBytes, queueUsedBytes, macEntries, macMaxEntries, macEvictions, macSlots;
+};
+
+class Engine : private StageEnv {
  public:
-  using EventSink = std::function<void()>;  // called (from the engine thread) when events wait
+  using EventSink = std::function<void(std::vector<EngineEvent> &&)>;
 
-  Engine(int numPorts, EventSink sink);
-  ~Engine();
+  /** Starts the engine thread (or none with manual = true); throws std::runtime_error when epoll/eventfd/timerfd fail. */
+  Engine(int numPorts, EventSink sink, bool manual = false);
+  ~Engine() override;
+  Engine(const Engine &) = delete;
+  Engine &operator=(const Engine &) = delete;
 
+  /** Stops and joins the thread; no event is emitted after it returns. */
   void stop();
 
-  // --- configuration (any thread; takes the mutex) ---
-  void setNumPorts(int n);
-  uint32_t addEndpoint(int port, int fd, EpKind kind, uint32_t maxFrame, bool closeFd, int txFd = -1,
-                       bool adoptPeer = false, bool vnetHdr = false);
+  // --- control (any thread; applied by the engine thread between batches) ---
+  /** Adds an endpoint to a port and returns its id (0 when the port is out of range); the engine owns ep from here. */
+  uint32_t addEndpoint(int port, std::unique_ptr<Endpoint> ep, uint32_t maxFrame);
+  /** Closes an endpoint; false when the id is unknown (already gone). */
   bool removeEndpoint(uint32_t id);
-  /** Adds a custom endpoint; the engine takes ownership of io (also on failure). Returns 0 on failure. */
-  uint32_t addCustomEndpoint(int port, std::unique_ptr<EndpointIo> io, uint32_t maxFrame);
+  void setNumPorts(int n);
   void setHub(bool on);
   /** Plugs: stop reading an endpoint while another port has frames queued (no drops inside a cable). */
   void setBackpressure(bool on);
@@ -165,91 +124,165 @@ class Engine {
   void setAging(uint32_t expireSeconds, uint32_t minPersistSeconds, uint32_t gcIntervalSeconds);
   void setStorm(int port, uint32_t pps);
   void setMirror(int port, int inTarget, int outTarget);
-  void resizeMacTable(size_t slots);
-  size_t flushMacs(int port, int vlan);  // -1 = any
-  void resetCounters(int port);          // -1 = all
+  void setMacTableMax(uint32_t entries);
+  void setQueueBudget(size_t bytes);
+  void flushMacs(int port, int vlan);
+  void resetCounters(int port);
+  /** Sends a frame out of a port (through its egress stages); false when the arguments are bad. */
   bool injectFrame(int port, const uint8_t *data, size_t len);
+  /** Asks for the MAC table (key 0 with all = true) or one entry; the answer is a Reply event with queryId. */
+  void queryMacs(uint32_t queryId, bool all, uint64_t key);
 
-  // --- queries ---
-  std::vector<MacInfo> macTable();
-  bool macFind(uint64_t key, MacInfo &out);
-  PortCounters counters(int port);
-  size_t macCount();
-  size_t macSlots();
-  std::vector<EngineEvent> takeEvents();
-  int numPorts();
+  // --- lock-free reads (any thread) ---
+  CounterSnapshot counters(int port) const;
+  int numPorts() const { return numPortsPub_.load(std::memory_order_relaxed); }
+  EngineStats stats() const;
+
+  // --- manual mode (tests) ---
+  /** Runs one loop iteration without blocking; returns the number of epoll events handled. */
+  int pollOnce();
+  /** Processes a frame as if it had been received on port; false when the arguments are bad. */
+  bool ingress(int port, const uint8_t *data, size_t len);
+  /** Sets the fake clock. */
+  void setTimeNs(uint64_t ns);
+  /** Moves the fake clock and fires due timers and aging. */
+  void advanceNs(uint64_t ns);
+  /** The engine clock. */
+  uint64_t nowNs() const override { return nowNs_; }
+
+  // --- for policies (engine thread) ---
+  /** Queues slot of the current batch for port with an 802.1Q form. */
+  void emit(int port, int slot, uint8_t form) { emitEntry(port, slot, form, 0, 0); }
+  /** The current batch. */
+  Batch &batch() { return batch_; }
+  /** The ports. */
+  std::vector<Port> &ports() { return ports_; }
+  /** Counters of port p. */
+  PortCounters &pc(int p) { return counters_.at(p); }
+  /** The engine clock in whole seconds. */
+  uint32_t nowSeconds() const { return uint32_t(nowNs_ / 1000000000ull); }
+  /** Settings of the learning policy. */
+  const LearnSettings &learn() const { return learn_; }
+  /** Hands a spanning-tree frame to JavaScript (bounded; counted when dropped). */
+  void pushBpdu(int port, const uint8_t *f, uint32_t len);
+  /** Spanning-tree frames handed over and not yet consumed; the consumer subtracts what it took. */
+  std::shared_ptr<std::atomic<int64_t>> bpduInflight() const { return bpduInflight_; }
 
  private:
+  struct Pending {
+    uint16_t slot;
+    uint8_t form;
+    uint8_t flags;       // SF_*
+    uint8_t startStage;  // egress stages before this index already ran (released frames)
+    uint32_t next;
+  };
+  struct TimedStage {
+    int port;
+    bool ingress;
+    Stage *stage;
+  };
+  /** How a frame of the release batch continues. */
+  struct Resume {
+    int port;
+    bool ingress;
+    int stage;  // the next stage to run
+  };
+
+  void post(std::function<void()> fn);
+  void applyCommands();
   void run();
-  void handleRx(Endpoint *ep);
-  void handleStreamRx(Endpoint *ep);
-  void handleAdoptRx(Endpoint *ep);
-  void handleCustomRx(Endpoint *ep, int readyFd);
-  void processFrames(int inPort, int count);
-  void forwardOne(int inPort, int slot);
-  void queueOut(int port, int slot, uint8_t form);
+  void loopOnce(int timeoutMs);
+  void dispatch(uint64_t tag, uint32_t events);
+  void handleInput(Endpoint *ep, int fd);
+  void handleHangup(Endpoint *ep, uint32_t events);
+  void processBatch(int inPort, int firstStage);
+  void processReleased();
+  void emitEntry(int port, int slot, uint8_t form, uint8_t flags, uint8_t startStage);
   void flushOut();
-  void sendToEndpoint(Endpoint *ep, int port, const int *slots, const uint8_t *forms, int n);
-  bool flushTx(Endpoint *ep);
-  void sendSoftware(Endpoint *ep, int port, const int *slots, const uint8_t *forms, int n);
-  bool emitOne(Endpoint *ep, int port, struct iovec *iov, int iovcnt, uint32_t len);
-  void enqueue(Endpoint *ep, const struct iovec *iov, int iovcnt, size_t len, int port);
+  void sendToPort(int port, const OutFrame *f, int n);
+  void sendToEndpoint(Endpoint *ep, int port, const OutFrame *f, int n);
+  void sendRun(Endpoint *ep, int port, const OutFrame *f, int n);
+  void enqueue(Endpoint *ep, int port, const OutFrame &f);
+  void drainEndpoint(Endpoint *ep);
   void updateEpollOut(Endpoint *ep, bool want);
-  void failEndpoint(Endpoint *ep, int err, const char *what);
-  void closeEndpointLocked(Endpoint *ep, const char *why, int err);
-  bool othersQueued(int port) const;
   void setPaused(Endpoint *ep, bool paused);
   void resumePaused();
-  Endpoint *lookup(uint32_t id);
-  void rebuildFlood();
-  void gc();
+  bool othersQueued(int port) const;
+  void act(Endpoint *ep, EpStatus &st);
+  void closeEndpoint(Endpoint *ep, const char *why, int err);
+  void reapDead();
+  Endpoint *lookup(uint32_t id) const;
+  void portsChanged();
+  void portForget(int port, int vlan);
+  void resizePorts(int n);
+  void addStage(int port, bool ingress, std::unique_ptr<Stage> s);
+  void removeStages(int port, bool ingress, const char *name);
+  void rebuildTimed();
+  void runTimers();
+  void armTimer();
+  void tick();
+  void fail(const char *what, int err);
   void pushEvent(EngineEvent &&e);
-  uint32_t nowSeconds();
-  bool portForwards(int p) const;
+  void publishEvents();
+  void refreshClock();
 
-  std::mutex mu_;
-  int epfd_ = -1;
-  int wakefd_ = -1;
-  std::atomic<bool> running_{true};
-  std::thread thread_;
+  // StageEnv
+  BlockPool &pool() override { return pool_; }
+  bool store(PktQueue &q, const StageFrame &f, uint64_t timeNs, uint16_t aux) override;
+  void release(PktQueue &q, int port, bool ingress, int stageIndex) override;
+  void emit(int port, const StageFrame &f) override;
+
+  const bool manual_;
   EventSink sink_;
+  int epfd_ = -1, wakefd_ = -1, timerfd_ = -1;
+  std::atomic<bool> running_{true};
+  std::atomic<bool> failed_{false};
+  std::thread thread_;
 
+  // commands
+  std::mutex cmdMu_;
+  std::vector<std::function<void()>> cmds_;
+  std::atomic<bool> cmdPending_{false};
+
+  // endpoint ids: allocated by any thread (under idMu_), slots owned by the engine thread
+  std::mutex idMu_;
+  std::vector<uint32_t> idGen_;       // current generation per index (0 = free)
+  std::vector<uint32_t> idFree_;
+  std::vector<Endpoint *> epSlots_;  // engine thread: index -> endpoint
+  std::vector<Endpoint *> dead_;     // closed this wakeup, deleted at its end
+
+  // engine-thread state
+  uint64_t nowNs_ = 0;
+  bool fakeClock_ = false;
   std::vector<Port> ports_;
-  std::vector<Endpoint *> epSlots_;  // index = id & 0xfffff
-  uint32_t nextGen_ = 1;
-  MacTable macs_;
-  bool hub_ = false;
+  std::atomic<int> numPortsPub_{0};
+  CounterTable counters_;
+  BlockPool pool_;
+  LearnSettings learn_;
+  std::unique_ptr<Policy> learning_, wire_;
+  Policy *policy_ = nullptr;
   bool backpressure_ = false;
   int pausedCount_ = 0;
-  bool stpCapture_ = false;
-  ForeignTags foreign_ = ForeignTags::Pass;
-  uint32_t expireSeconds_ = 100, minPersistSeconds_ = 3, gcIntervalSeconds_ = 2;
-  uint32_t now_ = 0, nextGc_ = 0;
-  std::vector<std::vector<int>> flood_;  // per VLAN: active member ports
-  std::vector<int> hubFlood_;
-  bool floodDirty_ = true;
+  uint32_t nextTickSec_ = 0;
+  std::vector<TimedStage> timed_;
+  uint64_t armedNs_ = NO_DEADLINE_NS;
+  std::vector<uint32_t> pendingRx_;  // endpoints with buffered input (More)
 
-  // batch state
-  std::vector<uint8_t> slab_;  // RX_BATCH_FRAMES * SLOT_BYTES
-  struct mmsghdr rxMsgs_[RX_BATCH_FRAMES];
-  struct iovec rxIovs_[RX_BATCH_FRAMES];
-  uint32_t rxIovLen_ = MAX_VDE_FRAME_BYTES;
-  uint32_t lens_[RX_BATCH_FRAMES];
-  uint16_t vlanOf_[RX_BATCH_FRAMES];
-  bool taggedIn_[RX_BATCH_FRAMES];
-  uint8_t tagBytes_[RX_BATCH_FRAMES][4];
-  // offloads: set only while a batch read from a vnet-header tap is processed
-  bool rxVnet_ = false;
-  VnetHdr vnet_[RX_BATCH_FRAMES];
-  bool needSw_[RX_BATCH_FRAMES];  // partial checksum or GSO: software work for plain destinations
-  std::vector<uint8_t> swBuf_;    // OFFLOAD_SCRATCH_BYTES, allocated on first use
-  uint32_t swLens_[MAX_GSO_SEGS];
-  struct Pending { std::vector<int> slots; std::vector<uint8_t> forms; };
-  std::vector<Pending> pending_;
+  // batch and egress lists
+  Batch batch_;
+  Resume resume_[RX_BATCH_FRAMES];
+  std::vector<Pending> pend_;
+  uint32_t pendCount_ = 0;
+  bool flushing_ = false;
+  std::vector<uint32_t> pendHead_, pendTail_;
   std::vector<int> touched_;
+  std::unique_ptr<uint8_t[]> swBuf_;  // software segmentation scratch (OFFLOAD_SCRATCH_BYTES)
+  uint32_t swLens_[MAX_GSO_SEGS];
 
+  // events
   std::vector<EngineEvent> events_;
-  bool eventsSignalled_ = false;
+  std::shared_ptr<std::atomic<int64_t>> bpduInflight_ = std::make_shared<std::atomic<int64_t>>(0);
+  std::atomic<uint64_t> bpduDrops_{0};
 };
 
 }  // namespace vde

@@ -220,7 +220,7 @@ class VxIoBase : public EndpointIo {
   }
 
   // Common checks of datagram i; returns its frame length, or 0 when it was dropped (counted).
-  uint32_t checkCommon(int i, PortCounters &c) {
+  uint32_t checkCommon(int i, DropCounts &c) {
     const struct msghdr &h = msgs_[i].msg_hdr;
     uint32_t total = msgs_[i].msg_len;
     if (h.msg_flags & MSG_TRUNC) { c.drops[DROP_OVERSIZE]++; return 0; }
@@ -291,7 +291,7 @@ class VxlanIo : public VxIoBase {
 
   // Receives a batch: flags exactly 0x08, our VNI, frame > 14 bytes; learns source MAC → sender IP:port.
   int receive(int readyFd, uint8_t *slab, size_t slotBytes, uint32_t maxFrame, uint32_t *lens, int max,
-              PortCounters &c) override {
+              DropCounts &c) override {
     if (readyFd != fd_) return 0;
     int n = recvBatch(fd_, slab, slotBytes, maxFrame, max, false);
     uint32_t now = monoSeconds();
@@ -351,7 +351,7 @@ class VxvdeIo : public VxIoBase {
 
   // Receives a batch from either socket: exact header, frame > 14 bytes, no own echo; leave messages forget a peer.
   int receive(int readyFd, uint8_t *slab, size_t slotBytes, uint32_t maxFrame, uint32_t *lens, int max,
-              PortCounters &c) override {
+              DropCounts &c) override {
     if (readyFd != ufd_ && readyFd != mfd_) return 0;
     bool multicast = readyFd == mfd_;
     int n = recvBatch(readyFd, slab, slotBytes, maxFrame, max, multicast);

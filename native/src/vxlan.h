@@ -17,7 +17,7 @@
 #include <memory>
 #include <string>
 
-#include "engine.h"
+#include "kinds/custom.h"
 
 namespace vde {
 

@@ -89,6 +89,10 @@ export class VdePlug {
 
   private onEvents(evs: EngineEvent[]): void {
     for (const ev of evs) {
+      if (ev.type === 'engineFailed') {
+        this.stop(1, `the frame engine failed (${ev.detail}: errno ${ev.errno})`);
+        return;
+      }
       const slot = this.slots.find((s) => s.engineId === ev.ep);
       if (!slot) continue;
       if (ev.type === 'epClosed') {

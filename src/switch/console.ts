@@ -9,6 +9,7 @@ import fs from 'node:fs';
 import { log } from '../log.js';
 import { hashLine, helpLine, portJson, portLines, statusLine } from './format.js';
 import { lookupGroup, lookupUser } from './perms.js';
+import type { MacEntryInfo } from '../native.js';
 import { E, SwitchError, type SwitchState } from './state.js';
 
 /** Version vde2 clients see in the banner. */
@@ -67,7 +68,7 @@ interface Command {
   help: string;
   text?: boolean;
   menu?: boolean;
-  run?: (arg: string, out: string[], s: Session) => number | void;
+  run?: (arg: string, out: string[], s: Session) => number | void | Promise<number | void>;
 }
 
 function int(s: string): number {
@@ -122,33 +123,38 @@ export class Console {
    * or null for lines that produce only a prompt (empty, comments). `logout`/`shutdown` return
    * the end-of-session marker.
    */
-  execute(line: string, s: Session): string | null {
+  execute(line: string, s: Session): string | null | Promise<string> {
     let input = line.replace(/\r$/, '').replace(/^[ \t]+/, '');
     if (input === '' || input.startsWith('#')) return null;
     if (Buffer.byteLength(input) > MAX_LINE_BYTES) return `${statusLine(E.EINVAL)}\n`;
     input = input.replace(/[ \t]+$/, '');
     const cmd = this.commands.find((c) => !c.menu && input.startsWith(c.path));
     if (!cmd || !cmd.run) return `${statusLine(E.ENOSYS)}\n`;
+    const run = cmd.run;
     const arg = input.slice(cmd.path.length).replace(/^[ \t]+/, '');
     const out: string[] = [];
-    let errno = 0;
+    const finish = (errno: number): string => {
+      if (errno < 0) return END_OF_SESSION; // logout / shutdown
+      const reply = cmd.text ? `${DATA_HEADER}\n${out.map((l) => `${l}\n`).join('')}.\n` : '';
+      return `${reply}${statusLine(errno)}\n`;
+    };
+    const failed = (e: unknown): number => {
+      if (e instanceof SwitchError) return e.errno;
+      log('error', `console: ${cmd.path}: ${(e as Error).stack ?? e}`);
+      return E.EINVAL;
+    };
+    let r: number | void | Promise<number | void>;
     try {
-      errno = cmd.run(arg, out, s) ?? 0;
+      r = run(arg, out, s);
     } catch (e) {
-      if (e instanceof SwitchError) errno = e.errno;
-      else {
-        log('error', `console: ${cmd.path}: ${(e as Error).stack ?? e}`);
-        errno = E.EINVAL;
-      }
+      return finish(failed(e));
     }
-    if (errno < 0) return END_OF_SESSION; // logout / shutdown
-    let reply = '';
-    if (cmd.text) reply += `${DATA_HEADER}\n${out.map((l) => `${l}\n`).join('')}.\n`;
-    return `${reply}${statusLine(errno)}\n`;
+    if (r instanceof Promise) return r.then((v) => finish(v ?? 0), (e) => finish(failed(e)));
+    return finish(r ?? 0);
   }
 
   /** Runs a script file line by line, as `load` and rc files do; returns errors with line numbers. */
-  runScript(file: string, s: Session, echo: boolean): { errno: number; output: string; errors: string[] } {
+  async runScript(file: string, s: Session, echo: boolean): Promise<{ errno: number; output: string; errors: string[] }> {
     let text: string;
     try {
       text = fs.readFileSync(file, 'utf8');
@@ -161,15 +167,16 @@ export class Console {
     let output = '';
     const errors: string[] = [];
     try {
-      text.split('\n').forEach((raw, i) => {
-        const line = raw.replace(/\r$/, '');
+      const lines = text.split('\n');
+      for (let i = 0; i < lines.length; i++) {
+        const line = lines[i].replace(/\r$/, '');
         if (echo && line.trim() !== '' && !line.trim().startsWith('#')) output += `vde[${file}]: ${line}\n`;
-        const r = this.execute(line, s);
-        if (r === null) return;
+        const r = await this.execute(line, s);
+        if (r === null) continue;
         if (echo) output += r;
         const status = /^1(\d{3}) (.*)$/m.exec(r.split('\n').reverse().find((l) => /^1\d{3} /.test(l)) ?? '');
         if (status && status[1] !== '000') errors.push(`${file}:${i + 1}: ${line.trim()}: ${status[2]}`);
-      });
+      }
     } finally {
       this.loadDepth--;
     }
@@ -242,12 +249,14 @@ export class Console {
         macCount: st().engine.macCount(),
       };
     };
-    const hashEntries = () => st().engine.macTable().sort((a, b) => (a.bucket ?? 0) - (b.bucket ?? 0));
-    const hashFind = (a: string): ReturnType<SwitchState['engine']['macFind']> => {
+    // vde2 prints the bucket of a hash table of `hashsize` buckets: the index slot folded to that size
+    const hashEntries = async () =>
+      (await st().engine.macTable()).map((e) => ({ ...e, bucket: (e.bucket ?? 0) % st().hashSize })).sort((a, b) => a.bucket - b.bucket);
+    const hashFind = async (a: string): Promise<MacEntryInfo> => {
       const v = args(a);
       const mac = parseMac(v[0] ?? '');
       if (!mac) throw new SwitchError(E.EINVAL, 'bad MAC address');
-      const e = st().engine.macFind(mac, v[1] ? int(v[1]) : 0);
+      const e = await st().engine.macFind(mac, v[1] ? int(v[1]) : 0);
       if (!e) throw new SwitchError(E.ENODEV, 'not found');
       return e;
     };
@@ -267,9 +276,9 @@ export class Console {
         const inf = h.info();
         if (inf.mgmtPath) out.push(`mgmt ${inf.mgmtPath} perm 0${inf.mgmtMode.toString(8).padStart(3, '0')}`);
       } },
-      { path: 'load', syntax: 'path', help: 'load a configuration script', text: true, run: (a, out, s) => {
+      { path: 'load', syntax: 'path', help: 'load a configuration script', text: true, run: async (a, out, s) => {
         if (!a.trim()) return E.EINVAL;
-        const r = this.runScript(a.trim(), s, true);
+        const r = await this.runScript(a.trim(), s, true);
         out.push(...r.output.replace(/\n$/, '').split('\n').filter((l, i, arr) => l !== '' || i < arr.length - 1));
         return r.errno;
       } },
@@ -301,13 +310,12 @@ export class Console {
         const n = strictInt(a, 'size');
         if (n < 1) return E.EINVAL;
         st().hashSize = n;
-        st().engine.resizeMacTable(n);
       } },
       { path: 'hash/setgcint', syntax: 'N', help: 'change garbage collector interval', run: (a) => { const n = strictInt(a, 'interval'); if (n < 1) return E.EINVAL; st().gcIntervalSeconds = n; st().applyAging(); } },
       { path: 'hash/setexpire', syntax: 'N', help: 'change hash entries expire time', run: (a) => { st().expireSeconds = strictInt(a, 'expire'); st().applyAging(); } },
       { path: 'hash/setminper', syntax: 'N', help: 'minimum persistence time', run: (a) => { st().minPersistSeconds = strictInt(a, 'persistence'); st().applyAging(); } },
-      { path: 'hash/print', syntax: '', help: 'print the hash table', text: true, run: (_a, out) => { for (const e of hashEntries()) out.push(hashLine(e)); } },
-      { path: 'hash/find', syntax: 'MAC [VLAN]', help: 'MAC lookup', text: true, run: (a, out) => { out.push(hashLine(hashFind(a)!, 1)); } },
+      { path: 'hash/print', syntax: '', help: 'print the hash table', text: true, run: async (_a, out) => { for (const e of await hashEntries()) out.push(hashLine(e)); } },
+      { path: 'hash/find', syntax: 'MAC [VLAN]', help: 'MAC lookup', text: true, run: async (a, out) => { out.push(hashLine(await hashFind(a), 1)); } },
       { path: 'fstp', syntax: '============', help: 'FAST SPANNING TREE MENU', menu: true },
       { path: 'fstp/showinfo', syntax: '', help: 'show fstp info', text: true, run: (_a, out) => {
         const i = h.info();
@@ -404,8 +412,8 @@ export class Console {
       { path: 'json/port/print', syntax: '[N]', help: 'active ports as JSON', text: true, run: (a, out) => printPorts(a, out, false, true) },
       { path: 'json/port/allprint', syntax: '[N]', help: 'all ports as JSON', text: true, run: (a, out) => printPorts(a, out, true, true) },
       { path: 'json/port/showinfo', syntax: '', help: 'port settings as JSON', text: true, run: (_a, out) => { out.push(JSON.stringify({ numPorts: st().numPorts, hub: st().hub, counters: true })); } },
-      { path: 'json/hash/print', syntax: '', help: 'MAC table as JSON', text: true, run: (_a, out) => { out.push(JSON.stringify(hashEntries().map(({ mac, vlan, port, ageSeconds }) => ({ mac, vlan, port, ageSeconds })))); } },
-      { path: 'json/hash/find', syntax: 'MAC [VLAN]', help: 'MAC lookup as JSON', text: true, run: (a, out) => { out.push(JSON.stringify(hashFind(a))); } },
+      { path: 'json/hash/print', syntax: '', help: 'MAC table as JSON', text: true, run: async (_a, out) => { out.push(JSON.stringify((await hashEntries()).map(({ mac, vlan, port, ageSeconds }) => ({ mac, vlan, port, ageSeconds })))); } },
+      { path: 'json/hash/find', syntax: 'MAC [VLAN]', help: 'MAC lookup as JSON', text: true, run: async (a, out) => { const { mac, vlan, port, ageSeconds } = await hashFind(a); out.push(JSON.stringify({ mac, vlan, port, ageSeconds })); } },
       { path: 'json/hash/showinfo', syntax: '', help: 'hash settings as JSON', text: true, run: (_a, out) => {
         out.push(JSON.stringify({ hashSize: st().hashSize, gcIntervalSeconds: st().gcIntervalSeconds, expireSeconds: st().expireSeconds, minPersistSeconds: st().minPersistSeconds, entries: st().engine.macCount() }));
       } },

@@ -182,7 +182,7 @@ export async function main(argv: string[]): Promise<number> {
   }
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => void sw.stop(`caught ${sig}, cleaning up and exiting`));
   process.on('SIGPIPE', () => {});
-  sw.onStopped(() => setImmediate(() => process.exit(0)));
+  sw.onStopped(() => setImmediate(() => process.exit(sw.exitCode)));
   if (isChild) reportStarted();
   log('info', `switch running on ${sw.dir} (${opts.numPorts} ports)`);
   return -1;

@@ -17,6 +17,18 @@ import { QemuPorts, type QemuSpec } from './qemu.js';
 import { SpanningTreeControl } from './stpctl.js';
 import { SwitchState } from './state.js';
 
+/** Console input of one session: the unfinished line, and the answers still being computed. */
+interface ConsoleBuffer {
+  text: string;
+  overflow: boolean;
+  queue: Promise<void>;
+  ended: boolean;
+}
+
+function newConsoleBuffer(): ConsoleBuffer {
+  return { text: '', overflow: false, queue: Promise.resolve(), ended: false };
+}
+
 /** How long a liveness probe of an existing control socket may take. */
 export const PROBE_TIMEOUT_MS = 1000;
 
@@ -86,6 +98,8 @@ export class VdeSwitch {
   private mgmtSessions = new Set<net.Socket>();
   private startMs = Date.now();
   private stopped = false;
+  /** Exit status once stopped: 1 after an engine failure. */
+  exitCode = 0;
   private pidWritten = false;
   private stdinListener: (() => void) | null = null;
   private onStop: Array<() => void> = [];
@@ -96,7 +110,6 @@ export class VdeSwitch {
     this.mac = opts.mac ?? Buffer.concat([Buffer.from([0x00, 0xff]), randomBytes(4)]);
     this.engine = new (native().Engine)(opts.numPorts + 1, (evs) => this.onEvents(evs));
     this.state = new SwitchState(this.engine, opts.numPorts, opts.hashSize);
-    this.engine.resizeMacTable(Math.max(opts.hashSize, 1024));
     this.state.applyAging();
     this.stp = new SpanningTreeControl(this.state, this.mac, opts.priority, (cat, msg) => this.console.debug(cat, msg), {
       helloSeconds: opts.stpHelloSeconds,
@@ -153,7 +166,7 @@ export class VdeSwitch {
     }
     if (o.mgmtPath) await this.startMgmt(o.mgmtPath);
     if (o.fstp && !o.hub) this.stp.setEnabled(true);
-    if (o.rcFile) this.runRc(o.rcFile, o.rcFileRequired);
+    if (o.rcFile) await this.runRc(o.rcFile, o.rcFileRequired);
     if (o.stdinConsole) this.startStdinConsole();
   }
 
@@ -238,13 +251,13 @@ export class VdeSwitch {
     this.pidWritten = true;
   }
 
-  private runRc(file: string, required: boolean): void {
+  private async runRc(file: string, required: boolean): Promise<void> {
     const sess: Session = { name: `rcfile ${file}`, interactive: false, debug: new Set(), write: () => {}, end: () => {} };
     if (!fs.existsSync(file)) {
       if (required) throw new Error(`rc file ${file}: no such file`);
       return;
     }
-    const r = this.console.runScript(file, sess, false);
+    const r = await this.console.runScript(file, sess, false);
     if (r.errno !== 0) throw new Error(`rc file ${r.errors.join('; ')}`);
     for (const e of r.errors) log('warning', `rc file ${e}`);
   }
@@ -269,8 +282,11 @@ export class VdeSwitch {
     this.mgmt = srv;
   }
 
-  /** Feeds raw console input to a session, line by line; returns false once the session ended. */
-  private feed(buf: { text: string; overflow: boolean }, chunk: string, sess: Session, prompt: boolean): boolean {
+  /**
+   * Feeds raw console input to a session, line by line; answers go out strictly in order, also
+   * when a command answers asynchronously (MAC-table queries). Calls ended() once the session ended.
+   */
+  private feed(buf: ConsoleBuffer, chunk: string, sess: Session, prompt: boolean, ended: () => void = () => {}): void {
     buf.text += chunk;
     for (;;) {
       const nl = buf.text.indexOf('\n');
@@ -279,21 +295,26 @@ export class VdeSwitch {
           buf.text = '';
           buf.overflow = true;
         }
-        return true;
+        return;
       }
       const line = buf.text.slice(0, nl);
       buf.text = buf.text.slice(nl + 1);
       if (buf.overflow) {
         buf.overflow = false;
-        sess.write(`1022 Invalid argument\n${prompt ? PROMPT : ''}`);
+        buf.queue = buf.queue.then(() => sess.write(`1022 Invalid argument\n${prompt ? PROMPT : ''}`));
         continue;
       }
-      const r = this.console.execute(line, sess);
-      if (r === END_OF_SESSION) {
-        sess.end();
-        return false;
-      }
-      sess.write(`${r ?? ''}${prompt ? PROMPT : ''}`);
+      buf.queue = buf.queue.then(async () => {
+        if (buf.ended) return;
+        const r = await this.console.execute(line, sess);
+        if (r === END_OF_SESSION) {
+          buf.ended = true;
+          sess.end();
+          ended();
+          return;
+        }
+        sess.write(`${r ?? ''}${prompt ? PROMPT : ''}`);
+      });
     }
   }
 
@@ -311,12 +332,10 @@ export class VdeSwitch {
       },
     };
     this.console.addSession(sess);
-    const buf = { text: '', overflow: false };
+    const buf = newConsoleBuffer();
     s.setEncoding('utf8');
     s.write(BANNER + PROMPT);
-    s.on('data', (d: string) => {
-      if (!this.feed(buf, d, sess, true)) s.removeAllListeners('data');
-    });
+    s.on('data', (d: string) => this.feed(buf, d, sess, true, () => s.removeAllListeners('data')));
     s.on('error', () => s.destroy());
     s.on('close', () => {
       this.console.removeSession(sess);
@@ -334,7 +353,7 @@ export class VdeSwitch {
       end: () => {},
     };
     this.console.addSession(sess);
-    const buf = { text: '', overflow: false };
+    const buf = newConsoleBuffer();
     process.stdin.setEncoding('utf8');
     const onData = (d: string): void => {
       // on the stdin console `logout` does nothing; `shutdown` stops the switch
@@ -354,6 +373,13 @@ export class VdeSwitch {
 
   private onEvents(evs: EngineEvent[]): void {
     for (const ev of evs) {
+      if (ev.type === 'engineFailed') {
+        // the data plane is gone: never keep serving without it
+        log('error', `the frame engine failed (${ev.detail}: errno ${ev.errno}); stopping`);
+        this.exitCode = 1;
+        void this.stop('engine failure');
+        return;
+      }
       if (ev.type === 'bpdu' && ev.frame) this.stp.receive(ev.port, ev.frame);
       else if (ev.type === 'epError') log('warning', `port ${ev.port}: endpoint ${ev.detail}: errno ${ev.errno}`);
       else if (ev.type === 'epClosed') {

@@ -1,0 +1,154 @@
+// The datagram kind: one frame per datagram. VDE clients' data sockets, slirp's socketpair,
+// udp:// and ptp:// plugs and QEMU's -netdev dgram use it. Input is read with recvmmsg straight
+// into the slab; output goes out with one sendmmsg per batch, and queued frames drain the same
+// way. A socket without a fixed peer (adoptPeer) connects to its first sender, and a zero-length
+// datagram (VDE's hang-up) dissolves that association so the next sender can take over.
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "kind.h"
+
+namespace vde {
+namespace {
+
+class DgramEndpoint : public Endpoint {
+ public:
+  DgramEndpoint(int fd, int txFd, bool adoptPeer) : fd_(fd), txFd_(txFd < 0 ? fd : txFd), adopt_(adoptPeer), peerConnected_(!adoptPeer) {}
+  ~DgramEndpoint() override {
+    if (!closeFds) return;
+    close(fd_);
+    if (txFd_ != fd_) close(txFd_);
+  }
+  const char *kindName() const override { return "dgram"; }
+  int rxFd() const override { return fd_; }
+  int txFd() const override { return txFd_; }
+  // A pending socket error without a hang-up is reported, not fatal (the peer may come back).
+  HupAction onHangup(bool hup) const override { return hup ? HupAction::Close : HupAction::Report; }
+
+  RxResult receive(int fd, Batch &b, DropCounts &d, EpStatus &st) override {
+    if (adopt_) return receiveAdopting(fd, b, d, st);
+    int room = RX_BATCH_FRAMES - b.count;
+    for (int i = b.count; i < RX_BATCH_FRAMES; i++) {
+      b.iovs[i].iov_len = maxFrame;
+      b.msgs[i].msg_hdr.msg_flags = 0;
+    }
+    int n;
+    do n = recvmmsg(fd, b.msgs + b.count, unsigned(room), MSG_DONTWAIT, nullptr);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno != EAGAIN) st.fail(errno, "receive error");
+      return RxResult::Ok;
+    }
+    int base = b.count;
+    for (int i = base; i < base + n; i++) {
+      uint32_t len = b.msgs[i].msg_len;
+      if (len == 0) continue;  // VDE "hang-up" datagram: ignored by switches
+      if (b.msgs[i].msg_hdr.msg_flags & MSG_TRUNC) { d.drops[DROP_OVERSIZE]++; continue; }
+      if (len < MIN_FRAME_BYTES) { d.drops[DROP_RUNT]++; continue; }
+      if (b.count != i) memcpy(b.frame(b.count), b.frame(i), len);
+      b.commit(len);
+    }
+    return RxResult::Ok;
+  }
+
+  int send(SendCtx &c, const OutFrame *f, int n) override {
+    struct mmsghdr msgs[RX_BATCH_FRAMES];
+    struct iovec iovs[RX_BATCH_FRAMES][MAX_WIRE_IOV];
+    int m = n < RX_BATCH_FRAMES ? n : RX_BATCH_FRAMES;
+    for (int i = 0; i < m; i++) {
+      memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
+      msgs[i].msg_hdr.msg_iov = iovs[i];
+      msgs[i].msg_hdr.msg_iovlen = size_t(f[i].parts(iovs[i]));
+    }
+    int sent = 0;
+    while (sent < m) {
+      int r = sendmmsg(txFd_, msgs + sent, unsigned(m - sent), MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (r > 0) {
+        for (int k = sent; k < sent + r; k++) c.pc.out(f[k].wireLen());
+        sent += r;
+        continue;
+      }
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) return sent;
+      // a hard error: count the frame, report once, go on with the rest
+      c.st.fail(errno, "send error");
+      c.pc.drop(DROP_TX_ERROR);
+      sent++;
+    }
+    return m;
+  }
+
+  bool drain(SendCtx &c) override {
+    while (!txq.empty()) {
+      struct mmsghdr msgs[RX_BATCH_FRAMES];
+      struct iovec iovs[RX_BATCH_FRAMES][PktQueue::MAX_ITEM_IOV];
+      uint32_t lens[RX_BATCH_FRAMES];
+      int m = 0;
+      txq.peek(c.pool, RX_BATCH_FRAMES, [&](uint32_t item, uint32_t, const ItemMeta &meta) {
+        memset(&msgs[m].msg_hdr, 0, sizeof msgs[m].msg_hdr);
+        msgs[m].msg_hdr.msg_iov = iovs[m];
+        msgs[m].msg_hdr.msg_iovlen = size_t(PktQueue::itemIov(c.pool, item, 0, iovs[m]));
+        lens[m] = meta.frameLen;
+        m++;
+      });
+      int r = sendmmsg(txFd_, msgs, unsigned(m), MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (r < 0) {
+        if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR) break;
+        c.st.fail(errno, "send error");
+        c.pc.drop(DROP_TX_ERROR);
+        txq.pop(c.pool);  // drop the frame that failed and go on
+        continue;
+      }
+      for (int k = 0; k < r; k++) {
+        c.pc.out(lens[k]);
+        txq.pop(c.pool);
+      }
+      if (r < m) break;  // the socket is full again
+    }
+    return true;
+  }
+
+ private:
+  RxResult receiveAdopting(int fd, Batch &b, DropCounts &d, EpStatus &st) {
+    while (!b.full()) {
+      struct sockaddr_storage from;
+      socklen_t fromLen = sizeof from;
+      ssize_t r = recvfrom(fd, b.next(), maxFrame + 1, MSG_DONTWAIT, reinterpret_cast<struct sockaddr *>(&from), &fromLen);
+      if (r < 0) {
+        if (errno != EAGAIN && errno != EINTR) st.fail(errno, "receive error");
+        break;
+      }
+      if (r == 0) {
+        struct sockaddr unspec = {};
+        unspec.sa_family = AF_UNSPEC;
+        connect(fd, &unspec, sizeof unspec);
+        peerConnected_ = false;
+        continue;
+      }
+      if (!peerConnected_ && fromLen > sizeof(sa_family_t)) {
+        if (connect(fd, reinterpret_cast<struct sockaddr *>(&from), fromLen) == 0) {
+          peerConnected_ = true;
+          failed = false;
+        }
+      }
+      if (uint32_t(r) > maxFrame) { d.drops[DROP_OVERSIZE]++; continue; }
+      if (r < ssize_t(MIN_FRAME_BYTES)) { d.drops[DROP_RUNT]++; continue; }
+      b.commit(uint32_t(r));
+    }
+    return RxResult::Ok;
+  }
+
+  int fd_, txFd_;
+  bool adopt_, peerConnected_;
+};
+
+}  // namespace
+
+std::unique_ptr<Endpoint> makeDgramEndpoint(int fd, int txFd, bool adoptPeer) {
+  return std::make_unique<DgramEndpoint>(fd, txFd, adoptPeer);
+}
+
+}  // namespace vde

@@ -1,0 +1,81 @@
+// Reassembly of frames from a byte stream with a 2-byte (VDE) or 4-byte (QEMU) big-endian length
+// before each frame. Bytes are read straight into the decoder's buffer; next() hands out complete
+// frames in place. A length of 0 is a no-op (as in VDE); a length below an Ethernet header is a
+// runt (skipped, counted by the caller); a length above the limit means the stream cannot be
+// trusted any more (the caller closes it with a reason instead of "resynchronising" on garbage).
+// Pure: no system calls, one buffer allocated at construction. The fuzz target drives it too.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <cstring>
+#include <memory>
+
+namespace vde {
+
+class StreamDecoder {
+ public:
+  /** Outcome of next(). */
+  enum class Next : uint8_t { Frame, Runt, NeedMore, TooLong };
+
+  /** hdrBytes is 2 or 4; maxFrame is the largest frame accepted (the buffer holds two of them). */
+  StreamDecoder(uint8_t hdrBytes, uint32_t maxFrame)
+      : hdr_(hdrBytes == 2 ? 2 : 4), maxFrame_(maxFrame), cap_(2 * (size_t(maxFrame) + 4)), buf_(new uint8_t[cap_]) {}
+
+  /** Where the next read may write. */
+  uint8_t *space() {
+    compact();
+    return buf_.get() + end_;
+  }
+  /** How many bytes the next read may write. */
+  size_t spaceLen() const { return cap_ - end_; }
+  /** Records that n bytes were written at space(). */
+  void commit(size_t n) { end_ += n; }
+  /** Bytes received but not yet handed out (a partial header or frame). */
+  size_t pending() const { return end_ - off_; }
+
+  /**
+   * Takes the next complete frame: Frame sets the frame pointer and length (valid until the next space() call); Runt
+   * skipped a frame shorter than minFrame; NeedMore: no complete frame yet; TooLong: the stream
+   * announced a frame above the limit (the decoder stays in that state).
+   */
+  Next next(const uint8_t **f, uint32_t *len, uint32_t minFrame) {
+    for (;;) {
+      if (bad_) return Next::TooLong;
+      if (end_ - off_ < hdr_) return Next::NeedMore;
+      const uint8_t *h = buf_.get() + off_;
+      uint32_t l = hdr_ == 2 ? (uint32_t(h[0]) << 8 | h[1]) : (uint32_t(h[0]) << 24 | uint32_t(h[1]) << 16 | uint32_t(h[2]) << 8 | h[3]);
+      if (l == 0) {
+        off_ += hdr_;
+        continue;
+      }
+      if (l > maxFrame_) {
+        bad_ = true;
+        return Next::TooLong;
+      }
+      if (end_ - off_ - hdr_ < l) return Next::NeedMore;
+      off_ += hdr_ + l;
+      if (l < minFrame) return Next::Runt;
+      *f = h + hdr_;
+      *len = l;
+      return Next::Frame;
+    }
+  }
+
+ private:
+  void compact() {
+    if (off_ == 0) return;
+    if (off_ < end_) memmove(buf_.get(), buf_.get() + off_, end_ - off_);
+    end_ -= off_;
+    off_ = 0;
+  }
+
+  uint8_t hdr_;
+  uint32_t maxFrame_;
+  size_t cap_;
+  std::unique_ptr<uint8_t[]> buf_;
+  size_t off_ = 0, end_ = 0;
+  bool bad_ = false;
+};
+
+}  // namespace vde

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { native } from '../native.js';
+import { native } from '../native/index.js';
 
 /** Exit status of usage errors (vdeplug4 calls exit(-1)). */
 export const USAGE_EXIT_STATUS = 255;

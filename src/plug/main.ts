@@ -5,13 +5,13 @@
  * plus --reconnect. Errors in locators or options exit with status 1 and name the bad part.
  */
 import yargs from 'yargs';
-import { normalizeLongOnly } from '../cli.js';
-import { daemonize } from '../daemon.js';
-import { setProgram, setVerbose } from '../log.js';
-import { parseOctal } from '../switch/perms.js';
-import type { PlugSide } from './plug.js';
-import { runPlug } from './run.js';
-import { LocatorError, parseLocator, resolveIndirection, type Locator } from './vnl.js';
+import { normalizeLongOnly } from '../core/cli.js';
+import { daemonize } from '../core/daemon.js';
+import { setProgram, setVerbose } from '../core/log.js';
+import { parseOctal } from '../core/perms.js';
+import type { PlugSide } from '../ports/wire.js';
+import { runPlug } from '../ports/runwire.js';
+import { LocatorError, parseLocator, resolveIndirection, type Locator } from '../ports/vnl.js';
 
 const LONG_NAMES = ['daemon', 'pidfile', 'log', 'iplog', 'help', 'group', 'group2', 'mod', 'mod2', 'mode', 'mode2', 'port', 'port2', 'descr', 'reconnect', 'verbose'];
 

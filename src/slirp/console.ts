@@ -6,10 +6,10 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import { log } from '../log.js';
+import { log } from '../core/log.js';
 import { statusLine } from '../switch/format.js';
-import { parseForward, SlirpOptionError, type HostForward } from './options.js';
-import type { SlirpHandle } from './slirp.js';
+import { parseForward, SlirpOptionError, type HostForward } from '../ports/kinds/slirp-options.js';
+import type { SlirpHandle } from '../ports/kinds/slirp.js';
 
 export const SLIRP_BANNER = 'VDE slirp (vde-ts)\n';
 export const SLIRP_PROMPT = '\nslirp$ ';

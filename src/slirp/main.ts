@@ -7,15 +7,15 @@
  */
 import path from 'node:path';
 import yargs from 'yargs';
-import { daemonize } from '../daemon.js';
-import { log, setProgram, setVerbose } from '../log.js';
-import type { PlugSide } from '../plug/plug.js';
-import { runPlug } from '../plug/run.js';
-import { parseLocator, type Locator } from '../plug/vnl.js';
-import { parseOctal } from '../switch/perms.js';
-import { buildSlirpConfig, parseForward, SlirpOptionError, type HostForward, type SlirpConfig } from './options.js';
+import { daemonize } from '../core/daemon.js';
+import { log, setProgram, setVerbose } from '../core/log.js';
+import type { PlugSide } from '../ports/wire.js';
+import { runPlug } from '../ports/runwire.js';
+import { parseLocator, type Locator } from '../ports/vnl.js';
+import { parseOctal } from '../core/perms.js';
+import { buildSlirpConfig, parseForward, SlirpOptionError, type HostForward, type SlirpConfig } from '../ports/kinds/slirp-options.js';
 import { startSlirpConsole } from './console.js';
-import type { ConfiguredSlirpLocator, SlirpHandle } from './slirp.js';
+import type { ConfiguredSlirpLocator, SlirpHandle } from '../ports/kinds/slirp.js';
 
 
 function parser(argv: string[]) {

@@ -6,9 +6,9 @@
  * and an over-long line is refused instead of being cut.
  */
 import fs from 'node:fs';
-import { log } from '../log.js';
+import { log } from '../core/log.js';
 import { hashLine, helpLine, portJson, portLines, statusLine } from './format.js';
-import { lookupGroup, lookupUser } from './perms.js';
+import { lookupGroup, lookupUser } from '../core/perms.js';
 import { E, SwitchError, type SwitchState } from './state.js';
 
 /** Version vde2 clients see in the banner. */

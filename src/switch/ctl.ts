@@ -8,9 +8,9 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { log } from '../log.js';
-import { EpKind, MAX_VDE_FRAME_BYTES, native, sys } from '../native.js';
-import { encodeSockaddr, MAX_REQUEST_BYTES, minimumRequestBytes, parseRequest, type PortRequest } from './handshake.js';
+import { log } from '../core/log.js';
+import { EpKind, MAX_VDE_FRAME_BYTES, native, sys } from '../native/index.js';
+import { encodeSockaddr, MAX_REQUEST_BYTES, minimumRequestBytes, parseRequest, type PortRequest } from '../protocol/handshake.js';
 import { type SwitchState, SwitchError, type PortInfo } from './state.js';
 
 /** How long a client may take to send its whole request. */

@@ -3,8 +3,8 @@
  * status lines, help table), kept byte-exact to PROTOCOL.md §6, plus the JSON forms of the same
  * data. Pure functions from state snapshots to strings.
  */
-import type { MacEntryInfo, PortCounters } from '../native.js';
-import { groupName, userName } from './perms.js';
+import type { MacEntryInfo, PortCounters } from '../native/index.js';
+import { groupName, userName } from '../core/perms.js';
 import type { PortInfo } from './state.js';
 
 const STRERROR: Record<number, string> = {

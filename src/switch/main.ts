@@ -8,10 +8,10 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import yargs from 'yargs';
-import { intOption, normalizeLongOnly } from '../cli.js';
-import { daemonize, reportStarted } from '../daemon.js';
-import { log, setProgram, setVerbose, useSyslog } from '../log.js';
-import { deriveModes, lookupGroup, parseOctal, DEFAULT_MGMT_MODE } from './perms.js';
+import { intOption, normalizeLongOnly } from '../core/cli.js';
+import { daemonize, reportStarted } from '../core/daemon.js';
+import { log, setProgram, setVerbose, useSyslog } from '../core/log.js';
+import { deriveModes, lookupGroup, parseOctal, DEFAULT_MGMT_MODE } from '../core/perms.js';
 import { parseQemuSpec } from './qemu.js';
 import { VdeSwitch, type SwitchOptions } from './switch.js';
 

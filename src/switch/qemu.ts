@@ -11,9 +11,9 @@
  */
 import fs from 'node:fs';
 import net from 'node:net';
-import { log } from '../log.js';
-import { takeSocketFd } from '../sockets.js';
-import { EpKind, MAX_STREAM_FRAME_BYTES, native, sys } from '../native.js';
+import { log } from '../core/log.js';
+import { takeSocketFd } from '../native/sockets.js';
+import { EpKind, MAX_STREAM_FRAME_BYTES, native, sys } from '../native/index.js';
 import type { SwitchState, PortInfo } from './state.js';
 
 /** Pause between attempts of a --qemu-connect port to reach its QEMU. */

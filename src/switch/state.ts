@@ -5,8 +5,8 @@
  * VLAN/port facts in the form the frame path needs). Port numbers follow vde2 HEAD: `numPorts` N
  * gives ordinary ports 1..N plus the special port 0.
  */
-import { NativeStpState, type NativeEngine, type PortCounters } from '../native.js';
-import { userInGroup } from './perms.js';
+import { NativeStpState, type NativeEngine, type PortCounters } from '../native/index.js';
+import { userInGroup } from '../core/perms.js';
 
 /** "No untagged VLAN": the port drops untagged frames. */
 export const VLAN_NONE = 4095;

@@ -5,7 +5,7 @@
  * protocol is IEEE 802.1D RSTP/STP on the wire, so it meets other vde-ts switches and Linux
  * bridges; vde2's own FSTP dialect is not spoken.
  */
-import { NativeStpState } from '../native.js';
+import { NativeStpState } from '../native/index.js';
 import type { StpControl } from './console.js';
 import type { SwitchState } from './state.js';
 import { SpanningTree, type PortState } from './stp.js';

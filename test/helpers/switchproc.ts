@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll } from 'vitest';
-import { runCommand, type CmdResult } from '../../src/switch/vdecmd.js';
+import { runCommand, type CmdResult } from '../../src/vdecmd/main.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SWITCH_BIN = path.join(ROOT, 'bin', 'vde_switch');

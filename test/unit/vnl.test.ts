@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_VX_EXPIRE_SECONDS, DEFAULT_VX_HASH_SIZE_ENTRIES, DEFAULT_VXLAN_PORT, DEFAULT_VXVDE_PORT, KNOWN_SCHEMES,
   type Locator, LocatorError, MAX_LOCATOR_BYTES, formatLocator, parseLocator, resolveIndirection,
-} from '../../src/plug/vnl.js';
+} from '../../src/ports/vnl.js';
 
 const VX = { port: DEFAULT_VXLAN_PORT, vni: 1, ttl: 1, hashSize: DEFAULT_VX_HASH_SIZE_ENTRIES, expireSeconds: DEFAULT_VX_EXPIRE_SECONDS };
 const VXV = { ...VX, port: DEFAULT_VXVDE_PORT };

@@ -9,12 +9,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import dns from 'node:dns/promises';
 import fs from 'node:fs';
 import net from 'node:net';
-import { EpKind, MAX_STREAM_FRAME_BYTES, MAX_VDE_FRAME_BYTES, native, sys } from '../native.js';
-import { takeSocketFd } from '../sockets.js';
-import { vdeConnect } from './vdeclient.js';
+import { EpKind, MAX_STREAM_FRAME_BYTES, MAX_VDE_FRAME_BYTES, native, sys } from '../native/index.js';
+import { takeSocketFd } from '../native/sockets.js';
+import { vdeConnect } from './kinds/vdeclient.js';
 import type { Locator } from './vnl.js';
-import { openVxlan, openVxvde } from './vxlan.js';
-import { openSlirp } from '../slirp/slirp.js';
+import { openVxlan, openVxvde } from './kinds/vxlan.js';
+import { openSlirp } from './kinds/slirp.js';
 
 /** Largest frame on vdeplug4-compatible stream framing (VDE_ETHBUFSIZE). */
 export const MAX_VDEPLUG_FRAME_BYTES = MAX_VDE_FRAME_BYTES;

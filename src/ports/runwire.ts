@@ -5,9 +5,9 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import { reportStarted } from '../daemon.js';
-import { log, useSyslog } from '../log.js';
-import { VdePlug, type PlugSide } from './plug.js';
+import { reportStarted } from '../core/daemon.js';
+import { log, useSyslog } from '../core/log.js';
+import { VdePlug, type PlugSide } from './wire.js';
 
 export interface RunPlugOptions {
   program: string;

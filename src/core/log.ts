@@ -4,7 +4,7 @@
  * follow syslog; debug lines appear only when verbose logging is on.
  */
 import fs from 'node:fs';
-import { native } from './native.js';
+import { native } from '../native/index.js';
 
 export type Level = 'error' | 'warning' | 'info' | 'debug';
 const SEVERITY: Record<Level, number> = { error: 3, warning: 4, info: 6, debug: 7 };

@@ -4,8 +4,8 @@
  * goes away it either ends the plug (vdeplug4's behaviour) or, with reconnect, keeps the other
  * end alive and re-opens the lost one with a capped exponential backoff.
  */
-import { log } from '../log.js';
-import { native, type EngineEvent, type NativeEngine } from '../native.js';
+import { log } from '../core/log.js';
+import { native, type EngineEvent, type NativeEngine } from '../native/index.js';
 import { openEndpoint, type OpenedEndpoint, type OpenOptions } from './endpoints.js';
 import type { Locator } from './vnl.js';
 

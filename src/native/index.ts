@@ -136,7 +136,7 @@ let addon: Addon | undefined;
 /** Returns the loaded addon, with a clear message if it was not built. */
 export function native(): Addon {
   if (addon) return addon;
-  const file = path.resolve(here, '..', 'native', 'build', 'Release', 'vde_native.node');
+  const file = path.resolve(here, '..', '..', 'native', 'build', 'Release', 'vde_native.node');
   try {
     addon = require(file) as Addon;
   } catch (e) {

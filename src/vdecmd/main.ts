@@ -7,7 +7,7 @@
  */
 import net from 'node:net';
 import yargs from 'yargs';
-import { normalizeLongOnly } from '../cli.js';
+import { normalizeLongOnly } from '../core/cli.js';
 
 /** How long to wait for the whole answer. */
 export const REPLY_TIMEOUT_MS = 10000;

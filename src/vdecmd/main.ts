@@ -3,101 +3,86 @@
  * status, like vde2's unixcmd/vdecmd. Prints the data block (the lines between
  * `0000 DATA END WITH '.'` and `.`) to stdout; on failure prints the status text to stderr.
  * Exit status: 0 on success, the errno of the `1NNN` status line otherwise, 255 when the socket
- * cannot be reached or the session breaks.
+ * cannot be reached, is not a console, or the session breaks. A closed stdout (`| head -c 0`)
+ * ends it quietly.
  */
-import net from 'node:net';
 import yargs from 'yargs';
-import { normalizeLongOnly } from '../core/cli.js';
+import { formatExamples, getoptLongOnly, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
+import { errorText } from '../core/errors.js';
+import { versionLine } from '../core/version.js';
+import { runCommand, type CmdResult } from '../protocol/consoleclient.js';
 
-/** How long to wait for the whole answer. */
-export const REPLY_TIMEOUT_MS = 10000;
+export { runCommand, type CmdResult, REPLY_TIMEOUT_MS } from '../protocol/consoleclient.js';
 
-/** Result of one command. */
-export interface CmdResult {
-  status: number;
-  statusText: string;
-  data: string[];
-}
+/** Exit status when the socket cannot be used. */
+export const UNREACHABLE_EXIT_STATUS = 255;
 
-/** Sends one command over a console socket and collects its reply. */
-export function runCommand(sock: string, command: string, timeoutMs = REPLY_TIMEOUT_MS): Promise<CmdResult> {
-  return new Promise((resolve, reject) => {
-    const c = net.connect({ path: sock });
-    let buf = '';
-    let sent = false;
-    const t = setTimeout(() => {
-      c.destroy();
-      reject(new Error(`no complete reply from ${sock} within ${timeoutMs} ms`));
-    }, timeoutMs);
-    c.setEncoding('utf8');
-    c.on('error', (e) => {
-      clearTimeout(t);
-      reject(new Error(`${sock}: ${e.message}`));
-    });
-    c.on('data', (d: string) => {
-      buf += d;
-      if (!sent) {
-        if (!buf.endsWith('$ ')) return;
-        sent = true;
-        buf = '';
-        c.write(`${command}\n`);
-        return;
-      }
-      const lines = buf.split('\n');
-      const idx = lines.findIndex((l) => /^1\d{3} /.test(l) || l.startsWith('9999'));
-      if (idx < 0) return;
-      clearTimeout(t);
-      const status = lines[idx].startsWith('9999') ? 0 : parseInt(lines[idx].slice(1, 4), 10);
-      const data: string[] = [];
-      const start = lines.findIndex((l) => l.startsWith('0000 '));
-      if (start >= 0 && start < idx) {
-        for (let i = start + 1; i < idx && lines[i] !== '.'; i++) data.push(lines[i]);
-      }
-      c.end('logout\n');
-      resolve({ status, statusText: lines[idx].slice(5), data });
-    });
-    c.on('close', () => {
-      clearTimeout(t);
-      reject(new Error(`${sock}: connection closed before the reply`));
-    });
+const OPTIONS = {
+  sock: { alias: 's', type: 'string', describe: 'management socket (vde_switch -M, slirpvde -M)' },
+} as const;
+const SPECS = specsFromOptions(OPTIONS, standardSpecs());
+
+/** The --help examples (each one line, ready to paste). */
+export const EXAMPLES: Example[] = [
+  { command: 'vdecmd -s /tmp/sw.mgmt port/print', what: 'list the active ports' },
+  { command: 'vdecmd -s /tmp/sw.mgmt json/hash/print', what: 'the MAC table as JSON' },
+];
+
+/** Writes to stdout; resolves false when stdout is gone (EPIPE), instead of throwing. */
+function out(text: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    if (process.stdout.destroyed || !process.stdout.writable) return resolve(false);
+    process.stdout.write(text, (e) => resolve(!e));
   });
 }
 
 /** Entry point of bin/vdecmd; returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
-  let a: { sock?: string; _: (string | number)[] };
+  // a reader that went away (| head -c 0) is not an error worth a stack trace
+  process.stdout.on('error', () => {});
+  let a: { sock?: string; version?: boolean; help?: boolean; _: (string | number)[] };
   try {
-    a = (await yargs(normalizeLongOnly(argv, ['sock', 'help']))
+    a = (await yargs(getoptLongOnly(argv, SPECS, { stopAtPositional: true }))
       .scriptName('vdecmd')
       .usage('Usage: vdecmd -s SOCKET COMMAND [ARGS...]\n\nRuns one console command on a VDE management socket and exits with its status.')
-      .option('sock', { alias: 's', type: 'string', demandOption: true, describe: 'management socket (vde_switch -M)' })
-      .example('vdecmd -s /tmp/sw.mgmt port/print', 'list the active ports')
-      .example('vdecmd -s /tmp/sw.mgmt json/hash/print | jq .', 'the MAC table as JSON')
+      .options(OPTIONS)
+      .version(false)
+    .option('version', { type: 'boolean', describe: 'print the version' })
+      .epilog(formatExamples(EXAMPLES))
       .parserConfiguration({ 'halt-at-non-option': true })
       .strict(false)
       .help('help')
       .alias('help', 'h')
-      .version(false)
       .fail((msg, err) => {
         throw err ?? new Error(msg);
       })
       .parseAsync()) as typeof a;
   } catch (e) {
-    process.stderr.write(`vdecmd: ${(e as Error).message}\n`);
-    return 255;
+    process.stderr.write(`vdecmd: ${errorText(e)}\n`);
+    return UNREACHABLE_EXIT_STATUS;
+  }
+  if (a.help) return 0;
+  if (a.version) {
+    await out(`${versionLine('vdecmd')}\n`);
+    return 0;
+  }
+  if (!a.sock) {
+    process.stderr.write('vdecmd: no socket given (vdecmd -s SOCKET COMMAND)\n');
+    return UNREACHABLE_EXIT_STATUS;
   }
   const command = a._.map(String).join(' ').trim();
   if (!command) {
     process.stderr.write('vdecmd: no command given (try: vdecmd -s SOCKET help)\n');
-    return 255;
+    return UNREACHABLE_EXIT_STATUS;
   }
+  let r: CmdResult;
   try {
-    const r = await runCommand(a.sock!, command);
-    for (const l of r.data) process.stdout.write(`${l}\n`);
-    if (r.status !== 0) process.stderr.write(`vdecmd: ${command}: ${r.statusText}\n`);
-    return r.status;
+    r = await runCommand(a.sock, command);
   } catch (e) {
-    process.stderr.write(`vdecmd: ${(e as Error).message}\n`);
-    return 255;
+    process.stderr.write(`vdecmd: ${errorText(e)}\n`);
+    return UNREACHABLE_EXIT_STATUS;
   }
+  if (r.data.length) await out(r.data.map((l) => `${l}\n`).join(''));
+  if (r.status !== 0) process.stderr.write(`vdecmd: ${command}: ${r.statusText}\n`);
+  return r.status;
 }

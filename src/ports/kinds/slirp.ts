@@ -7,7 +7,7 @@
  */
 import fs from 'node:fs';
 import { EpKind, MAX_STREAM_FRAME_BYTES, native, toNodeError } from '../../native/index.js';
-import type { OpenedEndpoint } from '../endpoints.js';
+import type { OpenedEndpoint } from '../endpoint.js';
 import type { SlirpLocator } from '../vnl.js';
 import { parseSlirpOptions, type HostForward, type SlirpConfig } from './slirp-options.js';
 

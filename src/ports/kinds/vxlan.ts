@@ -9,7 +9,7 @@
 import { isIP } from 'node:net';
 import { EpKind, MAX_VDE_FRAME_BYTES, native, sys } from '../../native/index.js';
 import { lookupGroup } from '../../core/perms.js';
-import type { OpenedEndpoint } from '../endpoints.js';
+import type { OpenedEndpoint } from '../endpoint.js';
 import {
   formatLocator,
   MAX_EXPIRE_SECONDS,

@@ -10,7 +10,7 @@
  * where no system logger listens they go to a default file instead of being lost:
  * /var/log/PROGRAM.log for root, ~/.vde2/PROGRAM.log for other users (defaultLogFile).
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -50,21 +50,39 @@ export function daemonize(program: string, argv: string[], o: DaemonizeOptions =
     stdio: ['ignore', 'ignore', 'ignore', 'ipc'],
     cwd: process.cwd(),
   });
+  return waitForReport(program, child);
+}
+
+/** What a background copy reports: ok/error (the tools) or a list of messages and a status (dpipe). */
+export interface StartReport {
+  ok?: boolean;
+  error?: string;
+  errors?: string[];
+  status?: number;
+}
+
+/**
+ * Waits until a detached background copy reports its start-up over IPC (or exits, or stays
+ * silent for DAEMON_START_TIMEOUT_MS); prints what failed and resolves with the foreground's
+ * exit status.
+ */
+export function waitForReport(program: string, child: ChildProcess): Promise<number> {
   return new Promise((resolve) => {
     const t = setTimeout(() => {
       process.stderr.write(`${program}: the background process did not report within ${DAEMON_START_TIMEOUT_MS} ms\n`);
       resolve(1);
     }, DAEMON_START_TIMEOUT_MS);
-    child.on('message', (m: { ok: boolean; error?: string }) => {
+    child.on('message', (m: StartReport) => {
       clearTimeout(t);
-      if (!m.ok) process.stderr.write(`${program}: ${m.error}\n`);
+      if (m.error !== undefined) process.stderr.write(`${program}: ${m.error}\n`);
+      for (const e of m.errors ?? []) process.stderr.write(`${e}\n`);
       child.disconnect();
       child.unref();
-      resolve(m.ok ? 0 : 1);
+      resolve(m.status ?? (m.ok ? 0 : 1));
     });
-    child.on('exit', (code) => {
+    child.on('exit', (code, signal) => {
       clearTimeout(t);
-      resolve(code || 1);
+      resolve(code || (signal ? 1 : 1));
     });
   });
 }
@@ -82,9 +100,4 @@ export function reportStarted(error?: string): boolean {
     }
   }
   return true;
-}
-
-/** Removes the options that ask for background mode from argv (the copy gets --daemon-child instead). */
-export function withoutDaemonFlag(argv: string[], names: string[]): string[] {
-  return argv.filter((x) => !names.includes(x));
 }

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { log } from './log.js';
+import { OwnedPath } from './sockpath.js';
 
 function describeError(file: string, e: unknown): string {
   const code = (e as NodeJS.ErrnoException).code;
@@ -27,9 +28,12 @@ function running(pid: number): boolean {
 
 /** A pidfile this process wrote. */
 export class PidFile {
-  private ino = -1;
+  private owned: OwnedPath | null = null;
 
-  private constructor(readonly path: string) {}
+  private constructor(
+    readonly path: string,
+    private readonly pid: number,
+  ) {}
 
   /**
    * Writes the pidfile (path resolved against the current directory). Throws one line naming
@@ -38,7 +42,7 @@ export class PidFile {
    */
   static create(file: string, pid = process.pid): PidFile {
     const abs = path.resolve(file);
-    const p = new PidFile(abs);
+    const p = new PidFile(abs, pid);
     try {
       fs.writeFileSync(abs, `${pid}\n`, { flag: 'wx', mode: 0o644 });
     } catch (e) {
@@ -63,14 +67,14 @@ export class PidFile {
         throw new Error(describeError(abs, e3));
       }
     }
-    p.ino = fs.statSync(abs).ino;
+    p.owned = OwnedPath.record(abs);
     return p;
   }
 
   /** Removes the file if it is still the one written by create(). */
   remove(): void {
     try {
-      if (fs.statSync(this.path).ino !== this.ino) return;
+      if (!this.owned?.stillOurs() || parseInt(fs.readFileSync(this.path, 'utf8'), 10) !== this.pid) return;
       fs.rmSync(this.path);
     } catch {
       /* already gone */

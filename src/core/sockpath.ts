@@ -10,8 +10,8 @@
  * - A path that exists but is not a socket (a regular file, a directory) is never deleted.
  * - A missing parent directory is reported as such (not as a permission error).
  * - Sockets are bound under a temporary umask, so they never exist with a looser mode.
- * - OwnedPath remembers the inode of what we created; release() unlinks it only if the path
- *   still names that inode (a successor's socket at the same path is left alone).
+ * - OwnedPath remembers the inode (and birth time) of what we created; release() unlinks it
+ *   only if the path still names that file (a successor's socket at the same path is left alone).
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -140,19 +140,21 @@ export class OwnedPath {
     readonly path: string,
     private readonly ino: number,
     private readonly dev: number,
+    private readonly birthMs: number,
   ) {}
 
   /** Records the file now at `p` as ours (call right after creating it). */
   static record(p: string): OwnedPath {
     const st = fs.lstatSync(p);
-    return new OwnedPath(p, st.ino, st.dev);
+    return new OwnedPath(p, st.ino, st.dev, st.birthtimeMs);
   }
 
   /** True while `path` still names the file we created. */
   stillOurs(): boolean {
     try {
       const st = fs.lstatSync(this.path);
-      return st.ino === this.ino && st.dev === this.dev;
+      // inode numbers are reused at once: the birth time tells a successor apart
+      return st.ino === this.ino && st.dev === this.dev && st.birthtimeMs === this.birthMs;
     } catch {
       return false;
     }

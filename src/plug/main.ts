@@ -74,7 +74,7 @@ function parser(argv: string[]) {
     .wrap(Math.min(110, process.stdout.columns || 100))
     .help('help')
     .alias('help', 'h')
-    .parserConfiguration({ 'unknown-options-as-args': false })
+    .parserConfiguration({ 'unknown-options-as-args': false, 'greedy-arrays': false })
     .fail((msg, err) => {
       throw err ?? new Error(msg);
     });

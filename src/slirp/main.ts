@@ -64,6 +64,7 @@ function parser(argv: string[]) {
     .option('version', { type: 'boolean', describe: 'print the version' })
     .epilog(`-D, --dhcp[=START]  serve DHCP (off unless given), pool from START (default network+15)\n\n${formatExamples(EXAMPLES)}`)
     .strictOptions()
+    .parserConfiguration({ 'greedy-arrays': false })
     .wrap(Math.min(110, process.stdout.columns || 100))
     .help('help')
     .alias('help', 'h')

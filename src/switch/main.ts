@@ -90,6 +90,7 @@ function parser(argv: string[]) {
     .alias('help', 'h')
     .epilog(formatExamples(EXAMPLES))
     .strict()
+    .parserConfiguration({ 'greedy-arrays': false })
     .wrap(Math.min(110, process.stdout.columns || 100))
     .fail((msg, err) => {
       throw err ?? new Error(msg);

@@ -249,3 +249,16 @@ export interface Example {
 export function formatExamples(examples: Example[]): string {
   return `Examples:\n${examples.map((e) => `  ${e.command}\n      ${e.what}`).join('\n')}`;
 }
+
+/** The part of a yargs instance helpText needs. */
+interface HelpSource {
+  getHelp(): Promise<string>;
+}
+
+/**
+ * The --help text: yargs' usage and option table (wrapped to the terminal), then the examples,
+ * which are never wrapped so that every command stays whole and can be pasted.
+ */
+export async function helpText(y: HelpSource, examples: Example[], extra = ''): Promise<string> {
+  return `${(await y.getHelp()).trimEnd()}\n\n${extra ? `${extra}\n\n` : ''}${formatExamples(examples)}\n`;
+}

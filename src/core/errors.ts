@@ -68,3 +68,23 @@ export function errorText(e: unknown): string {
   if (e instanceof Error) return e.message.split('\n')[0] || e.name;
   return String(e).split('\n')[0];
 }
+
+/** Exit status of an internal error (sysexits EX_SOFTWARE). */
+export const INTERNAL_ERROR_EXIT_STATUS = 70;
+
+/**
+ * Makes an error nobody caught end the tool with one line (`PROGRAM: internal error: ...`)
+ * instead of a Node stack trace; VDE_TS_DEBUG=1 in the environment shows the stack.
+ */
+export function installCrashGuard(program: string): void {
+  const die = (e: unknown): void => {
+    const detail = process.env.VDE_TS_DEBUG && e instanceof Error ? `\n${e.stack}` : '';
+    try {
+      process.stderr.write(`${program}: internal error: ${errorText(e)}${detail}\n`);
+    } finally {
+      process.exit(INTERNAL_ERROR_EXIT_STATUS);
+    }
+  };
+  process.on('uncaughtException', die);
+  process.on('unhandledRejection', die);
+}

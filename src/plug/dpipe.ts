@@ -15,6 +15,7 @@ import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitForReport } from '../core/daemon.js';
+import { installCrashGuard } from '../core/errors.js';
 import { versionLine } from '../core/version.js';
 import { native } from '../native/index.js';
 
@@ -550,6 +551,7 @@ async function runChain(plan: Plan, opts: DpipeOptions, role: string | undefined
 
 /** Entry point of bin/dpipe; returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
+  installCrashGuard('dpipe');
   process.title = 'dpipe';
   const role = process.env[INNER_ROLE_ENV];
   delete process.env[INNER_ROLE_ENV];

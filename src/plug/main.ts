@@ -9,9 +9,9 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
-import { CliError, formatExamples, getoptLongOnly, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
+import { CliError, getoptLongOnly, helpText, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
 import { daemonize } from '../core/daemon.js';
-import { errorText } from '../core/errors.js';
+import { errorText, installCrashGuard } from '../core/errors.js';
 import { setProgram, setVerbose } from '../core/log.js';
 import { parseOctal } from '../core/perms.js';
 import { versionLine } from '../core/version.js';
@@ -69,11 +69,10 @@ function parser(argv: string[]) {
     .options(OPTIONS)
     .version(false)
     .option('version', { type: 'boolean', describe: 'print the version' })
-    .epilog(formatExamples(EXAMPLES))
     .strictOptions()
     .wrap(Math.min(110, process.stdout.columns || 100))
-    .help('help')
-    .alias('help', 'h')
+    .help(false)
+    .option('help', { alias: 'h', type: 'boolean', describe: 'show this help' })
     .parserConfiguration({ 'unknown-options-as-args': false, 'greedy-arrays': false })
     .fail((msg, err) => {
       throw err ?? new Error(msg);
@@ -157,6 +156,7 @@ export async function parsePlugArgs(argv: string[]): Promise<{ a: Record<string,
 
 /** Entry point of bin/vde_plug; resolves with the exit status. */
 export async function main(argv: string[]): Promise<number> {
+  installCrashGuard('vde_plug');
   setProgram('vde_plug');
   let a: Record<string, unknown>;
   let sides: [WireSide, WireSide] | null;
@@ -172,7 +172,10 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${versionLine('vde_plug')}\n`);
     return 0;
   }
-  if (!sides) return 0;
+  if (!sides) {
+    process.stdout.write(await helpText(parser([]), EXAMPLES));
+    return 0;
+  }
   if (a.verbose) setVerbose(true);
   const logFile = a.logfile ? path.resolve(String(a.logfile)) : undefined;
   const pidfile = a.pidfile ? path.resolve(String(a.pidfile)) : undefined;

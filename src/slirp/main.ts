@@ -7,9 +7,9 @@
  */
 import path from 'node:path';
 import yargs from 'yargs';
-import { CliError, formatExamples, getoptLongOnly, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
+import { CliError, getoptLongOnly, helpText, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
 import { daemonize } from '../core/daemon.js';
-import { errorText } from '../core/errors.js';
+import { errorText, installCrashGuard } from '../core/errors.js';
 import { log, setProgram, setVerbose } from '../core/log.js';
 import { parseOctal } from '../core/perms.js';
 import { versionLine } from '../core/version.js';
@@ -62,12 +62,12 @@ function parser(argv: string[]) {
     .options(OPTIONS)
     .version(false)
     .option('version', { type: 'boolean', describe: 'print the version' })
-    .epilog(`-D, --dhcp[=START]  serve DHCP (off unless given), pool from START (default network+15)\n\n${formatExamples(EXAMPLES)}`)
+    .epilog('-D, --dhcp[=START]  serve DHCP (off unless given), pool from START (default network+15)')
     .strictOptions()
     .parserConfiguration({ 'greedy-arrays': false })
     .wrap(Math.min(110, process.stdout.columns || 100))
-    .help('help')
-    .alias('help', 'h')
+    .help(false)
+    .option('help', { alias: 'h', type: 'boolean', describe: 'show this help' })
     .fail((msg, err) => {
       throw err ?? new Error(msg);
     });
@@ -146,6 +146,7 @@ export async function parseSlirpvdeArgs(argv: string[]): Promise<{ a: Record<str
 
 /** Entry point of bin/slirpvde; resolves with the exit status. */
 export async function main(argv: string[]): Promise<number> {
+  installCrashGuard('slirpvde');
   setProgram('slirpvde');
   let a: Record<string, unknown>;
   let args: string[];
@@ -162,7 +163,10 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${versionLine('slirpvde')}\n`);
     return 0;
   }
-  if (!sides || !cfg) return 0;
+  if (!sides || !cfg) {
+    process.stdout.write(await helpText(parser([]), EXAMPLES));
+    return 0;
+  }
   const config = cfg;
   if (a.verbose) setVerbose(true);
   const logFile = a.logfile ? path.resolve(String(a.logfile)) : undefined;

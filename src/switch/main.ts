@@ -10,9 +10,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import yargs from 'yargs';
-import { CliError, formatExamples, getoptLongOnly, intOption, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
+import { CliError, getoptLongOnly, helpText, intOption, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
 import { daemonize, reportStarted } from '../core/daemon.js';
-import { errorText } from '../core/errors.js';
+import { errorText, installCrashGuard } from '../core/errors.js';
 import { log, setProgram, setVerbose, useLogFile, useSyslog } from '../core/log.js';
 import { deriveModes, lookupGroup, parseOctal, DEFAULT_MGMT_MODE } from '../core/perms.js';
 import { versionLine } from '../core/version.js';
@@ -86,9 +86,8 @@ function parser(argv: string[]) {
     .options(OPTIONS)
     .version(false)
     .option('version', { alias: 'v', type: 'boolean', describe: 'print the version' })
-    .help('help')
-    .alias('help', 'h')
-    .epilog(formatExamples(EXAMPLES))
+    .help(false)
+    .option('help', { alias: 'h', type: 'boolean', describe: 'show this help' })
     .strict()
     .parserConfiguration({ 'greedy-arrays': false })
     .wrap(Math.min(110, process.stdout.columns || 100))
@@ -178,6 +177,7 @@ export async function parseSwitchArgs(argv: string[]): Promise<{ args: string[];
 
 /** Entry point of bin/vde_switch; returns the process exit code once the switch is serving or failed (-1 = keep running). */
 export async function main(argv: string[]): Promise<number> {
+  installCrashGuard('vde_switch');
   setProgram('vde_switch');
   let args: string[];
   let a: Record<string, unknown>;
@@ -192,7 +192,10 @@ export async function main(argv: string[]): Promise<number> {
     process.stdout.write(`${versionLine('vde_switch')}\n`);
     return 0;
   }
-  if (!opts) return 0; // --help was printed
+  if (!opts) {
+    process.stdout.write(await helpText(parser([]), EXAMPLES));
+    return 0;
+  }
   if (a.verbose) setVerbose(true);
   const logFile = a.logfile ? path.resolve(String(a.logfile)) : undefined;
   if (a.daemon && !a['daemon-child']) {

@@ -7,8 +7,8 @@
  * ends it quietly.
  */
 import yargs from 'yargs';
-import { formatExamples, getoptLongOnly, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
-import { errorText } from '../core/errors.js';
+import { getoptLongOnly, helpText, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
+import { errorText, installCrashGuard } from '../core/errors.js';
 import { versionLine } from '../core/version.js';
 import { runCommand, type CmdResult } from '../protocol/consoleclient.js';
 
@@ -28,6 +28,22 @@ export const EXAMPLES: Example[] = [
   { command: 'vdecmd -s /tmp/sw.mgmt json/hash/print', what: 'the MAC table as JSON' },
 ];
 
+function parser(argv: string[]) {
+  return yargs(argv)
+    .scriptName('vdecmd')
+    .usage('Usage: vdecmd -s SOCKET COMMAND [ARGS...]\n\nRuns one console command on a VDE management socket and exits with its status.')
+    .options(OPTIONS)
+    .version(false)
+    .option('version', { type: 'boolean', describe: 'print the version' })
+    .help(false)
+    .option('help', { alias: 'h', type: 'boolean', describe: 'show this help' })
+    .parserConfiguration({ 'halt-at-non-option': true })
+    .strict(false)
+    .fail((msg, err) => {
+      throw err ?? new Error(msg);
+    });
+}
+
 /** Writes to stdout; resolves false when stdout is gone (EPIPE), instead of throwing. */
 function out(text: string): Promise<boolean> {
   return new Promise((resolve) => {
@@ -38,30 +54,20 @@ function out(text: string): Promise<boolean> {
 
 /** Entry point of bin/vdecmd; returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
+  installCrashGuard('vdecmd');
   // a reader that went away (| head -c 0) is not an error worth a stack trace
   process.stdout.on('error', () => {});
   let a: { sock?: string; version?: boolean; help?: boolean; _: (string | number)[] };
   try {
-    a = (await yargs(getoptLongOnly(argv, SPECS, { stopAtPositional: true }))
-      .scriptName('vdecmd')
-      .usage('Usage: vdecmd -s SOCKET COMMAND [ARGS...]\n\nRuns one console command on a VDE management socket and exits with its status.')
-      .options(OPTIONS)
-      .version(false)
-    .option('version', { type: 'boolean', describe: 'print the version' })
-      .epilog(formatExamples(EXAMPLES))
-      .parserConfiguration({ 'halt-at-non-option': true })
-      .strict(false)
-      .help('help')
-      .alias('help', 'h')
-      .fail((msg, err) => {
-        throw err ?? new Error(msg);
-      })
-      .parseAsync()) as typeof a;
+    a = (await parser(getoptLongOnly(argv, SPECS, { stopAtPositional: true })).parseAsync()) as typeof a;
   } catch (e) {
     process.stderr.write(`vdecmd: ${errorText(e)}\n`);
     return UNREACHABLE_EXIT_STATUS;
   }
-  if (a.help) return 0;
+  if (a.help) {
+    await out(await helpText(parser([]), EXAMPLES));
+    return 0;
+  }
   if (a.version) {
     await out(`${versionLine('vdecmd')}\n`);
     return 0;

@@ -200,35 +200,45 @@ export function intOption(name: string, v: unknown, min = 0, max = Number.MAX_SA
   return n;
 }
 
-/** Splits a command line as a POSIX shell splits words ('...', "...", backslash), without expansions; null if quotes are unbalanced. */
-export function shellWords(s: string): string[] | null {
+/** Where a command line cannot be split: an unterminated quote or a trailing backslash, at code point `at`. */
+export interface WordsError {
+  error: 'squote' | 'dquote' | 'backslash';
+  at: number;
+}
+
+/**
+ * Splits a command line as a POSIX shell splits words ('...', "..." with \\ \" \$ \` escapes,
+ * backslash), without expansions. Works on code points; says where an unbalanced quote starts.
+ */
+export function splitWords(s: string): { argv: string[] } | WordsError {
   const argv: string[] = [];
   let cur = '';
   let inWord = false;
-  for (let i = 0; i < s.length; i++) {
-    const c = s[i];
-    if (c === ' ' || c === '\t') {
+  const cps = Array.from(s);
+  for (let i = 0; i < cps.length; i++) {
+    const c = cps[i];
+    if (c === ' ' || c === '\t' || c === '\n') {
       if (inWord) argv.push(cur);
       cur = '';
       inWord = false;
     } else if (c === "'") {
-      const end = s.indexOf("'", i + 1);
-      if (end < 0) return null;
-      cur += s.slice(i + 1, end);
+      const end = cps.indexOf("'", i + 1);
+      if (end < 0) return { error: 'squote', at: i };
+      cur += cps.slice(i + 1, end).join('');
       i = end;
       inWord = true;
     } else if (c === '"') {
       let j = i + 1;
-      for (; j < s.length && s[j] !== '"'; j++) {
-        if (s[j] === '\\' && j + 1 < s.length && '"\\$`'.includes(s[j + 1])) j++;
-        cur += s[j];
+      for (; j < cps.length && cps[j] !== '"'; j++) {
+        if (cps[j] === '\\' && j + 1 < cps.length && '"\\$`'.includes(cps[j + 1])) j++;
+        cur += cps[j];
       }
-      if (j >= s.length) return null;
+      if (j >= cps.length) return { error: 'dquote', at: i };
       i = j;
       inWord = true;
     } else if (c === '\\') {
-      if (i + 1 >= s.length) return null;
-      cur += s[++i];
+      if (i + 1 >= cps.length) return { error: 'backslash', at: i };
+      cur += cps[++i];
       inWord = true;
     } else {
       cur += c;
@@ -236,7 +246,13 @@ export function shellWords(s: string): string[] | null {
     }
   }
   if (inWord) argv.push(cur);
-  return argv;
+  return { argv };
+}
+
+/** Splits a command line as a shell does (see splitWords); null if quotes are unbalanced. */
+export function shellWords(s: string): string[] | null {
+  const r = splitWords(s);
+  return 'argv' in r ? r.argv : null;
 }
 
 /** One `--help` example: the command (one line, never wrapped) and what it does. */

@@ -58,15 +58,19 @@ function dgramProbe(p: string): 'live' | 'stale' {
   }
 }
 
-/** Probes a socket path: 'absent', 'live' (something answers on it, of any type), 'stale', or 'notsocket'. */
-export async function probeSocketPath(p: string): Promise<PathState> {
-  let st: fs.Stats;
+/** What is at p before any connect: nothing, something that is not a socket, or a socket. */
+function presence(p: string): 'absent' | 'notsocket' | 'socket' {
   try {
-    st = fs.lstatSync(p);
+    return fs.lstatSync(p).isSocket() ? 'socket' : 'notsocket';
   } catch {
     return 'absent';
   }
-  if (!st.isSocket()) return 'notsocket';
+}
+
+/** Probes a socket path: 'absent', 'live' (something answers on it, of any type), 'stale', or 'notsocket'. */
+export async function probeSocketPath(p: string): Promise<PathState> {
+  const what = presence(p);
+  if (what !== 'socket') return what;
   const s = await streamProbe(p);
   if (s !== 'othertype') return s;
   return dgramProbe(p);
@@ -74,14 +78,8 @@ export async function probeSocketPath(p: string): Promise<PathState> {
 
 /** Synchronous probe of a datagram socket path (for data sockets, which only datagram peers use). */
 export function probeDgramPath(p: string): PathState {
-  let st: fs.Stats;
-  try {
-    st = fs.lstatSync(p);
-  } catch {
-    return 'absent';
-  }
-  if (!st.isSocket()) return 'notsocket';
-  return dgramProbe(p);
+  const what = presence(p);
+  return what === 'socket' ? dgramProbe(p) : what;
 }
 
 /** Throws a clear message when the directory that should hold `p` does not exist or is not a directory. */
@@ -132,6 +130,15 @@ export function listenUnix(srv: net.Server, p: string, mode: number, backlog?: n
       }),
     );
   });
+}
+
+/** Removes a directory this process created, if it is empty; says why not otherwise (never recursive). */
+export function removeCreatedDir(dir: string, warn: (msg: string) => void): void {
+  try {
+    fs.rmdirSync(dir);
+  } catch (e) {
+    if ((e as NodeJS.ErrnoException).code !== 'ENOENT') warn(`could not remove ${dir}: ${(e as Error).message}`);
+  }
 }
 
 /** A file this process created; release() removes it only while the path still names it. */

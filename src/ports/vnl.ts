@@ -42,6 +42,7 @@
  */
 import fs from 'node:fs';
 import { isIP } from 'node:net';
+import { splitWords } from '../core/cli.js';
 
 /** Longest locator accepted, in UTF-8 bytes (PATH_MAX). */
 export const MAX_LOCATOR_BYTES = 4096;
@@ -620,42 +621,11 @@ function parsePtp(ctx: Ctx, rest: string): PtpLocator {
 
 /** Splits a command line like a shell would split words ('...', "...", backslash), without expansions. */
 function splitCommand(ctx: Ctx, s: string): string[] {
-  const argv: string[] = [];
-  let cur = '';
-  let inWord = false;
-  const cps = Array.from(s);
-  for (let i = 0; i < cps.length; i++) {
-    const c = cps[i];
-    if (c === ' ' || c === '\t' || c === '\n') {
-      if (inWord) argv.push(cur);
-      cur = '';
-      inWord = false;
-    } else if (c === "'") {
-      const end = cps.indexOf("'", i + 1);
-      if (end < 0) ctx.fail(cps.slice(i).join(''), `unterminated ' quote in command ${q(s)}`);
-      cur += cps.slice(i + 1, end).join('');
-      i = end;
-      inWord = true;
-    } else if (c === '"') {
-      let j = i + 1;
-      for (; j < cps.length && cps[j] !== '"'; j++) {
-        if (cps[j] === '\\' && j + 1 < cps.length && '"\\$`'.includes(cps[j + 1])) j++;
-        cur += cps[j];
-      }
-      if (j >= cps.length) ctx.fail(cps.slice(i).join(''), `unterminated " quote in command ${q(s)}`);
-      i = j;
-      inWord = true;
-    } else if (c === '\\') {
-      if (i + 1 >= cps.length) ctx.fail('\\', `dangling "\\" at the end of command ${q(s)}`);
-      cur += cps[++i];
-      inWord = true;
-    } else {
-      cur += c;
-      inWord = true;
-    }
-  }
-  if (inWord) argv.push(cur);
-  return argv;
+  const r = splitWords(s);
+  if ('argv' in r) return r.argv;
+  const from = Array.from(s).slice(r.at).join('');
+  if (r.error === 'backslash') return ctx.fail('\\', `dangling "\\" at the end of command ${q(s)}`);
+  return ctx.fail(from, `unterminated ${r.error === 'squote' ? "'" : '"'} quote in command ${q(s)}`);
 }
 
 function parseCmd(ctx: Ctx, rest: string): CmdLocator {

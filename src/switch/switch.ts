@@ -22,7 +22,7 @@ import path from 'node:path';
 import { errorText } from '../core/errors.js';
 import { flushLog, log } from '../core/log.js';
 import { PidFile } from '../core/pidfile.js';
-import { checkParentDir, claimSocketPath, listenUnix, OwnedPath, probeSocketPath } from '../core/sockpath.js';
+import { checkParentDir, claimSocketPath, listenUnix, OwnedPath, probeSocketPath, removeCreatedDir } from '../core/sockpath.js';
 import { createEngine, EpKind, MAX_STREAM_FRAME_BYTES, native, type EngineEvent, type NativeEngine } from '../native/index.js';
 import type { ConsoleServer, Session } from '../protocol/console.js';
 import { openTapFd } from '../ports/kinds/local.js';
@@ -325,13 +325,7 @@ export class VdeSwitch {
     this.mgmt?.close();
     this.mgmtOwned?.release();
     this.engine.close();
-    if (this.ownDir) {
-      try {
-        fs.rmdirSync(this.dir);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code !== 'ENOENT') log('warning', `could not remove ${this.dir}: ${(e as Error).message}`);
-      }
-    }
+    if (this.ownDir) removeCreatedDir(this.dir, (m) => log('warning', m));
     // last: a vanished pidfile tells scripts that the switch has finished cleaning up
     this.pid?.remove();
     flushLog();

@@ -14,30 +14,14 @@ import { parsePlugArgs, EXAMPLES as PLUG_EXAMPLES } from '../../src/plug/main.js
 import { parseSlirpvdeArgs, EXAMPLES as SLIRP_EXAMPLES } from '../../src/slirp/main.js';
 import { parseSwitchArgs, EXAMPLES as SWITCH_EXAMPLES } from '../../src/switch/main.js';
 import { EXAMPLES as VDECMD_EXAMPLES } from '../../src/vdecmd/main.js';
-import { ROOT, SWITCH_BIN, startSwitch, tmpdir, waitFor, type RunningSwitch } from '../helpers/switchproc.js';
+import { ROOT, runBin, SWITCH_BIN, startSwitch, tmpdir, waitFor, type RunningSwitch } from '../helpers/switchproc.js';
 import { frame, VdeClient } from '../helpers/vdeclient.js';
 
 const run = promisify(execFile);
 const BIN = (t: string): string => path.join(ROOT, 'bin', t);
 const TOOLS = ['vde_switch', 'vde_plug', 'dpipe', 'slirpvde', 'vdecmd'];
 
-/** Runs a tool to its end and returns status, stdout and stderr. */
-function tool(name: string, args: string[], o: { cwd?: string; stdin?: string | 'ignore'; timeoutMs?: number } = {}): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  return new Promise((resolve) => {
-    const stdin = o.stdin === undefined || o.stdin === 'ignore' ? 'ignore' : fs.openSync(o.stdin, 'r');
-    const p = spawn(process.execPath, [BIN(name), ...args], { cwd: o.cwd, stdio: [stdin, 'pipe', 'pipe'] });
-    if (typeof stdin === 'number') fs.closeSync(stdin);
-    let stdout = '';
-    let stderr = '';
-    p.stdout!.on('data', (d) => (stdout += d));
-    p.stderr!.on('data', (d) => (stderr += d));
-    const t = setTimeout(() => p.kill('SIGKILL'), o.timeoutMs ?? 8000);
-    p.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, stdout, stderr });
-    });
-  });
-}
+const tool = runBin;
 
 describe('repeated and incomplete options', () => {
   it('the last -s wins (no directory named "x1,x2")', async () => {

@@ -9,25 +9,13 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ROOT, SWITCH_BIN, startSwitch, tmpdir, waitFor, type RunningSwitch } from '../helpers/switchproc.js';
+import { ROOT, runBin, SWITCH_BIN, startSwitch, tmpdir, waitFor, type RunningSwitch } from '../helpers/switchproc.js';
 import { VdeClient } from '../helpers/vdeclient.js';
 
 const PLUG_BIN = path.join(ROOT, 'bin', 'vde_plug');
 
-/** Runs a tool to its end (killed after timeoutMs) and returns its status and output. */
-function runTool(bin: string, args: string[], timeoutMs = 8000): Promise<{ code: number | null; out: string }> {
-  return new Promise((resolve) => {
-    const p = spawn(process.execPath, [bin, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let out = '';
-    p.stdout!.on('data', (d) => (out += d));
-    p.stderr!.on('data', (d) => (out += d));
-    const t = setTimeout(() => p.kill('SIGKILL'), timeoutMs);
-    p.on('exit', (code) => {
-      clearTimeout(t);
-      resolve({ code, out });
-    });
-  });
-}
+/** Runs a tool to its end and returns its status and output. */
+const runTool = (bin: string, args: string[]): ReturnType<typeof runBin> => runBin(path.basename(bin), args);
 
 /** True when a stream socket at p accepts a connection. */
 function accepts(p: string): Promise<boolean> {

@@ -21,7 +21,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { log } from '../../core/log.js';
 import { deriveModes, lookupGroup } from '../../core/perms.js';
-import { claimSocketPath, listenUnix, OwnedPath } from '../../core/sockpath.js';
+import { claimSocketPath, listenUnix, OwnedPath, removeCreatedDir } from '../../core/sockpath.js';
 import { createEngine, EpKind, MAX_VDE_FRAME_BYTES, native, type EngineEvent, type NativeEngine } from '../../native/index.js';
 import { encodeSockaddr, REQ_NEW_CONTROL } from '../../protocol/handshake.js';
 import { readRequest } from '../../protocol/request.js';
@@ -219,13 +219,7 @@ class Netnode {
     for (const c of [...this.clients]) this.drop(c, false);
     this.ctlOwned?.release();
     this.engine.close();
-    if (this.createdDir) {
-      try {
-        fs.rmdirSync(this.dir);
-      } catch (e) {
-        log('warning', `${this.name}: could not remove ${this.dir}: ${(e as Error).message}`);
-      }
-    }
+    if (this.createdDir) removeCreatedDir(this.dir, (m) => log('warning', `${this.name}: ${m}`));
   }
 }
 

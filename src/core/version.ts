@@ -23,7 +23,11 @@ function readVersion(): string {
 /** The vde-ts release, e.g. "0.1.0". */
 export const VDE_TS_VERSION = readVersion();
 
-/** What `PROGRAM --version` prints (one line). */
+/**
+ * What `PROGRAM --version` prints (one line). vde_switch keeps vde2's form (`VDE 2.3.3`, as
+ * `vde_switch -v` prints it) for scripts that parse it, with our release after it.
+ */
 export function versionLine(program: string): string {
+  if (program === 'vde_switch') return `VDE ${VDE2_VERSION} (vde-ts ${VDE_TS_VERSION})`;
   return `${program} (vde-ts) ${VDE_TS_VERSION}, compatible with VDE ${VDE2_VERSION}`;
 }

@@ -8,12 +8,11 @@ import net from 'node:net';
 import { E } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { claimSocketPath, listenUnix, OwnedPath } from '../core/sockpath.js';
-import { VDE_TS_VERSION } from '../core/version.js';
 import { parseForward, SlirpOptionError, type HostForward } from '../ports/kinds/slirp-options.js';
 import type { SlirpHandle } from '../ports/kinds/slirp.js';
 import { ConsoleServer, CONSOLE_END, type ConsoleCommand } from '../protocol/console.js';
 
-export const SLIRP_BANNER = `VDE slirp (vde-ts ${VDE_TS_VERSION})\n`;
+export const SLIRP_BANNER = 'VDE slirp (vde-ts)\n';
 export const SLIRP_PROMPT = '\nslirp$ ';
 /** Longest accepted console line. */
 export const MAX_SLIRP_LINE_BYTES = 1024;
@@ -26,10 +25,19 @@ function fwdText(f: HostForward): string {
 }
 
 /** The slirp console's commands over a running handle and its list of forwards. */
-export function slirpCommands(server: ConsoleServer, h: SlirpHandle, forwards: HostForward[]): ConsoleCommand[] {
+export function slirpCommands(h: SlirpHandle, forwards: HostForward[]): ConsoleCommand[] {
   const proto = (p: string): boolean | null => (p === 'tcp' ? false : p === 'udp' ? true : null);
   return [
-    server.helpCommand(),
+    { path: 'help', syntax: '', help: 'this list', text: true, run: (_a, out) => {
+      out.push(
+        'help                                   this list',
+        'showinfo                               NAT counters',
+        'fwd/list                               the host-to-guest forwards',
+        'fwd/add tcp|udp [HOSTIP:]HPORT:GUESTIP:GPORT   add a forward',
+        'fwd/del tcp|udp [HOSTIP:]HPORT         remove a forward',
+        'logout                                 end this session',
+      );
+    } },
     { path: 'showinfo', syntax: '', help: 'NAT counters', text: true, run: (_a, out) => {
       out.push(...Object.entries(h.stats()).map(([k, v]) => `${k} ${typeof v === 'object' ? JSON.stringify(v) : v}`));
     } },
@@ -78,7 +86,7 @@ export function slirpCommands(server: ConsoleServer, h: SlirpHandle, forwards: H
 /** Serves the console on a unix socket; returns a function that closes it and removes the file. */
 export async function startSlirpConsole(sockPath: string, h: SlirpHandle, forwards: HostForward[]): Promise<() => void> {
   const server = new ConsoleServer({ banner: SLIRP_BANNER, prompt: SLIRP_PROMPT, maxLineBytes: MAX_SLIRP_LINE_BYTES });
-  server.setCommands(slirpCommands(server, h, forwards));
+  server.setCommands(slirpCommands(h, forwards));
   await claimSocketPath(sockPath, 'management socket');
   const srv = net.createServer((s) => server.serveSocket(s));
   await listenUnix(srv, sockPath, SLIRP_CONSOLE_MODE).catch((e) => {

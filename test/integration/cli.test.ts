@@ -80,7 +80,7 @@ describe('background mode and log files', () => {
     for (const t of TOOLS) {
       const r = await tool(t, ['--version']);
       expect(r.code, t).toBe(0);
-      expect(r.stdout, t).toMatch(new RegExp(`^${t} \\(vde-ts\\) \\d+\\.\\d+\\.\\d+`));
+      expect(r.stdout, t).toMatch(t === 'vde_switch' ? /^VDE 2\.3\.3 \(vde-ts \d+\.\d+\.\d+\)$/m : new RegExp(`^${t} \\(vde-ts\\) \\d+\\.\\d+\\.\\d+`));
     }
   });
 });

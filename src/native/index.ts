@@ -3,6 +3,11 @@
  * engine thread with its epoll loop, the MAC table and every data fd. This module gives the rest
  * of the TypeScript code typed access to it and converts the addon's errno-carrying errors into
  * Node-style errors (`code` such as 'ENOENT', a readable message).
+ *
+ * Engines are made with createEngine(), which returns the NativeEngine surface the tools use:
+ * MAC-table queries (macTable, macFind) answer with Promises, because the engine thread answers
+ * them asynchronously; today wrapEngine() adapts the addon's synchronous methods to that shape.
+ * src/native/fake.ts implements the same surface without the addon, for unit tests.
  */
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
@@ -57,6 +62,7 @@ export interface EngineEvent {
   frame?: Buffer;
 }
 
+/** The engine as the tools use it (see createEngine). */
 export interface NativeEngine {
   /** Hands an fd to the engine; txFd (default fd) is the write side, adoptPeer makes a datagram socket adopt its first sender. Returns 0 on failure. */
   addEndpoint(port: number, fd: number, kind: EpKind, maxFrameBytes: number, closeFd: boolean, txFd?: number, adoptPeer?: boolean, vnetHdr?: boolean): number;
@@ -79,16 +85,27 @@ export interface NativeEngine {
   flushMacs(port: number, vlan: number): number;
   resetCounters(port: number): void;
   injectFrame(port: number, frame: Buffer): boolean;
-  macTable(): MacEntryInfo[];
-  macFind(mac: Buffer, vlan: number): MacEntryInfo | null;
+  /** Every learned address (answered by the engine thread). */
+  macTable(): Promise<MacEntryInfo[]>;
+  /** The entry for a MAC on a VLAN, or null (answered by the engine thread). */
+  macFind(mac: Buffer, vlan: number): Promise<MacEntryInfo | null>;
   counters(port: number): PortCounters;
   macCount(): number;
   macSlots(): number;
   close(): void;
 }
 
+/** The addon's engine class as it is today: MAC-table queries answer synchronously. */
+export interface RawEngine extends Omit<NativeEngine, 'macTable' | 'macFind'> {
+  macTable(): MacEntryInfo[];
+  macFind(mac: Buffer, vlan: number): MacEntryInfo | null;
+}
+
+/** Callback receiving the engine's events (BPDUs, endpoint failures), in batches. */
+export type EngineEventSink = (evs: EngineEvent[]) => void;
+
 interface Addon {
-  Engine: new (numPorts: number, onEvents?: (evs: EngineEvent[]) => void) => NativeEngine;
+  Engine: new (numPorts: number, onEvents?: EngineEventSink) => RawEngine;
   unixDgramSocket(bufferBytes?: number): number;
   unixBind(fd: number, path: string): void;
   unixConnect(fd: number, path: string): void;
@@ -136,7 +153,7 @@ let addon: Addon | undefined;
 /** Returns the loaded addon, with a clear message if it was not built. */
 export function native(): Addon {
   if (addon) return addon;
-  const file = path.resolve(here, '..', 'native', 'build', 'Release', 'vde_native.node');
+  const file = path.resolve(here, '..', '..', 'native', 'build', 'Release', 'vde_native.node');
   try {
     addon = require(file) as Addon;
   } catch (e) {
@@ -164,4 +181,40 @@ export function sys<T>(context: string, fn: () => T): T {
   } catch (e) {
     throw toNodeError(e, context);
   }
+}
+
+/** Adapts the addon's synchronous engine to the NativeEngine surface (MAC-table queries as Promises). */
+export function wrapEngine(raw: RawEngine): NativeEngine {
+  const bind = <K extends keyof RawEngine>(k: K): RawEngine[K] => (raw[k] as (...a: unknown[]) => unknown).bind(raw) as RawEngine[K];
+  return {
+    addEndpoint: bind('addEndpoint'),
+    removeEndpoint: bind('removeEndpoint'),
+    addCustomEndpoint: bind('addCustomEndpoint'),
+    setNumPorts: bind('setNumPorts'),
+    setHub: bind('setHub'),
+    setBackpressure: bind('setBackpressure'),
+    setUntagged: bind('setUntagged'),
+    setTagged: bind('setTagged'),
+    setForeignTags: bind('setForeignTags'),
+    setStpCapture: bind('setStpCapture'),
+    setStpState: bind('setStpState'),
+    setAging: bind('setAging'),
+    setStorm: bind('setStorm'),
+    setMirror: bind('setMirror'),
+    resizeMacTable: bind('resizeMacTable'),
+    flushMacs: bind('flushMacs'),
+    resetCounters: bind('resetCounters'),
+    injectFrame: bind('injectFrame'),
+    macTable: () => Promise.resolve().then(() => raw.macTable()),
+    macFind: (mac, vlan) => Promise.resolve().then(() => raw.macFind(mac, vlan)),
+    counters: bind('counters'),
+    macCount: bind('macCount'),
+    macSlots: bind('macSlots'),
+    close: bind('close'),
+  };
+}
+
+/** Creates a native engine with numPorts ports (0..numPorts-1) and an event callback. */
+export function createEngine(numPorts: number, onEvents?: EngineEventSink): NativeEngine {
+  return wrapEngine(new (native().Engine)(numPorts, onEvents));
 }

@@ -19,14 +19,15 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { debianTool, oursArgv } from './reference.mjs';
 
 // ---------------------------------------------------------------------------
 // constants (unit in the name)
 
 const REPO_DIR = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
-const OUR_PLUG_ARGV = [process.execPath, path.join(REPO_DIR, 'bin', 'vde_plug')];
-const DEBIAN_DPIPE = '/usr/bin/dpipe';      // Debian's (vdeplug4) dpipe, for both rows
-const DEBIAN_PLUG = '/usr/bin/vde_plug';    // Debian's (vdeplug4) vde_plug
+const OUR_PLUG_ARGV = oursArgv('vde_plug'); // this checkout's bin/vde_plug, never one on PATH
+const DEBIAN_DPIPE = '/usr/bin/dpipe';      // Debian's (vdeplug4) dpipe, for both rows (checked by debianTool)
+const DEBIAN_PLUG = '/usr/bin/vde_plug';    // Debian's (vdeplug4) vde_plug (checked by debianTool)
 
 const CABLE_FPS_DURATION_MS = 1000;         // one frames/s repetition
 const CABLE_FRAME_SMALL_BYTES = 64;
@@ -333,11 +334,9 @@ async function nsMeasure(ctx, cable) {
 export async function scenarioCable(ctx) {
   const keysOf = (kind) => rowsOf(kind, '').map((r) => r.key);
   const failAll = (keys, why) => { for (const k of keys) for (const s of SIDES) ctx.setResult(k, s, { error: why }); };
-  const missing = [DEBIAN_DPIPE, DEBIAN_PLUG].filter((b) => !fs.existsSync(b));
-  if (missing.length) {
-    failAll(CABLE_ROWS.map((r) => r.key), `missing ${missing.join(', ')} (Debian package vdeplug)`);
-    return;
-  }
+  // Debian's binaries, not whatever a global install put at these paths (throws with the fix)
+  debianTool('dpipe');
+  debianTool('vde_plug');
   ctx.socat = ctx.which('socat');
   const netMissing = ['ip', 'iperf3', 'ping'].filter((b) => !ctx.which(b));
   const netWhy = netMissing.length ? `missing ${netMissing.join(', ')}`

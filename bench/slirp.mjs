@@ -4,12 +4,15 @@
 // `vde_plug slirp://` (package libvdeplug-slirp) against ours (`vde_plug slirp://`), both on the
 // same vde-ts switch so only the slirp endpoint differs. The namespace's tap is plugged in with
 // Debian's `vde_plug tap://` in both rows. Prints a markdown table with the ratio and the target
-// (ours no slower) and appends it to bench/results/latest.md unless --no-write.
+// (ours no slower) and appends it to bench/results/latest.md unless --no-write. Debian's side is
+// /usr/bin/vde_plug, checked at start to be Debian's ELF binary (bench/reference.mjs); ours is
+// always this checkout's bin/, never a vde-ts installed on PATH.
 import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { debianTool, oursArgv } from './reference.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const IPERF_SECONDS = 5;
@@ -19,6 +22,13 @@ const NS = `vdebench-slirp-${process.pid}`;
 const TAP = `vbs${process.pid % 100000}`;
 const write = !process.argv.includes('--no-write');
 const procs = [];
+let DEBIAN_PLUG;
+try {
+  DEBIAN_PLUG = debianTool('vde_plug').path;
+} catch (e) {
+  console.error(`bench/slirp.mjs: ${e.message}`);
+  process.exit(1);
+}
 
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts });
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
@@ -52,12 +62,13 @@ process.on('SIGINT', () => { cleanup(); process.exit(130); });
 async function run(label, slirpCmd) {
   const base = fs.mkdtempSync(path.join(os.tmpdir(), 'vde-bench-slirp-'));
   const dir = path.join(base, 'sw');
-  const sw = start(process.execPath, [path.join(ROOT, 'bin', 'vde_switch'), '-s', dir, '--nostdin']);
+  const [node, swBin] = oursArgv('vde_switch');
+  const sw = start(node, [swBin, '-s', dir, '--nostdin']);
   try {
     await until(() => fs.existsSync(path.join(dir, 'ctl')), ATTACH_TIMEOUT_MS, 'switch');
     sh('ip', ['tuntap', 'add', 'dev', TAP, 'mode', 'tap']);
     sh('ip', ['link', 'set', TAP, 'up']);
-    start('vde_plug', [`vde://${dir}`, `tap://${TAP}`]);
+    start(DEBIAN_PLUG, [`vde://${dir}`, `tap://${TAP}`]);
     await until(() => !sh('ip', ['-o', 'link', 'show', TAP]).includes('NO-CARRIER'), ATTACH_TIMEOUT_MS, 'tap plug');
     sh('ip', ['netns', 'add', NS]);
     sh('ip', ['link', 'set', TAP, 'netns', NS]);
@@ -84,8 +95,8 @@ async function run(label, slirpCmd) {
 }
 
 const fmt = (r) => (r.error ? `n/a (${r.error.replace(/\|/g, '/')})` : `${r.gbps.toFixed(2)} [${r.retrans} retransmits]`);
-const ref = await run('Debian', ['vde_plug', 'slirp://']);
-const ours = await run('ours', [process.execPath, path.join(ROOT, 'bin', 'vde_plug'), 'slirp://']);
+const ref = await run('Debian', [DEBIAN_PLUG, 'slirp://']);
+const ours = await run('ours', [...oursArgv('vde_plug'), 'slirp://']);
 const ratio = !ref.error && !ours.error ? ours.gbps / ref.gbps : NaN;
 const table = [
   '',

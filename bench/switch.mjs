@@ -14,6 +14,10 @@
  * The cable group (`--only=cable`, bench/cable.mjs) compares Debian's cables with ours
  * between two of our switches and gets its own table.
  *
+ * The reference is always Debian's /usr/bin/vde_switch (and /usr/bin/vde_plug for the taps),
+ * checked at start to be Debian's ELF binary (bench/reference.mjs), and ours is always this
+ * checkout's bin/vde_switch: a vde-ts installed on PATH can never stand in for either.
+ *
  * Plain JavaScript on purpose: no compile step is needed to run the bench.
  */
 import { spawn, spawnSync } from 'node:child_process';
@@ -23,6 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cableTable, scenarioCable } from './cable.mjs';
+import { debianTool, oursArgv } from './reference.mjs';
 
 // ---------------------------------------------------------------------------
 // constants (unit in the name)
@@ -34,8 +39,7 @@ const RESULTS_FILE = path.join(BENCH_DIR, 'results', 'latest.md');
 const VDELOAD_SRC = path.join(BENCH_DIR, 'vdeload.c');
 const VDELOAD_BIN = path.join(BUILD_DIR, 'vdeload');
 
-const DEFAULT_OURS_CMD = 'node bin/vde_switch';
-const DEFAULT_REF_CMD = 'vde_switch';
+const OURS_LABEL = 'node bin/vde_switch';   // how reports name our side (oursArgv('vde_switch'))
 const OURS_EXTRA_ARGS = ['--nostdin'];
 
 const SWITCH_NUMPORTS = 1100;          // 1000 idle clients + load; 2.3.2 gives N-1 ports
@@ -97,18 +101,17 @@ function usage() {
   --only=NAME[,NAME]  run only these scenarios: ${SCENARIOS.join(', ')}
                       (rss implies macs; cable = Debian's cables vs ours between
                       two of our switches, bench/cable.mjs)
-  --ours=CMD          our switch command (default: "${DEFAULT_OURS_CMD}", run from the repo
-                      root; "${OURS_EXTRA_ARGS.join(' ')}" is appended)
-  --ref=CMD           reference switch command (default: "${DEFAULT_REF_CMD}", stdin = a pipe)
   --reps=N            repetitions per throughput measurement (default ${DEFAULT_REPS}; median)
   --no-pin            do not pin the switch and vdeload to separate CPUs
   --no-write          do not write bench/results/latest.md
   --help              this text
+The reference is Debian's /usr/bin/vde_switch (checked to be Debian's ELF binary; stdin = a
+pipe), ours is this checkout's bin/vde_switch ("${OURS_EXTRA_ARGS.join(' ')}" appended).
 Both switches get: -s DIR -n ${SWITCH_NUMPORTS} --hashsize ${SWITCH_HASHSIZE_BUCKETS}`;
 }
 
 function parseArgs(argv) {
-  const o = { only: null, ours: DEFAULT_OURS_CMD, ref: DEFAULT_REF_CMD, reps: DEFAULT_REPS, pin: true, write: true };
+  const o = { only: null, reps: DEFAULT_REPS, pin: true, write: true };
   for (const a of argv) {
     const m = /^--([a-z-]+)(?:=(.*))?$/.exec(a);
     if (!m) throw new Error(`unknown argument ${a}\n${usage()}`);
@@ -118,14 +121,13 @@ function parseArgs(argv) {
       o.only = new Set(String(v ?? '').split(',').filter(Boolean));
       for (const s of o.only) if (!SCENARIOS.includes(s)) throw new Error(`unknown scenario ${s}; known: ${SCENARIOS.join(', ')}`);
       if (o.only.has('rss')) o.only.add('macs');
-    } else if (k === 'ours') o.ours = v;
-    else if (k === 'ref') o.ref = v;
-    else if (k === 'reps') o.reps = Math.max(1, parseInt(v, 10) || DEFAULT_REPS);
+    } else if (k === 'ours' || k === 'ref') {
+      throw new Error(`--${k} is gone: the reference is always Debian's /usr/bin/vde_switch and ours this checkout's bin/vde_switch`);
+    } else if (k === 'reps') o.reps = Math.max(1, parseInt(v, 10) || DEFAULT_REPS);
     else if (k === 'no-pin') o.pin = false;
     else if (k === 'no-write') o.write = false;
     else throw new Error(`unknown option --${k}\n${usage()}`);
   }
-  if (!o.ours || !o.ref) throw new Error('--ours/--ref need a command');
   return o;
 }
 
@@ -140,10 +142,6 @@ const median = (xs) => {
   return v.length % 2 ? v[m] : (v[m - 1] + v[m]) / 2;
 };
 const log = (...a) => console.error('[bench]', ...a);
-
-function splitCmd(cmd) {
-  return cmd.trim().split(/\s+/).filter(Boolean);
-}
 
 function which(bin) {
   const r = spawnSync('sh', ['-c', `command -v "${bin}"`], { encoding: 'utf8' });
@@ -350,9 +348,10 @@ function machineInfo() {
 // the switch under test
 
 class Switch {
-  constructor(side, cmd, tmpRoot, pinCpus) {
+  constructor(side, argv, tmpRoot, pinCpus) {
     this.side = side; // 'ref' | 'ours'
-    this.cmd = cmd;
+    this.argv = argv; // absolute program path first
+    this.cmd = side === 'ours' ? OURS_LABEL : argv.join(' '); // for messages
     this.tmpRoot = tmpRoot;
     this.pinCpus = pinCpus;
     this.proc = null;
@@ -367,7 +366,7 @@ class Switch {
     if (this.failed) return { ok: false, reason: this.failed };
     this.starts++;
     this.dir = path.join(this.tmpRoot, `${this.side}${this.starts}`);
-    const argv = [...splitCmd(this.cmd), '-s', this.dir, '-n', String(SWITCH_NUMPORTS),
+    const argv = [...this.argv, '-s', this.dir, '-n', String(SWITCH_NUMPORTS),
       '--hashsize', String(SWITCH_HASHSIZE_BUCKETS), ...(this.side === 'ours' ? OURS_EXTRA_ARGS : [])];
     const full = this.pinCpus ? ['taskset', '-c', this.pinCpus, ...argv] : argv;
     this.output = '';
@@ -767,7 +766,7 @@ async function netViaSwitch(sw) {
     for (const tap of [NET_TAP_A, NET_TAP_B]) {
       const r = run('ip', ['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
       if (!r.ok) return { error: `ip tuntap add: ${r.err}` };
-      const p = track(spawn('vde_plug', [`vde://${sw.dir}`, `tap://${tap}`], { stdio: ['ignore', 'ignore', 'pipe'] }), `vde_plug ${tap}`);
+      const p = track(spawn(debianTool('vde_plug').path, [`vde://${sw.dir}`, `tap://${tap}`], { stdio: ['ignore', 'ignore', 'pipe'] }), `vde_plug ${tap}`);
       let perr = '';
       p.stderr.on('data', (d) => { perr = (perr + d).slice(-500); });
       p.on('error', (e) => { perr = e.message; });
@@ -824,7 +823,7 @@ async function netViaBridge(offloadsOff = false) {
 }
 
 async function scenarioNet(switches) {
-  const missing = ['ip', 'vde_plug', 'iperf3', 'ping'].filter((b) => !which(b));
+  const missing = ['ip', 'iperf3', 'ping'].filter((b) => !which(b));
   if (missing.length || !fs.existsSync('/dev/net/tun') || process.getuid?.() !== 0) {
     const why = missing.length ? `missing ${missing.join(', ')}` : (process.getuid?.() !== 0 ? 'needs root' : 'no /dev/net/tun');
     for (const k of ['net_gbps', 'net_ping']) for (const s of ['ref', 'ours', 'bridge']) setResult(k, s, { error: why });
@@ -856,7 +855,7 @@ async function scenarioNet(switches) {
 /** Starts `sw` by hand with `-t A -t B` (+ --tap-offload for ours), moves the taps into the namespaces, measures. */
 async function netViaSwitchTaps(sw, offload) {
   const dir = path.join(sw.tmpRoot, `${sw.side}-taps-${offload}`);
-  const argv = [...splitCmd(sw.cmd), '-s', dir, '-t', NET_TAP_A, '-t', NET_TAP_B,
+  const argv = [...sw.argv, '-s', dir, '-t', NET_TAP_A, '-t', NET_TAP_B,
     ...(sw.side === 'ours' ? [...OURS_EXTRA_ARGS, '--tap-offload', offload] : [])];
   let proc = null, out = '';
   try {
@@ -1033,6 +1032,12 @@ async function main() {
   const t0 = Date.now();
   try { CLK_TCK_HZ = Number(run('getconf', ['CLK_TCK'], { quiet: true }).out.trim()) || 100; } catch { /* */ }
 
+  // the reference binaries are checked before anything runs: a wrong one fails the bench here
+  const refSwitch = debianTool('vde_switch');
+  if (selected.has('net') || selected.has('cable')) debianTool('vde_plug');
+  if (selected.has('cable')) debianTool('dpipe');
+  log(`ref: ${refSwitch.path} (Debian package ${refSwitch.pkg}); ours: ${oursArgv('vde_switch').join(' ')}`);
+
   const machine = machineInfo();
   const bgLoad = await backgroundLoad(LOAD_SAMPLE_MS);
   if (bgLoad > LOAD_WARN_FRACTION) {
@@ -1055,8 +1060,8 @@ async function main() {
   const tmpRoot = fs.mkdtempSync(path.join(os.tmpdir(), 'vde-bench-'));
   cleanupTasks.push(() => fs.rmSync(tmpRoot, { recursive: true, force: true }));
 
-  const ref = new Switch('ref', opts.ref, tmpRoot, opts.switchPin ?? null);
-  const ours = new Switch('ours', opts.ours, tmpRoot, opts.switchPin ?? null);
+  const ref = new Switch('ref', [refSwitch.path], tmpRoot, opts.switchPin ?? null);
+  const ours = new Switch('ours', oursArgv('vde_switch'), tmpRoot, opts.switchPin ?? null);
   const switches = [ref, ours];
 
   let loadErr = null;
@@ -1085,7 +1090,7 @@ async function main() {
         makeSwitch: (name) => {
           const root = path.join(tmpRoot, name);
           fs.mkdirSync(root, { recursive: true });
-          return new Switch('ours', opts.ours, root, null);
+          return new Switch('ours', oursArgv('vde_switch'), root, null);
         },
       });
     }
@@ -1096,7 +1101,7 @@ async function main() {
   for (const sw of switches) if (sw.failed) notes.push(`${sw.side} n/a: ${sw.failed}`);
   deriveEfficiency();
   const table = buildTable(selected);
-  const cable = cableTable(results, `${opts.ours} ${OURS_EXTRA_ARGS.join(' ')}`);
+  const cable = cableTable(results, `${OURS_LABEL} ${OURS_EXTRA_ARGS.join(' ')}`);
   const elapsedS = ((Date.now() - t0) / 1000).toFixed(0);
   const md = [
     '# vde_switch benchmark: ours vs Debian vde_switch',
@@ -1107,7 +1112,7 @@ async function main() {
     `- CPU: ${machine.cpu}; nproc: ${machine.nproc}; memory: ${machine.memGiB} GiB`,
     `- kernel: ${machine.kernel}; node ${machine.node}; net.unix.max_dgram_qlen = ${machine.qlen}`,
     `- background CPU load before the run: ${Number.isFinite(bgLoad) ? (bgLoad * 100).toFixed(0) + '%' : 'n/a'} of all CPUs (${LOAD_SAMPLE_MS} ms sample)`,
-    `- ref: \`${opts.ref}\`; ours: \`${opts.ours} ${OURS_EXTRA_ARGS.join(' ')}\`; both with \`-n ${SWITCH_NUMPORTS} --hashsize ${SWITCH_HASHSIZE_BUCKETS}\``,
+    `- ref: \`${refSwitch.path}\` (Debian package ${refSwitch.pkg}); ours: \`${OURS_LABEL} ${OURS_EXTRA_ARGS.join(' ')}\` (this checkout); both with \`-n ${SWITCH_NUMPORTS} --hashsize ${SWITCH_HASHSIZE_BUCKETS}\``,
     `- placement: ${pinNote}; load generator: bench/vdeload.c (libvdeplug ${fs.existsSync('/usr/include/libvdeplug.h') ? 'vdeplug4' : '?'})`,
     `- throughput rows: median of ${opts.reps} × ${THRU_DURATION_MS} ms runs; latency: median of ${opts.reps} × ${PING_ROUNDS} rounds; ref/ours interleaved; "CPU" = switch utime+stime / run time`,
     `- bench wall time: ${elapsedS} s${opts.only ? `; only: ${[...selected].join(', ')}` : ''}`,

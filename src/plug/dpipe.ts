@@ -14,7 +14,10 @@ import fs from 'node:fs';
 import { constants as osConstants } from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { native } from '../native.js';
+import { waitForReport } from '../core/daemon.js';
+import { installCrashGuard } from '../core/errors.js';
+import { versionLine } from '../core/version.js';
+import { native } from '../native/index.js';
 
 /** Exit status of usage errors (vdeplug4 calls exit(-1)). */
 export const USAGE_EXIT_STATUS = 255;
@@ -22,8 +25,6 @@ export const USAGE_EXIT_STATUS = 255;
 export const EXEC_FAILED_EXIT_STATUS = 127;
 /** Exit status of other start-up failures (pipes, pid files). */
 export const STARTUP_FAILED_EXIT_STATUS = 1;
-/** How long `-d` waits for the background dpipe to report that its commands are running. */
-export const DAEMON_START_TIMEOUT_MS = 10_000;
 /** Pause after the last command ended, so that a queued SIGTERM still decides the exit status. */
 const SIGNAL_GRACE_MS = 10;
 /** Linux O_CLOEXEC as printed (octal) in /proc/self/fdinfo. */
@@ -46,6 +47,8 @@ export interface DpipeOptions {
   /** -N given: leave the pid/pgrp files in place at exit. */
   noClean: boolean;
   help: boolean;
+  /** --version given. */
+  version: boolean;
 }
 
 /** Direction of a one-way section: '' (bidirectional), '}' (left to right) or '{' (right to left). */
@@ -85,11 +88,12 @@ const LONG_OPTIONS: { name: string; short: string; arg: boolean }[] = [
   { name: 'nowrapproc', short: 'n', arg: false },
   { name: 'nowrapnoclean', short: 'N', arg: false },
   { name: 'help', short: 'h', arg: false },
+  { name: 'version', short: '\0', arg: false }, // long only: NUL never appears in an argument
 ];
 
 /** Parses the options getopt_long-style ("+dp:P:hnN": stops at the first non-option); returns them and the chain arguments. */
 export function parseOptions(argv: string[]): { opts: DpipeOptions; rest: string[] } {
-  const opts: DpipeOptions = { daemon: false, pidFile: null, pgrpFile: null, noWrap: false, noClean: false, help: false };
+  const opts: DpipeOptions = { daemon: false, pidFile: null, pgrpFile: null, noWrap: false, noClean: false, help: false, version: false };
   const apply = (short: string, value?: string): void => {
     if (short === 'd') opts.daemon = true;
     else if (short === 'p') opts.pidFile = value!;
@@ -97,6 +101,7 @@ export function parseOptions(argv: string[]): { opts: DpipeOptions; rest: string
     else if (short === 'n') opts.noWrap = true;
     else if (short === 'N') opts.noWrap = opts.noClean = true;
     else if (short === 'h') opts.help = true;
+    else if (short === '\0') opts.version = true;
   };
   let i = 0;
   while (i < argv.length) {
@@ -289,7 +294,8 @@ dpipe itself never copies data).
   a =} b }={ c {= d = e   notations mix: a -> b -> d -> c -> a, d's alternate fds <-> e
 
 dpipe stays the parent of all commands, waits for all of them and exits with the exit
-status of the LAST command (127 if it cannot be executed, 128+N if killed by signal N).
+status of the LAST command (128+N if killed by signal N), or 127 when any command could not
+be executed (vdeplug4 would report the last command's success in that case).
 When a command exits its pipes close, so its neighbours see end-of-file.
 
 Options (they must precede cmd1; the first non-option starts the chain):
@@ -309,6 +315,7 @@ Options (they must precede cmd1; the first non-option starts the chain):
                           so dpipe always remains the parent process
   -N, --nowrapnoclean     like -n; also leaves the pid/pgrp files in place at exit
   -h, --help              show this help
+      --version           print the version
 
 Signals: SIGTERM, SIGINT and SIGHUP remove the pid files and send SIGTERM to the commands;
 then dpipe exits 0 on SIGTERM and dies of the signal itself on SIGINT/SIGHUP.
@@ -368,24 +375,7 @@ function relaunch(role: 'daemon' | 'group', opts: DpipeOptions, chainArgs: strin
 
 /** -d: starts the background dpipe and returns once it reports its commands running (or why it failed). */
 function daemonize(opts: DpipeOptions, chainArgs: string[]): Promise<number> {
-  const child = relaunch('daemon', opts, chainArgs);
-  return new Promise((resolve) => {
-    const t = setTimeout(() => {
-      process.stderr.write(`dpipe: the background dpipe did not report within ${DAEMON_START_TIMEOUT_MS} ms\n`);
-      resolve(STARTUP_FAILED_EXIT_STATUS);
-    }, DAEMON_START_TIMEOUT_MS);
-    child.on('message', (m: { errors: string[]; status: number }) => {
-      clearTimeout(t);
-      for (const e of m.errors) process.stderr.write(`${e}\n`);
-      child.disconnect();
-      child.unref();
-      resolve(m.status);
-    });
-    child.on('exit', (code, signal) => {
-      clearTimeout(t);
-      resolve(statusOf(code, signal) || STARTUP_FAILED_EXIT_STATUS);
-    });
-  });
+  return waitForReport('dpipe', relaunch('daemon', opts, chainArgs));
 }
 
 /** -P without an own process group: runs dpipe again as a group leader and mirrors its fate. */
@@ -555,11 +545,13 @@ async function runChain(plan: Plan, opts: DpipeOptions, role: string | undefined
   // a signal that killed the commands may still be queued behind their exits: let it run first
   await new Promise((r) => setTimeout(r, SIGNAL_GRACE_MS));
   cleanup();
-  return lastStatus;
+  // the last command's status; a command that could not be executed at all is never a success
+  return anyExecFailed && lastStatus === 0 ? EXEC_FAILED_EXIT_STATUS : lastStatus;
 }
 
 /** Entry point of bin/dpipe; returns the exit status. */
 export async function main(argv: string[]): Promise<number> {
+  installCrashGuard('dpipe');
   process.title = 'dpipe';
   const role = process.env[INNER_ROLE_ENV];
   delete process.env[INNER_ROLE_ENV];
@@ -570,6 +562,10 @@ export async function main(argv: string[]): Promise<number> {
     ({ opts, rest } = parseOptions(argv));
     if (opts.help) {
       process.stdout.write(helpText());
+      return 0;
+    }
+    if (opts.version) {
+      process.stdout.write(`${versionLine('dpipe')}\n`);
       return 0;
     }
     plan = planWiring(parseChain(rest));

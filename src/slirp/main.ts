@@ -7,52 +7,67 @@
  */
 import path from 'node:path';
 import yargs from 'yargs';
-import { daemonize } from '../daemon.js';
-import { log, setProgram, setVerbose } from '../log.js';
-import type { PlugSide } from '../plug/plug.js';
-import { runPlug } from '../plug/run.js';
-import { parseLocator, type Locator } from '../plug/vnl.js';
-import { parseOctal } from '../switch/perms.js';
-import { buildSlirpConfig, parseForward, SlirpOptionError, type HostForward, type SlirpConfig } from './options.js';
+import { CliError, getoptLongOnly, helpText, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
+import { daemonize } from '../core/daemon.js';
+import { errorText, installCrashGuard } from '../core/errors.js';
+import { log, setProgram, setVerbose } from '../core/log.js';
+import { parseOctal } from '../core/perms.js';
+import { versionLine } from '../core/version.js';
+import { buildSlirpConfig, parseForward, SlirpOptionError, type HostForward, type SlirpConfig } from '../ports/kinds/slirp-options.js';
+import type { ConfiguredSlirpLocator, SlirpHandle } from '../ports/kinds/slirp.js';
+import { runWire } from '../ports/runwire.js';
+import { parseLocator, type Locator } from '../ports/vnl.js';
+import type { WireSide } from '../ports/wire.js';
 import { startSlirpConsole } from './console.js';
-import type { ConfiguredSlirpLocator, SlirpHandle } from './slirp.js';
 
+
+const OPTIONS = {
+  sock: { alias: ['s', 'socket', 'vdesock', 'unix'], type: 'string', describe: 'switch directory (or - for stdin/stdout)' },
+  pidfile: { alias: 'p', type: 'string', describe: 'write the process id to FILE (removed at exit)' },
+  logfile: { type: 'string', describe: 'append log messages to FILE (instead of stderr or syslog)' },
+  group: { alias: 'g', type: 'string', describe: 'group of the switch port socket' },
+  mod: { alias: ['m', 'mode'], type: 'string', describe: 'octal mode of the switch port socket' },
+  port: { alias: 'P', type: 'string', describe: 'switch port number' },
+  daemon: { alias: 'd', type: 'boolean', describe: 'run in the background (logs to --logfile, else syslog)' },
+  host: { alias: ['H', 'n', 'network'], type: 'string', describe: 'virtual gateway ADDR[/LEN] (default 10.0.2.2/24; host part 0 = network+2)' },
+  dns: { alias: ['N', 'nameserver'], type: 'string', describe: 'DNS proxy address (default network+3)' },
+  'dhcp-on': { type: 'boolean', hidden: true },
+  'dhcp-start': { type: 'string', hidden: true },
+  L: { type: 'string', array: true, describe: 'TCP forward HPORT:GUESTIP:GPORT ([HOSTIP:] prefix allowed), repeatable' },
+  U: { type: 'string', array: true, describe: 'UDP forward HPORT:GUESTIP:GPORT, repeatable' },
+  X: { type: 'string', describe: 'X11 forward (not implemented)' },
+  x: { type: 'string', describe: 'PORT:UNIXPATH forward (not implemented)' },
+  mgmt: { alias: 'M', type: 'string', describe: 'management socket: add/remove/list port forwards at run time' },
+  tftp: { alias: 't', type: 'string', describe: 'serve DIR over TFTP' },
+  quiet: { alias: 'q', type: 'boolean', describe: 'no start-up messages' },
+  verbose: { alias: 'v', type: 'boolean', describe: 'log debug messages and guest errors' },
+  'daemon-child': { type: 'boolean', hidden: true },
+} as const;
+const SPECS = specsFromOptions(OPTIONS, standardSpecs());
+
+/** The --help examples (each one line, ready to paste). */
+export const EXAMPLES: Example[] = [
+  { command: 'slirpvde -D /tmp/sw', what: 'NAT with DHCP for the switch in /tmp/sw (guests get 10.0.2.15, ...)' },
+  { command: 'slirpvde -D -L 2222:10.0.2.15:22 /tmp/sw', what: "also forward host port 2222 to a guest's ssh" },
+  { command: 'slirpvde -H 192.168.50.0/24 -D -t /srv/tftp /tmp/sw', what: 'other network, TFTP served from /srv/tftp' },
+  { command: 'dpipe vde_plug /tmp/sw = ssh host slirpvde -D -', what: 'NAT on a remote host over ssh' },
+  { command: 'slirpvde -D -M /tmp/nat.mgmt /tmp/sw', what: 'with a console: vdecmd -s /tmp/nat.mgmt fwd/add tcp 8080:10.0.2.15:80' },
+  { command: "vde_plug 'slirp:///tcpfwd=8080:10.0.2.15:80' /tmp/sw", what: 'the vdeplug4 equivalent (DHCP on, IPv6 too)' },
+];
 
 function parser(argv: string[]) {
   return yargs(argv)
     .scriptName('slirpvde')
     .usage('Usage: slirpvde [OPTIONS] [SWITCHDIR]\n\nUser-mode NAT (libslirp) for a VDE switch; SWITCHDIR "-" = frames on stdin/stdout (2-byte length framing).')
-    .option('sock', { alias: ['s', 'socket', 'vdesock', 'unix'], type: 'string', describe: 'switch directory (or - for stdin/stdout)' })
-    .option('pidfile', { alias: 'p', type: 'string', describe: 'write the process id to FILE' })
-    .option('group', { alias: 'g', type: 'string', describe: 'group of the switch port socket' })
-    .option('mod', { alias: ['m', 'mode'], type: 'string', describe: 'octal mode of the switch port socket' })
-    .option('port', { alias: 'P', type: 'string', describe: 'switch port number' })
-    .option('daemon', { alias: 'd', type: 'boolean', describe: 'run in the background' })
-    .option('host', { alias: ['H', 'n', 'network'], type: 'string', describe: 'virtual gateway ADDR[/LEN] (default 10.0.2.2/24; host part 0 = network+2)' })
-    .option('dns', { alias: ['N', 'nameserver'], type: 'string', describe: 'DNS proxy address (default network+3)' })
-    .option('dhcp-on', { type: 'boolean', hidden: true })
-    .option('dhcp-start', { type: 'string', hidden: true })
-    .option('L', { type: 'string', array: true, describe: 'TCP forward HPORT:GUESTIP:GPORT ([HOSTIP:] prefix allowed), repeatable' })
-    .option('U', { type: 'string', array: true, describe: 'UDP forward HPORT:GUESTIP:GPORT, repeatable' })
-    .option('X', { type: 'string', describe: 'X11 forward (not implemented)' })
-    .option('x', { type: 'string', describe: 'PORT:UNIXPATH forward (not implemented)' })
-    .option('mgmt', { alias: 'M', type: 'string', describe: 'management socket: add/remove/list port forwards at run time (vdecmd -s PATH fwd/add tcp 8080:10.0.2.15:80)' })
-    .option('tftp', { alias: 't', type: 'string', describe: 'serve DIR over TFTP' })
-    .option('quiet', { alias: 'q', type: 'boolean', describe: 'no start-up messages' })
-    .option('verbose', { alias: 'v', type: 'boolean', describe: 'log debug messages and guest errors' })
-    .option('daemon-child', { type: 'boolean', hidden: true })
-    .epilog('-D, --dhcp[=START]  serve DHCP (off unless given), pool from START (default network+15)')
-    .example('slirpvde -D /tmp/sw', 'NAT with DHCP for the switch in /tmp/sw (guests get 10.0.2.15, ...)')
-    .example('slirpvde -D -L 2222:10.0.2.15:22 /tmp/sw', 'also forward host port 2222 to a guest\'s ssh')
-    .example('slirpvde -H 192.168.50.0/24 -D -t /srv/tftp /tmp/sw', 'other network, TFTP served from /srv/tftp')
-    .example('dpipe vde_plug /tmp/sw = ssh host slirpvde -D -', 'NAT on a remote host over ssh')
-    .example('slirpvde -D -M /tmp/nat.mgmt /tmp/sw; vdecmd -s /tmp/nat.mgmt fwd/add tcp 8080:10.0.2.15:80', 'add a port forward at run time')
-    .example("vde_plug 'slirp:///tcpfwd=8080:10.0.2.15:80' /tmp/sw", 'the vdeplug4 equivalent (DHCP on, IPv6 too)')
-    .strictOptions()
-    .wrap(Math.min(110, process.stdout.columns || 100))
-    .help('help')
-    .alias('help', 'h')
+    .options(OPTIONS)
     .version(false)
+    .option('version', { type: 'boolean', describe: 'print the version' })
+    .epilog('-D, --dhcp[=START]  serve DHCP (off unless given), pool from START (default network+15)')
+    .strictOptions()
+    .parserConfiguration({ 'greedy-arrays': false })
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .help(false)
+    .option('help', { alias: 'h', type: 'boolean', describe: 'show this help' })
     .fail((msg, err) => {
       throw err ?? new Error(msg);
     });
@@ -97,58 +112,86 @@ export function slirpvdeConfig(a: Record<string, unknown>): SlirpConfig {
 }
 
 
+/** Parses a slirpvde command line (no side effects): the two sides, the configuration and the parsed options. */
+export async function parseSlirpvdeArgs(argv: string[]): Promise<{ a: Record<string, unknown>; args: string[]; sides: [WireSide, WireSide] | null; cfg: SlirpConfig | null }> {
+  const args = getoptLongOnly(rewriteDhcp(argv), SPECS);
+  const a = (await parser(args).parseAsync()) as Record<string, unknown>;
+  if (a.help || a.version) return { a, args, sides: null, cfg: null };
+  if (a.X !== undefined) throw new CliError('-X (X11 forwarding) is not implemented in this build');
+  if (a.x !== undefined) throw new CliError('-x (PORT:UNIXPATH forwarding) is not implemented in this build');
+  const pos = (a._ as (string | number)[]).map(String);
+  if (pos.length > 1) throw new CliError(`too many arguments: ${pos.join(' ')}`);
+  if (pos.length === 1 && a.sock !== undefined) throw new CliError('give the switch either with -s or as an argument, not both');
+  const dir = (a.sock as string | undefined) ?? pos[0] ?? '';
+  let mode: number | undefined;
+  if (a.mod !== undefined) {
+    mode = parseOctal(String(a.mod));
+    if (mode === undefined) throw new CliError(`-m: "${String(a.mod)}" is not an octal mode`);
+  }
+  let port: number | undefined;
+  if (a.port !== undefined) {
+    const p = String(a.port);
+    if (!/^\d{1,5}$/.test(p) || Number(p) > 65535) throw new CliError(`-P: "${p}" is not a port number`);
+    port = Number(p);
+  }
+  const cfg = slirpvdeConfig(a);
+  const swLoc: Locator = dir === '-' ? { kind: 'stdio' } : dir.includes('://') ? parseLocator(dir) : { kind: 'vde', path: dir === '' ? '' : path.resolve(dir) };
+  const slirpLoc: ConfiguredSlirpLocator = { kind: 'slirp', options: {}, config: cfg };
+  const sides: [WireSide, WireSide] = [
+    { locator: swLoc, options: { description: 'slirpvde:', group: a.group as string | undefined, mode, port }, reconnect: false },
+    { locator: slirpLoc, options: {}, reconnect: false },
+  ];
+  return { a, args, sides, cfg };
+}
+
 /** Entry point of bin/slirpvde; resolves with the exit status. */
 export async function main(argv: string[]): Promise<number> {
+  installCrashGuard('slirpvde');
   setProgram('slirpvde');
   let a: Record<string, unknown>;
-  let sides: [PlugSide, PlugSide];
-  let cfg: SlirpConfig;
+  let args: string[];
+  let sides: [WireSide, WireSide] | null;
+  let cfg: SlirpConfig | null;
   try {
-    a = (await parser(rewriteDhcp(argv)).parseAsync()) as Record<string, unknown>;
-    if (a.X !== undefined) throw new Error('-X (X11 forwarding) is not implemented in this build');
-    if (a.x !== undefined) throw new Error('-x (PORT:UNIXPATH forwarding) is not implemented in this build');
-    const pos = (a._ as (string | number)[]).map(String);
-    if (pos.length > 1) throw new Error(`too many arguments: ${pos.join(' ')}`);
-    if (pos.length === 1 && a.sock !== undefined) throw new Error('give the switch either with -s or as an argument, not both');
-    const dir = (a.sock as string | undefined) ?? pos[0] ?? '';
-    let mode: number | undefined;
-    if (a.mod !== undefined) {
-      mode = parseOctal(String(a.mod));
-      if (mode === undefined) throw new Error(`-m: "${String(a.mod)}" is not an octal mode`);
-    }
-    let port: number | undefined;
-    if (a.port !== undefined) {
-      const p = String(a.port);
-      if (!/^\d{1,5}$/.test(p) || Number(p) > 65535) throw new Error(`-P: "${p}" is not a port number`);
-      port = Number(p);
-    }
-    cfg = slirpvdeConfig(a);
-    const swLoc: Locator = dir === '-' ? { kind: 'stdio' } : dir.includes('://') ? parseLocator(dir) : parseLocator(`vde://${dir}`);
-    const slirpLoc: ConfiguredSlirpLocator = { kind: 'slirp', options: {}, config: cfg };
-    sides = [
-      { locator: swLoc, options: { description: 'slirpvde:', group: a.group as string | undefined, mode, port }, reconnect: false },
-      { locator: slirpLoc, options: {}, reconnect: false },
-    ];
+    ({ a, args, sides, cfg } = await parseSlirpvdeArgs(argv));
   } catch (e) {
-    const msg = e instanceof SlirpOptionError ? `option ${e.message}` : (e as Error).message;
+    const msg = e instanceof SlirpOptionError ? `option ${e.message}` : errorText(e);
     process.stderr.write(`slirpvde: ${msg}\nTry 'slirpvde --help' for the syntax.\n`);
     return 1;
   }
+  if (a.version) {
+    process.stdout.write(`${versionLine('slirpvde')}\n`);
+    return 0;
+  }
+  if (!sides || !cfg) {
+    process.stdout.write(await helpText(parser([]), EXAMPLES));
+    return 0;
+  }
+  const config = cfg;
   if (a.verbose) setVerbose(true);
-  if (a.daemon && !a['daemon-child']) return daemonize('slirpvde', argv.filter((x) => x !== '-d' && x !== '--daemon'));
-  return runPlug(sides, {
+  const logFile = a.logfile ? path.resolve(String(a.logfile)) : undefined;
+  const mgmt = a.mgmt ? path.resolve(String(a.mgmt)) : undefined;
+  if (a.daemon && !a['daemon-child']) {
+    const rest = args.filter((x) => x !== '--daemon').map((x) => {
+      const m = /^--(pidfile|logfile|mgmt|sock|tftp)=(.*)$/.exec(x);
+      return m && !(m[1] === 'sock' && (m[2] === '-' || m[2].includes('://'))) ? `--${m[1]}=${path.resolve(m[2])}` : x;
+    });
+    return daemonize('slirpvde', rest, { logFile });
+  }
+  return runWire(sides, {
     program: 'slirpvde',
     daemonChild: Boolean(a['daemon-child']),
-    pidfile: a.pidfile as string | undefined,
-    afterStart: async (plug) => {
-      if (!a.quiet && sides[0].locator.kind !== 'stdio') {
-        const fw = cfg.forwards.map((f) => ` ${f.udp ? 'udp' : 'tcp'} ${f.hostAddr}:${f.hostPort}->${f.guestAddr}:${f.guestPort}`).join('');
-        log('info', `gateway ${cfg.host}/${cfg.prefixLen}, DNS ${cfg.nameserver}, DHCP ${cfg.dhcp ? `from ${cfg.dhcpStart}` : 'off'}${cfg.tftpPath ? `, TFTP ${cfg.tftpPath}` : ''}${fw ? `, forwards${fw}` : ''}`);
+    pidfile: a.pidfile ? path.resolve(String(a.pidfile)) : undefined,
+    logFile,
+    afterStart: async (wire) => {
+      if (!a.quiet && sides![0].locator.kind !== 'stdio') {
+        const fw = config.forwards.map((f) => ` ${f.udp ? 'udp' : 'tcp'} ${f.hostAddr}:${f.hostPort}->${f.guestAddr}:${f.guestPort}`).join('');
+        log('info', `gateway ${config.host}/${config.prefixLen}, DNS ${config.nameserver}, DHCP ${config.dhcp ? `from ${config.dhcpStart}` : 'off'}${config.tftpPath ? `, TFTP ${config.tftpPath}` : ''}${fw ? `, forwards${fw}` : ''}`);
       }
-      if (!a.mgmt) return;
-      const handle = (plug.endpoint(1) as { slirp?: SlirpHandle } | null)?.slirp;
+      if (!mgmt) return;
+      const handle = (wire.endpoint(1) as { slirp?: SlirpHandle } | null)?.slirp;
       if (!handle) throw new Error('the slirp endpoint is not available');
-      return startSlirpConsole(path.resolve(String(a.mgmt)), handle, [...cfg.forwards]);
+      return startSlirpConsole(mgmt, handle, [...config.forwards]);
     },
   });
 }

@@ -1,24 +1,30 @@
 /**
  * The control-socket server of the switch: accepts clients on DIR/ctl, reads one handshake
- * request, checks it (magic, version, type, port range, client socket, access control), creates
- * the per-endpoint datagram socket DIR/NNN.F, hands its fd to the engine and answers with the
- * 110-byte address. Any refusal closes the stream at once with a logged reason (vde2 2.3.2 left
- * such clients hanging). EOF on the control stream removes the endpoint and its socket file.
+ * request (protocol/request.ts: a client whose first bytes cannot begin a valid request is
+ * refused at once, not after the request timeout), checks it (port range, client socket, access
+ * control), creates the per-endpoint datagram socket DIR/NNN.F with its final mode, hands its fd
+ * to the engine and answers with the 110-byte address. Any refusal closes the stream at once
+ * with a logged (rate-limited) reason; vde2 2.3.2 left such clients hanging. EOF on the control
+ * stream removes the endpoint and its socket file.
  */
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { log } from '../log.js';
-import { EpKind, MAX_VDE_FRAME_BYTES, native, sys } from '../native.js';
-import { encodeSockaddr, MAX_REQUEST_BYTES, minimumRequestBytes, parseRequest, type PortRequest } from './handshake.js';
-import { type SwitchState, SwitchError, type PortInfo } from './state.js';
+import { ErrnoError } from '../core/errors.js';
+import { log } from '../core/log.js';
+import { listenUnix, OwnedPath, probeDgramPath } from '../core/sockpath.js';
+import { EpKind, MAX_VDE_FRAME_BYTES, native } from '../native/index.js';
+import { encodeSockaddr, type PortRequest } from '../protocol/handshake.js';
+import { readRequest } from '../protocol/request.js';
+import { clientSocketOwner, createDataSocket } from '../ports/datasock.js';
+import type { SwitchState, PortInfo } from './state.js';
 
-/** How long a client may take to send its whole request. */
-export const REQUEST_TIMEOUT_MS = 2000;
+export { REQUEST_TIMEOUT_MS } from '../protocol/request.js';
+export { DATA_SOCKET_BUFFER_BYTES } from '../ports/datasock.js';
 /** Backlog of the listening socket, as vde2. */
 export const CTL_BACKLOG = 15;
-/** Socket buffer size of data sockets (bytes). */
-export const DATA_SOCKET_BUFFER_BYTES = 1 << 20;
+/** vde2's data socket names: port number (3 digits or more), a dot, the switch's fd number. */
+export const DATA_SOCKET_NAME = /^\d{3,}\.\d+$/;
 
 export interface CtlOptions {
   dir: string;
@@ -34,10 +40,33 @@ export function dataSocketPath(dir: string, port: number, fd: number): string {
   return path.join(dir, `${String(port).padStart(3, '0')}.${fd}`);
 }
 
+/**
+ * Removes the data sockets a killed switch left in DIR: only files named as vde2 names them
+ * (DIR/NNN.F) that are sockets nobody answers on. Returns how many went.
+ */
+export function reclaimStaleDataSockets(dir: string): number {
+  let n = 0;
+  let names: string[];
+  try {
+    names = fs.readdirSync(dir);
+  } catch {
+    return 0;
+  }
+  for (const name of names) {
+    if (!DATA_SOCKET_NAME.test(name)) continue;
+    const p = path.join(dir, name);
+    if (probeDgramPath(p) !== 'stale') continue;
+    fs.rmSync(p, { force: true });
+    n++;
+  }
+  return n;
+}
+
 /** The control server; `listen()` binds DIR/ctl, `close()` drops every client. */
 export class CtlServer {
   private server: net.Server | null = null;
   private clients = new Set<net.Socket>();
+  private owned: OwnedPath | null = null;
   readonly ctlPath: string;
 
   constructor(
@@ -47,119 +76,77 @@ export class CtlServer {
     this.ctlPath = path.join(opts.dir, 'ctl');
   }
 
-  /** Binds and listens on DIR/ctl (the caller checked for a live switch first). */
+  /** Binds and listens on DIR/ctl with its final mode (the caller checked the path is free). */
   async listen(): Promise<void> {
-    const srv = net.createServer({ allowHalfOpen: false }, (s) => this.onClient(s));
+    const srv = net.createServer({ allowHalfOpen: false }, (s) => void this.onClient(s));
     srv.maxConnections = 100000;
-    await new Promise<void>((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen({ path: this.ctlPath, backlog: CTL_BACKLOG }, () => {
-        srv.off('error', reject);
-        resolve();
-      });
-    });
+    await listenUnix(srv, this.ctlPath, this.opts.mode, CTL_BACKLOG);
+    this.owned = OwnedPath.record(this.ctlPath);
     srv.on('error', (e) => log('error', `control socket: ${e.message}`));
-    fs.chmodSync(this.ctlPath, this.opts.mode);
     if (this.opts.gid !== null) fs.chownSync(this.ctlPath, -1, this.opts.gid);
     this.server = srv;
   }
 
-  /** Stops listening, closes every client and unlinks DIR/ctl. */
+  /** Stops listening, closes every client and unlinks DIR/ctl (if it is still ours). */
   close(): void {
     this.server?.close();
     this.server = null;
     for (const c of this.clients) c.destroy();
     this.clients.clear();
-    try {
-      fs.unlinkSync(this.ctlPath);
-    } catch {
-      /* already gone */
-    }
+    this.owned?.release();
+    this.owned = null;
   }
 
-  private onClient(s: net.Socket): void {
+  private async onClient(s: net.Socket): Promise<void> {
     this.clients.add(s);
-    let buf = Buffer.alloc(0);
-    let done = false;
-    let timer: NodeJS.Timeout | null = null;
-    const refuse = (reason: string): void => {
-      done = true;
-      if (timer) clearTimeout(timer);
-      log('warning', `control: refused a client: ${reason}`);
-      s.destroy();
-    };
-    const tryParse = (): void => {
-      if (done) return;
-      if (buf.length > MAX_REQUEST_BYTES) return refuse(`request of ${buf.length} bytes exceeds ${MAX_REQUEST_BYTES}`);
-      if (buf.length < minimumRequestBytes(buf)) {
-        timer ??= setTimeout(() => refuse(`truncated request (${buf.length} bytes in ${REQUEST_TIMEOUT_MS} ms)`), REQUEST_TIMEOUT_MS);
-        return;
-      }
-      const r = parseRequest(buf);
-      if (!r.ok) return refuse(r.reason);
-      done = true;
-      if (timer) clearTimeout(timer);
-      s.removeListener('data', onData);
-      try {
-        this.accept(s, r.req);
-      } catch (e) {
-        const err = e as Error;
-        refuse(`${r.req.description || 'client'}: ${err.message}`);
-      }
-    };
-    const onData = (d: Buffer): void => {
-      buf = Buffer.concat([buf, d]);
-      tryParse();
-    };
-    s.on('data', onData);
     s.on('error', () => s.destroy());
-    s.on('close', () => {
-      this.clients.delete(s);
-      if (timer) clearTimeout(timer);
-    });
-  }
-
-  private clientUid(req: PortRequest): number | null {
-    if (req.abstract) return null;
-    let st: fs.Stats;
+    s.on('close', () => this.clients.delete(s));
+    let req: PortRequest;
     try {
-      st = fs.statSync(req.sockPath);
+      req = await readRequest(s);
     } catch (e) {
-      throw new Error(`client socket ${req.sockPath}: ${(e as Error).message}`);
+      log('warning', `control: refused a client: ${(e as Error).message}`, 'ctl-refused');
+      s.destroy();
+      return;
     }
-    if (!st.isSocket()) throw new Error(`client socket ${req.sockPath} is not a socket`);
     try {
-      fs.accessSync(req.sockPath, fs.constants.R_OK | fs.constants.W_OK);
-    } catch {
-      throw new Error(`client socket ${req.sockPath}: permission denied`);
+      this.accept(s, req);
+    } catch (e) {
+      log('warning', `control: refused a client: ${req.description || 'client'}: ${(e as Error).message}`, 'ctl-refused');
+      s.destroy();
     }
-    return st.uid;
   }
 
   private accept(s: net.Socket, req: PortRequest): void {
-    const a = native();
-    const uid = this.clientUid(req);
+    if (s.destroyed) return;
+    const uid = req.abstract ? null : clientSocketOwner(req.sockPath);
     let port: PortInfo;
     try {
       port = this.state.allocate(req.port, req.type === 1, uid);
     } catch (e) {
-      if (e instanceof SwitchError) throw new Error(`port ${req.type === 1 ? 0 : req.port || 'any'}: ${e.message}`);
+      if (e instanceof ErrnoError) throw new Error(`port ${req.type === 1 ? 0 : req.port || 'any'}: ${e.message}`);
       throw e;
     }
-    const fd = sys('data socket', () => a.unixDgramSocket(DATA_SOCKET_BUFFER_BYTES));
+    // the data socket's name carries its fd number: make the socket, then bind it under that name
+    const a = native();
+    const isRoot = process.geteuid?.() === 0;
+    const { mode, gid, mgmtMode, mgmtGid } = this.opts;
+    const sockMode = port.num === 0 ? mgmtMode : isRoot && uid !== null ? mode & 0o700 : mode;
+    const sockGid = port.num === 0 ? mgmtGid : gid;
+    let fd = -1;
     let dataPath = '';
     let engineId = 0;
+    let owned: OwnedPath | null = null;
     try {
-      sys(`connect to client socket ${req.sockPath}`, () => a.unixConnect(fd, req.sockPath));
-      dataPath = dataSocketPath(this.opts.dir, port.num, fd);
-      fs.rmSync(dataPath, { force: true });
-      sys(`bind ${dataPath}`, () => a.unixBind(fd, dataPath));
-      this.setDataPerms(dataPath, port.num, uid);
+      fd = createDataSocket(req.sockPath, (p) => (dataPath = dataSocketPath(this.opts.dir, port.num, p)), sockMode);
+      owned = OwnedPath.record(dataPath);
+      if (port.num !== 0 && isRoot && uid !== null) fs.chownSync(dataPath, uid, sockGid ?? -1);
+      else if (sockGid !== null) fs.chownSync(dataPath, -1, sockGid);
       engineId = this.state.engine.addEndpoint(port.num, fd, EpKind.Dgram, MAX_VDE_FRAME_BYTES, true);
       if (!engineId) throw new Error('the engine refused the endpoint');
     } catch (e) {
-      if (!engineId) a.closeFd(fd);
-      if (dataPath) fs.rmSync(dataPath, { force: true });
+      if (!engineId && fd >= 0) a.closeFd(fd);
+      owned?.release();
       throw e;
     }
     const id = fd;
@@ -169,7 +156,7 @@ export class CtlServer {
       if (closed) return;
       closed = true;
       this.state.engine.removeEndpoint(engineId);
-      fs.rmSync(dataPath, { force: true });
+      owned!.release();
       this.state.detach(portNum, id);
       s.destroy();
     };
@@ -180,22 +167,5 @@ export class CtlServer {
     });
     s.write(encodeSockaddr(dataPath));
     log('debug', `port ${portNum}: new endpoint ${id} "${req.description}"`);
-  }
-
-  private setDataPerms(p: string, port: number, uid: number | null): void {
-    const { mode, gid, mgmtMode, mgmtGid } = this.opts;
-    const isRoot = process.geteuid?.() === 0;
-    if (port === 0) {
-      fs.chmodSync(p, mgmtMode);
-      if (mgmtGid !== null) fs.chownSync(p, -1, mgmtGid);
-      return;
-    }
-    if (isRoot && uid !== null) {
-      fs.chmodSync(p, mode & 0o700);
-      fs.chownSync(p, uid, gid ?? -1);
-    } else {
-      fs.chmodSync(p, mode);
-      if (gid !== null) fs.chownSync(p, -1, gid);
-    }
   }
 }

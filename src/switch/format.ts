@@ -1,32 +1,11 @@
 /**
- * Text layouts of the vde2 console that scripts parse (`port/print`, `hash/print`, `vlan/print`,
- * status lines, help table), kept byte-exact to PROTOCOL.md §6, plus the JSON forms of the same
- * data. Pure functions from state snapshots to strings.
+ * Text layouts of the vde2 console that scripts parse (`port/print`, `hash/print`), kept
+ * byte-exact to PROTOCOL.md §6.4, plus the JSON forms of the same data. Pure functions from
+ * state snapshots to strings (status lines and the help table are protocol/console.ts).
  */
-import type { MacEntryInfo, PortCounters } from '../native.js';
-import { groupName, userName } from './perms.js';
+import type { MacEntryInfo, PortCounters } from '../native/index.js';
+import { groupName, userName } from '../core/perms.js';
 import type { PortInfo } from './state.js';
-
-const STRERROR: Record<number, string> = {
-  0: 'Success',
-  1: 'Operation not permitted',
-  2: 'No such file or directory',
-  6: 'No such device or address',
-  9: 'Bad file descriptor',
-  12: 'Cannot allocate memory',
-  13: 'Permission denied',
-  17: 'File exists',
-  19: 'No such device',
-  22: 'Invalid argument',
-  28: 'No space left on device',
-  38: 'Function not implemented',
-  98: 'Address already in use',
-};
-
-/** The status line of a command result: `1000 Success`, `1022 Invalid argument`, ... */
-export function statusLine(errno: number): string {
-  return `1${String(errno).padStart(3, '0')} ${STRERROR[errno] ?? `Unknown error ${errno}`}`;
-}
 
 /** Pads/truncates as printf %-Ns. */
 export function padRight(s: string, n: number): string {
@@ -78,9 +57,4 @@ export function portJson(p: PortInfo, c: PortCounters): object {
 /** One `hash/print` line (hash/find passes portOffset 1 to keep vde2's off-by-one). */
 export function hashLine(e: MacEntryInfo, portOffset = 0): string {
   return `Hash: ${n4(e.bucket ?? 0)} Addr: ${e.mac} VLAN ${n4(e.vlan)} to port: ${String(e.port + portOffset).padStart(3, '0')}  age ${e.ageSeconds} secs`;
-}
-
-/** One help table line. */
-export function helpLine(path: string, syntax: string, help: string): string {
-  return `${padRight(path, 18)} ${padRight(syntax, 15)} ${help}`;
 }

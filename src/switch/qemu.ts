@@ -8,13 +8,18 @@
  *       (-netdev stream,server=on / -netdev socket,listen=); re-connects with backoff
  *   --qemu-dgram unix:PATH | udp:[HOST:]PORT     raw frames per datagram (-netdev dgram); the
  *       first sender becomes the peer
+ *
+ * Each is an endpoint kind of ports/ (stream and dgram, QEMU framing), attached with the one
+ * attach lifecycle; a unix path that another process serves is refused, never taken over.
  */
-import fs from 'node:fs';
 import net from 'node:net';
-import { log } from '../log.js';
-import { takeSocketFd } from '../sockets.js';
-import { EpKind, MAX_STREAM_FRAME_BYTES, native, sys } from '../native.js';
-import type { SwitchState, PortInfo } from './state.js';
+import { log } from '../core/log.js';
+import { Attachment, releaseEndpoint } from '../ports/attach.js';
+import type { OpenedEndpoint } from '../ports/endpoint.js';
+import { openEndpoint } from '../ports/registry.js';
+import { StreamListener } from '../ports/kinds/stream.js';
+import type { DgramLocator, StreamLocator } from '../ports/vnl.js';
+import type { PortInfo, SwitchState } from './state.js';
 
 /** Pause between attempts of a --qemu-connect port to reach its QEMU. */
 export const QEMU_RECONNECT_FIRST_MS = 100;
@@ -51,10 +56,23 @@ function describe(a: QemuAddr): string {
   return a.transport === 'unix' ? `unix:${a.path}` : `${a.transport}:${a.host}:${a.port}`;
 }
 
+/** The stream locator of a --qemu-listen / --qemu-connect address (QEMU's 4-byte framing). */
+function streamLocator(a: QemuAddr, role: 'server' | 'client'): StreamLocator {
+  return a.transport === 'unix'
+    ? { kind: 'stream', transport: 'unix', role, path: a.path, framing: 4 }
+    : { kind: 'stream', transport: 'tcp', role, host: a.host, port: a.port, framing: 4 };
+}
+
+/** The dgram locator of a --qemu-dgram address: bound locally, the peer adopted when it first sends. */
+function dgramLocator(a: QemuAddr): DgramLocator {
+  return a.transport === 'unix'
+    ? { kind: 'dgram', transport: 'unix', localPath: a.path }
+    : { kind: 'dgram', transport: 'udp', localHost: a.host, localPort: a.port };
+}
 
 /** The QEMU-facing sockets of one switch. */
 export class QemuPorts {
-  private servers: net.Server[] = [];
+  private listeners: StreamListener[] = [];
   private closers: Array<() => void> = [];
   private stopped = false;
 
@@ -65,81 +83,63 @@ export class QemuPorts {
     for (const s of specs) {
       if (s.role === 'listen') await this.listen(s.addr);
       else if (s.role === 'connect') this.connect(s.addr, QEMU_RECONNECT_FIRST_MS);
-      else this.dgram(s.addr);
+      else await this.dgram(s.addr);
     }
   }
 
-  private attach(fd: number, kind: EpKind, adopt: boolean, description: string, onGone?: () => void): void {
+  /** Gives an opened endpoint an automatically allocated switch port. */
+  private attach(ep: OpenedEndpoint, description: string, onGone?: () => void): void {
     let port: PortInfo;
     try {
       port = this.state.allocate(0, false, null);
     } catch (e) {
-      native().closeFd(fd);
+      releaseEndpoint(ep);
       throw e;
     }
-    const engineId = this.state.engine.addEndpoint(port.num, fd, kind, MAX_STREAM_FRAME_BYTES, true, undefined, adopt);
-    if (!engineId) {
-      native().closeFd(fd);
-      throw new Error(`${description}: the engine refused the endpoint`);
-    }
+    const id = ep.fd;
     let closed = false;
-    const id = fd;
-    this.state.attach(port, {
-      id,
-      engineId,
-      module: 'qemu',
-      description,
-      uid: null,
-      close: () => {
-        if (closed) return;
-        closed = true;
-        this.state.engine.removeEndpoint(engineId);
-        this.state.detach(port.num, id);
-        if (!this.stopped) onGone?.();
-      },
-    });
+    const close = (engineDropped = false): void => {
+      if (closed) return;
+      closed = true;
+      at.close(engineDropped);
+      this.state.detach(port.num, id);
+      if (!this.stopped) onGone?.();
+    };
+    const at = Attachment.attach(this.state.engine, port.num, ep, () => close());
+    this.state.attach(port, { id, engineId: at.engineId, module: 'qemu', description, uid: null, close: () => close() });
     log('info', `port ${port.num}: ${description}`);
   }
 
   private async listen(a: QemuAddr): Promise<void> {
-    const what = `QEMU stream listener ${describe(a)}`;
-    if (a.transport === 'unix') fs.rmSync(a.path, { force: true });
-    const srv = net.createServer({ pauseOnConnect: true }, (sock) => {
-      try {
-        if (a.transport !== 'unix') sock.setNoDelay(true);
-        const peer = a.transport === 'unix' ? a.path : `${sock.remoteAddress}:${sock.remotePort}`;
-        this.attach(takeSocketFd(sock), EpKind.Stream4, false, `qemu stream ${peer}`);
-      } catch (e) {
-        log('warning', `${what}: ${(e as Error).message}`);
-        sock.destroy();
-      }
-    });
-    await new Promise<void>((resolve, reject) => {
-      srv.once('error', (e) => reject(new Error(`${what}: ${e.message}`)));
-      srv.listen(a.transport === 'unix' ? { path: a.path } : { host: a.host, port: a.port }, () => resolve());
-    });
-    srv.on('error', (e) => log('error', `${what}: ${e.message}`));
-    this.servers.push(srv);
-    if (a.transport === 'unix') this.closers.push(() => fs.rmSync(a.path, { force: true }));
+    const what = `--qemu-listen ${describe(a)}`;
+    const l = new StreamListener(
+      streamLocator(a, 'server'),
+      (ep, peer) => {
+        try {
+          this.attach(ep, `qemu stream ${peer}`);
+        } catch (e) {
+          log('warning', `${what}: ${(e as Error).message}`);
+        }
+      },
+      (e) => log('error', `${what}: ${e.message}`),
+    );
+    await l.listen(what);
+    this.listeners.push(l);
   }
 
   private connect(a: QemuAddr, delayMs: number): void {
     if (this.stopped) return;
-    const what = `QEMU stream ${describe(a)}`;
-    const s = net.connect(a.transport === 'unix' ? { path: a.path } : { host: a.host, port: a.port });
-    s.once('connect', () => {
-      try {
-        if (a.transport !== 'unix') s.setNoDelay(true);
-        this.attach(takeSocketFd(s), EpKind.Stream4, false, `qemu stream client ${describe(a)}`, () => this.retry(a, QEMU_RECONNECT_FIRST_MS));
-      } catch (e) {
-        log('warning', `${what}: ${(e as Error).message}`);
-        this.retry(a, delayMs);
-      }
-    });
-    s.once('error', () => {
-      s.destroy();
-      this.retry(a, delayMs);
-    });
+    openEndpoint(streamLocator(a, 'client'))
+      .then((ep) => {
+        if (this.stopped) return releaseEndpoint(ep);
+        try {
+          this.attach(ep, `qemu stream client ${describe(a)}`, () => this.retry(a, QEMU_RECONNECT_FIRST_MS));
+        } catch (e) {
+          log('warning', `QEMU stream ${describe(a)}: ${(e as Error).message}`);
+          this.retry(a, delayMs);
+        }
+      })
+      .catch(() => this.retry(a, delayMs));
   }
 
   private retry(a: QemuAddr, delayMs: number): void {
@@ -149,35 +149,21 @@ export class QemuPorts {
     this.closers.push(() => clearTimeout(t));
   }
 
-  private dgram(a: QemuAddr): void {
-    const n = native();
-    let fd: number;
-    if (a.transport === 'unix') {
-      fs.rmSync(a.path, { force: true });
-      fd = n.unixDgramSocket(1 << 20);
-      try {
-        sys(`--qemu-dgram ${describe(a)}`, () => n.unixBind(fd, a.path));
-      } catch (e) {
-        n.closeFd(fd);
-        throw e;
-      }
-      this.closers.push(() => fs.rmSync(a.path, { force: true }));
-    } else {
-      fd = n.udpSocket(net.isIP(a.host) === 6 ? 6 : 4);
-      try {
-        sys(`--qemu-dgram ${describe(a)}`, () => n.ipBind(fd, a.host, a.port));
-      } catch (e) {
-        n.closeFd(fd);
-        throw e;
-      }
+  private async dgram(a: QemuAddr): Promise<void> {
+    const what = `--qemu-dgram ${describe(a)}`;
+    let ep: OpenedEndpoint;
+    try {
+      ep = await openEndpoint(dgramLocator(a));
+    } catch (e) {
+      throw new Error(`${what}: ${(e as Error).message.replace(/^dgram unix \S+: /, '')}`);
     }
-    this.attach(fd, EpKind.Dgram, true, `qemu dgram ${describe(a)}`);
+    this.attach(ep, `qemu dgram ${describe(a)}`);
   }
 
   /** Closes the listeners and sockets (the ports' endpoints are closed by the switch). */
   close(): void {
     this.stopped = true;
-    for (const s of this.servers) s.close();
+    for (const l of this.listeners) l.close();
     for (const c of this.closers) c();
   }
 }

@@ -5,13 +5,24 @@
  * VLAN/port facts in the form the frame path needs). Port numbers follow vde2 HEAD: `numPorts` N
  * gives ordinary ports 1..N plus the special port 0.
  */
-import { NativeStpState, type NativeEngine, type PortCounters } from '../native.js';
-import { userInGroup } from './perms.js';
+import { E, ErrnoError } from '../core/errors.js';
+import { userInGroup } from '../core/perms.js';
+import { NativeStpState, type NativeEngine, type PortCounters } from '../native/index.js';
+
+export { E };
 
 /** "No untagged VLAN": the port drops untagged frames. */
 export const VLAN_NONE = 4095;
 /** Highest VLAN id `vlan/create` accepts (vde2 accepts 1..4093). */
 export const VLAN_MAX_CREATE = 4093;
+/** Most ordinary ports a switch may have (-n, port/setnumports). */
+export const MAX_NUMPORTS = 65535;
+/** Largest MAC table size hint (--hashsize, hash/setsize), in entries. */
+export const MAX_HASH_SIZE_ENTRIES = 1 << 20;
+/** Default, smallest and largest maximum of MAC table entries (--max-macs, hash/setmax). */
+export const DEFAULT_MAC_ENTRIES = 65536;
+export const MIN_MAC_ENTRIES = 16;
+export const MAX_MAC_ENTRIES = 1 << 20;
 
 export type EndpointModule = 'unix prog' | 'tuntap' | 'stream' | 'qemu';
 
@@ -40,16 +51,7 @@ export interface PortInfo {
 }
 
 /** errno-style failure raised by state operations; the console prints it as `1NNN text`. */
-export class SwitchError extends Error {
-  constructor(
-    readonly errno: number,
-    message: string,
-  ) {
-    super(message);
-  }
-}
-
-export const E = { EPERM: 1, ENOENT: 2, ENXIO: 6, EBADF: 9, EEXIST: 17, ENODEV: 19, EINVAL: 22, ENOSPC: 28, ENOSYS: 38, EADDRINUSE: 98 };
+export const SwitchError = ErrnoError;
 
 export class SwitchState {
   numPorts: number;
@@ -61,6 +63,7 @@ export class SwitchState {
   minPersistSeconds = 3;
   gcIntervalSeconds = 2;
   hashSize: number;
+  macTableMax = DEFAULT_MAC_ENTRIES;
   onPortChange: ((ev: 'port/+' | 'port/-' | 'ep/+' | 'ep/-', port: number, ep?: EndpointInfo) => void) | null = null;
 
   constructor(
@@ -172,12 +175,28 @@ export class SwitchState {
     this.onPortChange?.('ep/-', portNum, ep);
   }
 
-  /** Sets the number of ordinary ports. */
+  /** Sets the number of ordinary ports (1..MAX_NUMPORTS, as on the command line). */
   setNumPorts(n: number): void {
-    if (!Number.isInteger(n) || n < 1) throw new SwitchError(E.EINVAL, `bad number of ports ${n}`);
+    if (!Number.isInteger(n) || n < 1 || n > MAX_NUMPORTS) throw new SwitchError(E.EINVAL, `number of ports ${n} is out of range 1..${MAX_NUMPORTS}`);
     for (const k of this.ports.keys()) if (k > n) throw new SwitchError(E.EADDRINUSE, `port ${k} exists beyond ${n}`);
     this.numPorts = n;
     this.engine.setNumPorts(n + 1);
+  }
+
+  /**
+   * Sets vde2's hash size (1..MAX_HASH_SIZE_ENTRIES, as on the command line). It only shapes what
+   * hash/print shows as the bucket: the table's capacity is its maximum of entries (setMacTableMax).
+   */
+  setHashSize(n: number): void {
+    if (!Number.isInteger(n) || n < 1 || n > MAX_HASH_SIZE_ENTRIES) throw new SwitchError(E.EINVAL, `hash size ${n} is out of range 1..${MAX_HASH_SIZE_ENTRIES}`);
+    this.hashSize = n;
+  }
+
+  /** Sets the most entries the MAC table holds (MIN_MAC_ENTRIES..MAX_MAC_ENTRIES); when full it evicts from the greediest port. */
+  setMacTableMax(n: number): void {
+    if (!Number.isInteger(n) || n < MIN_MAC_ENTRIES || n > MAX_MAC_ENTRIES) throw new SwitchError(E.EINVAL, `maximum of MAC entries ${n} is out of range ${MIN_MAC_ENTRIES}..${MAX_MAC_ENTRIES}`);
+    this.macTableMax = n;
+    this.engine.setMacTableMax(n);
   }
 
   /** Switches hub mode on or off. */

@@ -5,7 +5,7 @@
  * protocol is IEEE 802.1D RSTP/STP on the wire, so it meets other vde-ts switches and Linux
  * bridges; vde2's own FSTP dialect is not spoken.
  */
-import { NativeStpState } from '../native.js';
+import { NativeStpState } from '../native/index.js';
 import type { StpControl } from './console.js';
 import type { SwitchState } from './state.js';
 import { SpanningTree, type PortState } from './stp.js';
@@ -25,6 +25,8 @@ export class SpanningTreeControl implements StpControl {
   private on = false;
   private timer: NodeJS.Timeout | null = null;
   private bonus = new Map<number, number>();
+  /** The state the tree last gave each port (ports it never touched forward). */
+  private states = new Map<number, PortState>();
 
   constructor(
     private state: SwitchState,
@@ -39,13 +41,16 @@ export class SpanningTreeControl implements StpControl {
           this.state.engine.injectFrame(port, frame);
         },
         setPortState: (port, s) => {
+          this.states.set(port, s);
           this.state.setStpState(port, STATE_MAP[s]);
           this.debug('fstp/status', `Port ${String(port).padStart(4, '0')} ${s}`);
         },
         flush: (port) => {
           this.state.engine.flushMacs(port ?? -1, -1);
         },
-        log: () => {},
+        log: (msg) => {
+          if (msg.startsWith('new root') || msg.startsWith('this bridge is now the root')) this.debug('fstp/root', msg);
+        },
       },
       { bridgeMac: mac, priority, ...timers },
     );
@@ -72,6 +77,7 @@ export class SpanningTreeControl implements StpControl {
       this.timer = null;
       for (const p of this.state.ports.values()) this.tree.removePort(p.num);
       this.tree.disable();
+      this.states.clear();
       for (const p of this.state.ports.values()) this.state.setStpState(p.num, NativeStpState.Forwarding);
     }
   }
@@ -91,12 +97,19 @@ export class SpanningTreeControl implements StpControl {
       this.tree.removePort(port);
       this.debug('fstp/-', `Port ${String(port).padStart(4, '0')}`);
     }
+    this.states.delete(port);
     this.state.setStpState(port, NativeStpState.Forwarding);
   }
 
   /** A BPDU arrived on a port. */
   receive(port: number, frame: Buffer): void {
     if (this.on) this.tree.receiveBpdu(port, frame);
+  }
+
+  /** The state the tree gives a port, as vlan/print shows it. */
+  portState(port: number): 'Forwarding' | 'Learning' | 'Discarding' {
+    const st = this.on ? this.states.get(port) ?? 'forwarding' : 'forwarding';
+    return st === 'forwarding' ? 'Forwarding' : st === 'learning' ? 'Learning' : 'Discarding';
   }
 
   /** Marks a port as edge (never blocks, no BPDUs expected). */

@@ -1,36 +1,38 @@
 /**
  * VdeSwitch: one running switch. Sets up the switch directory (modes, group, stale-socket
  * reclaim), the native engine, the control server, the management socket and stdin console, the
- * rc file, spanning tree and the pidfile; and tears all of it down on shutdown or signal, removing
- * every socket file, the pidfile and the directory. The CLI (main.ts) only turns options into a
- * SwitchOptions object.
+ * rc file, spanning tree and the pidfile; and tears all of it down on shutdown or signal.
+ *
+ * It never deletes or takes over what it did not create:
+ * - a live control socket, management socket or QEMU socket path is refused (core/sockpath);
+ * - a path that exists and is not a socket (a regular file as DIR/ctl or as -M) is refused and
+ *   left alone;
+ * - the directory: a missing one is created with --dirmode (and removed at exit when empty); one
+ *   that holds only a dead switch's leftovers (a stale ctl, stale data sockets DIR/NNN.F) is
+ *   reclaimed: the stale sockets go, and the directory is removed at exit like one we made; any
+ *   other existing directory (empty or not) is used as it is: never chmod'ed, chown'ed or removed;
+ * - at exit only the sockets this process bound and the pidfile it wrote are removed, each only
+ *   if the path still names what we created.
+ * The CLI (main.ts) only turns options into a SwitchOptions object.
  */
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { log } from '../log.js';
-import { EpKind, MAX_STREAM_FRAME_BYTES, native, toNodeError, type EngineEvent, type NativeEngine } from '../native.js';
-import { Console, BANNER, PROMPT, END_OF_SESSION, MAX_LINE_BYTES, type Session, type StpControl } from './console.js';
-import { CtlServer } from './ctl.js';
+import { errorText } from '../core/errors.js';
+import { flushLog, log } from '../core/log.js';
+import { PidFile } from '../core/pidfile.js';
+import { checkParentDir, claimSocketPath, listenUnix, OwnedPath, probeSocketPath, removeCreatedDir } from '../core/sockpath.js';
+import { createEngine, EpKind, MAX_STREAM_FRAME_BYTES, native, type EngineEvent, type NativeEngine } from '../native/index.js';
+import type { ConsoleServer, Session } from '../protocol/console.js';
+import { openTapFd } from '../ports/kinds/local.js';
+import { createSwitchConsole, PROMPT, type StpControl } from './console.js';
+import { CtlServer, DATA_SOCKET_NAME, reclaimStaleDataSockets } from './ctl.js';
 import { QemuPorts, type QemuSpec } from './qemu.js';
 import { SpanningTreeControl } from './stpctl.js';
 import { SwitchState } from './state.js';
 
-/** Console input of one session: the unfinished line, and the answers still being computed. */
-interface ConsoleBuffer {
-  text: string;
-  overflow: boolean;
-  queue: Promise<void>;
-  ended: boolean;
-}
-
-function newConsoleBuffer(): ConsoleBuffer {
-  return { text: '', overflow: false, queue: Promise.resolve(), ended: false };
-}
-
-/** How long a liveness probe of an existing control socket may take. */
-export const PROBE_TIMEOUT_MS = 1000;
+export { PROBE_TIMEOUT_MS } from '../core/sockpath.js';
 
 export interface SwitchOptions {
   dir: string;
@@ -43,6 +45,8 @@ export interface SwitchOptions {
   stpForwardDelaySeconds?: number;
   stpMaxAgeSeconds?: number;
   hashSize: number;
+  /** Most entries of the MAC table (default DEFAULT_MAC_ENTRIES). */
+  maxMacs?: number;
   mode: number;
   dirmode: number;
   gid: number | null;
@@ -60,47 +64,38 @@ export interface SwitchOptions {
   tapOffload?: boolean;
 }
 
-/** Probes a unix stream socket path: 'live' (something accepts), 'stale' (refused) or 'absent'. */
-export function probeSocket(p: string): Promise<'live' | 'stale' | 'absent'> {
-  return new Promise((resolve) => {
-    if (!fs.existsSync(p)) return resolve('absent');
-    const c = net.connect({ path: p });
-    const t = setTimeout(() => {
-      c.destroy();
-      resolve('live');
-    }, PROBE_TIMEOUT_MS);
-    c.once('connect', () => {
-      clearTimeout(t);
-      c.destroy();
-      resolve('live');
-    });
-    c.once('error', (e: NodeJS.ErrnoException) => {
-      clearTimeout(t);
-      resolve(e.code === 'ECONNREFUSED' || e.code === 'ENOTSOCK' ? 'stale' : 'live');
-    });
-  });
+/** Probes a unix socket path: 'live' (something answers), 'stale' (refused) or 'absent' (also for non-sockets). */
+export async function probeSocket(p: string): Promise<'live' | 'stale' | 'absent'> {
+  const s = await probeSocketPath(p);
+  return s === 'notsocket' ? 'absent' : s;
 }
 
 function formatMac(b: Buffer): string {
   return [...b].map((x) => x.toString(16).padStart(2, '0')).join(':');
 }
 
+/** Names a dead switch leaves in its directory: ctl, data sockets, and clients' .PPPPP-NNNNN sockets. */
+const SWITCH_LEFTOVER = /^(ctl|\d{3,}\.\d+|\.\d{5,}-\d{5})$/;
+
 /** A running switch. */
 export class VdeSwitch {
   readonly engine: NativeEngine;
   readonly state: SwitchState;
-  readonly console: Console;
+  readonly console: ConsoleServer;
   readonly mac: Buffer;
   readonly stp: SpanningTreeControl;
   private ctl: CtlServer | null = null;
   private qemu: QemuPorts | null = null;
   private mgmt: net.Server | null = null;
+  private mgmtOwned: OwnedPath | null = null;
   private mgmtSessions = new Set<net.Socket>();
   private startMs = Date.now();
   private stopped = false;
   /** Exit status once stopped: 1 after an engine failure. */
   exitCode = 0;
-  private pidWritten = false;
+  /** The directory is ours to remove at exit (we created it, or reclaimed a dead switch's). */
+  private ownDir = false;
+  private pid: PidFile | null = null;
   private stdinListener: (() => void) | null = null;
   private onStop: Array<() => void> = [];
   dir: string;
@@ -108,8 +103,9 @@ export class VdeSwitch {
   constructor(readonly opts: SwitchOptions) {
     this.dir = opts.dir;
     this.mac = opts.mac ?? Buffer.concat([Buffer.from([0x00, 0xff]), randomBytes(4)]);
-    this.engine = new (native().Engine)(opts.numPorts + 1, (evs) => this.onEvents(evs));
+    this.engine = createEngine(opts.numPorts + 1, (evs) => this.onEvents(evs));
     this.state = new SwitchState(this.engine, opts.numPorts, opts.hashSize);
+    if (opts.maxMacs !== undefined) this.state.setMacTableMax(opts.maxMacs);
     this.state.applyAging();
     this.stp = new SpanningTreeControl(this.state, this.mac, opts.priority, (cat, msg) => this.console.debug(cat, msg), {
       helloSeconds: opts.stpHelloSeconds,
@@ -117,7 +113,7 @@ export class VdeSwitch {
       maxAgeSeconds: opts.stpMaxAgeSeconds,
     });
     const stpCtl: StpControl = this.stp;
-    this.console = new Console({
+    this.console = createSwitchConsole({
       state: this.state,
       stp: stpCtl,
       info: () => ({ dir: this.dir, mode: opts.mode, mgmtPath: opts.mgmtPath, mgmtMode: opts.mgmtMode, mac: formatMac(this.mac), priority: opts.priority, startMs: this.startMs }),
@@ -143,14 +139,10 @@ export class VdeSwitch {
     const o = this.opts;
     if (o.hub) this.state.setHub(true);
     this.state.setForeignTags(o.foreignTags);
-    this.setupDir();
+    // everything that can refuse without creating anything comes first
+    if (o.mgmtPath) await claimSocketPath(o.mgmtPath, 'management socket');
+    await this.setupDir();
     const ctlPath = path.join(this.dir, 'ctl');
-    const probe = await probeSocket(ctlPath);
-    if (probe === 'live') throw new Error(`another switch is running on ${ctlPath} (its control socket accepts connections)`);
-    if (probe === 'stale') {
-      log('info', `removing stale control socket ${ctlPath}`);
-      fs.rmSync(ctlPath, { force: true });
-    }
     this.ctl = new CtlServer(this.state, { dir: this.dir, mode: o.mode, gid: o.gid, mgmtMode: o.mgmtMode, mgmtGid: o.mgmtGid });
     try {
       await this.ctl.listen();
@@ -158,7 +150,7 @@ export class VdeSwitch {
       this.ctl = null;
       throw new Error(`could not bind to socket '${ctlPath}': ${(e as Error).message}`);
     }
-    if (o.pidFile) this.writePidFile(o.pidFile);
+    if (o.pidFile) this.pid = PidFile.create(o.pidFile);
     for (const t of o.taps) this.attachTap(t);
     if (o.qemu.length) {
       this.qemu = new QemuPorts(this.state);
@@ -172,23 +164,16 @@ export class VdeSwitch {
 
   /** Opens (creating if needed) a tap interface and gives it an automatically allocated port. */
   private attachTap(name: string): void {
-    let tap: { fd: number; name: string };
     // --tap-offload on (default): virtio-net header + TSO/checksum offloads, so that TCP between
     // taps on this switch moves 64 KiB segments; frames for other ports are segmented in software
     const offload = this.opts.tapOffload !== false;
+    let tap: { fd: number; name: string };
     try {
-      tap = native().openTap(name, offload);
-      if (offload) {
-        try {
-          native().setTapOffload(tap.fd);
-        } catch (e) {
-          log('warning', `--tap ${name}: offloads unavailable (${(e as Error).message}); plain frames`);
-        }
-      }
+      tap = openTapFd(name, offload, `--tap ${name}`);
     } catch (e) {
-      const err = toNodeError(e);
-      const hint = err.code === 'EPERM' ? ' (needs root or CAP_NET_ADMIN)' : err.code === 'ENOENT' ? ' (/dev/net/tun is missing: modprobe tun)' : '';
-      throw new Error(`--tap ${name}: ${err.message}${hint}`);
+      if (!offload || !/\/vnethdr:/.test((e as Error).message)) throw e;
+      log('warning', `--tap ${name}: offloads unavailable (${(e as Error).message}); plain frames`);
+      tap = openTapFd(name, false, `--tap ${name}`);
     }
     const port = this.state.allocate(0, false, null);
     const engineId = this.engine.addEndpoint(port.num, tap.fd, EpKind.Tap, MAX_STREAM_FRAME_BYTES, true);
@@ -214,41 +199,46 @@ export class VdeSwitch {
     log('info', `port ${port.num}: tap ${tap.name}`);
   }
 
-  private setupDir(): void {
+  /** Creates, reclaims or adopts the switch directory (see the file comment) and refuses a live switch. */
+  private async setupDir(): Promise<void> {
     const o = this.opts;
-    if (!fs.existsSync(o.dir)) {
-      fs.mkdirSync(o.dir, { mode: 0o777 });
-    } else if (!fs.statSync(o.dir).isDirectory()) {
-      throw new Error(`${o.dir} exists and is not a directory`);
-    }
-    this.dir = fs.realpathSync(o.dir);
-    if (o.gid !== null) fs.chownSync(this.dir, -1, o.gid);
-    fs.chmodSync(this.dir, o.dirmode);
-    if (Buffer.byteLength(path.join(this.dir, '0000.00000')) > 107) throw new Error(`switch directory path too long for unix sockets: ${this.dir}`);
-  }
-
-  private writePidFile(p: string): void {
-    const abs = path.resolve(p);
+    checkParentDir(o.dir, 'switch directory');
+    let st: fs.Stats | null = null;
     try {
-      fs.writeFileSync(abs, `${process.pid}\n`, { flag: 'wx' });
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw new Error(`pidfile ${abs}: ${(e as Error).message}`);
-      const old = parseInt(fs.readFileSync(abs, 'utf8'), 10);
-      let alive = false;
-      if (old > 0) {
-        try {
-          process.kill(old, 0);
-          alive = true;
-        } catch {
-          alive = false;
-        }
-      }
-      if (alive) throw new Error(`pidfile ${abs} exists and process ${old} is running`);
-      log('info', `replacing stale pidfile ${abs} (process ${old} is gone)`);
-      fs.writeFileSync(abs, `${process.pid}\n`);
+      st = fs.statSync(o.dir);
+    } catch {
+      st = null;
     }
-    this.opts.pidFile = abs;
-    this.pidWritten = true;
+    if (!st) {
+      try {
+        fs.mkdirSync(o.dir, { mode: o.dirmode & 0o777 });
+      } catch (e) {
+        throw new Error(`switch directory ${o.dir}: ${errorText(e)}`);
+      }
+      this.ownDir = true;
+      this.dir = fs.realpathSync(o.dir);
+      if (o.gid !== null) fs.chownSync(this.dir, -1, o.gid);
+      fs.chmodSync(this.dir, o.dirmode);
+    } else {
+      if (!st.isDirectory()) throw new Error(`${o.dir} exists and is not a directory`);
+      this.dir = fs.realpathSync(o.dir);
+      const ctlPath = path.join(this.dir, 'ctl');
+      const probe = await probeSocketPath(ctlPath);
+      if (probe === 'live') throw new Error(`another switch is running on ${ctlPath} (its control socket accepts connections)`);
+      if (probe === 'notsocket') throw new Error(`${ctlPath} exists and is not a socket; not removing it`);
+      if (probe === 'stale') {
+        // a switch died here: its directory, its leftovers and the removal at exit are ours now
+        const names = fs.readdirSync(this.dir);
+        this.ownDir = names.every((n) => SWITCH_LEFTOVER.test(n));
+        log('info', `removing stale control socket ${ctlPath}`);
+        fs.rmSync(ctlPath, { force: true });
+        const n = reclaimStaleDataSockets(this.dir);
+        if (n) log('info', `removed ${n} stale data socket${n === 1 ? '' : 's'} in ${this.dir}`);
+      } else if (fs.readdirSync(this.dir).some((n) => DATA_SOCKET_NAME.test(n))) {
+        reclaimStaleDataSockets(this.dir);
+      }
+    }
+    if (Buffer.byteLength(path.join(this.dir, '0000.00000')) > 107) throw new Error(`switch directory path too long for unix sockets: ${this.dir}`);
   }
 
   private async runRc(file: string, required: boolean): Promise<void> {
@@ -263,84 +253,21 @@ export class VdeSwitch {
   }
 
   private async startMgmt(p: string): Promise<void> {
-    const probe = await probeSocket(p);
-    if (probe === 'live') throw new Error(`management socket ${p} is in use by another process`);
-    if (probe === 'stale') fs.rmSync(p, { force: true });
+    await claimSocketPath(p, 'management socket');
     const srv = net.createServer((s) => this.onMgmtClient(s));
-    await new Promise<void>((resolve, reject) => {
-      srv.once('error', reject);
-      srv.listen({ path: p, backlog: 15 }, () => {
-        srv.off('error', reject);
-        resolve();
-      });
-    }).catch((e) => {
+    await listenUnix(srv, p, this.opts.mgmtMode).catch((e) => {
       throw new Error(`management socket ${p}: ${(e as Error).message}`);
     });
+    this.mgmtOwned = OwnedPath.record(p);
     srv.on('error', (e) => log('error', `management socket: ${e.message}`));
-    fs.chmodSync(p, this.opts.mgmtMode);
     if (this.opts.mgmtGid !== null) fs.chownSync(p, -1, this.opts.mgmtGid);
     this.mgmt = srv;
   }
 
-  /**
-   * Feeds raw console input to a session, line by line; answers go out strictly in order, also
-   * when a command answers asynchronously (MAC-table queries). Calls ended() once the session ended.
-   */
-  private feed(buf: ConsoleBuffer, chunk: string, sess: Session, prompt: boolean, ended: () => void = () => {}): void {
-    buf.text += chunk;
-    for (;;) {
-      const nl = buf.text.indexOf('\n');
-      if (nl < 0) {
-        if (Buffer.byteLength(buf.text) > MAX_LINE_BYTES) {
-          buf.text = '';
-          buf.overflow = true;
-        }
-        return;
-      }
-      const line = buf.text.slice(0, nl);
-      buf.text = buf.text.slice(nl + 1);
-      if (buf.overflow) {
-        buf.overflow = false;
-        buf.queue = buf.queue.then(() => sess.write(`1022 Invalid argument\n${prompt ? PROMPT : ''}`));
-        continue;
-      }
-      buf.queue = buf.queue.then(async () => {
-        if (buf.ended) return;
-        const r = await this.console.execute(line, sess);
-        if (r === END_OF_SESSION) {
-          buf.ended = true;
-          sess.end();
-          ended();
-          return;
-        }
-        sess.write(`${r ?? ''}${prompt ? PROMPT : ''}`);
-      });
-    }
-  }
-
   private onMgmtClient(s: net.Socket): void {
     this.mgmtSessions.add(s);
-    const sess: Session = {
-      name: 'mgmt session',
-      interactive: true,
-      debug: new Set(),
-      write: (t) => {
-        if (!s.destroyed) s.write(t);
-      },
-      end: () => {
-        s.end(END_OF_SESSION);
-      },
-    };
-    this.console.addSession(sess);
-    const buf = newConsoleBuffer();
-    s.setEncoding('utf8');
-    s.write(BANNER + PROMPT);
-    s.on('data', (d: string) => this.feed(buf, d, sess, true, () => s.removeAllListeners('data')));
-    s.on('error', () => s.destroy());
-    s.on('close', () => {
-      this.console.removeSession(sess);
-      this.mgmtSessions.delete(s);
-    });
+    this.console.serveSocket(s);
+    s.on('close', () => this.mgmtSessions.delete(s));
   }
 
   private startStdinConsole(): void {
@@ -353,17 +280,16 @@ export class VdeSwitch {
       end: () => {},
     };
     this.console.addSession(sess);
-    const buf = newConsoleBuffer();
+    // on the stdin console `logout` does nothing; `shutdown` stops the switch
+    const input = this.console.lineInput(sess, { prompt: tty ? PROMPT : '', endOnLogout: false });
     process.stdin.setEncoding('utf8');
-    const onData = (d: string): void => {
-      // on the stdin console `logout` does nothing; `shutdown` stops the switch
-      this.feed(buf, d, sess, tty);
-    };
+    const onData = (d: string): void => input.push(d);
     const onEnd = (): void => void this.stop('EOF on stdin, cleaning up and exiting');
     process.stdin.on('data', onData);
     process.stdin.on('end', onEnd);
     process.stdin.on('error', onEnd);
     this.stdinListener = () => {
+      input.close();
       process.stdin.off('data', onData);
       process.stdin.off('end', onEnd);
       process.stdin.off('error', onEnd);
@@ -395,7 +321,7 @@ export class VdeSwitch {
     this.onStop.push(fn);
   }
 
-  /** Stops the switch and removes every file it created. Safe to call more than once. */
+  /** Stops the switch and removes every file it created (and nothing else). Safe to call more than once. */
   async stop(reason = 'shutdown'): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -408,16 +334,12 @@ export class VdeSwitch {
     this.ctl?.close();
     for (const s of this.mgmtSessions) s.destroy();
     this.mgmt?.close();
-    if (this.opts.mgmtPath) fs.rmSync(this.opts.mgmtPath, { force: true });
+    this.mgmtOwned?.release();
     this.engine.close();
-    try {
-      fs.rmdirSync(this.dir);
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'ENOENT') log('warning', `could not remove ${this.dir}: ${(e as Error).message}`);
-    }
+    if (this.ownDir) removeCreatedDir(this.dir, (m) => log('warning', m));
     // last: a vanished pidfile tells scripts that the switch has finished cleaning up
-    if (this.pidWritten && this.opts.pidFile) fs.rmSync(this.opts.pidFile, { force: true });
+    this.pid?.remove();
+    flushLog();
     for (const fn of this.onStop) fn();
   }
 }
-

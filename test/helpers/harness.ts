@@ -6,7 +6,7 @@
  * storm control and stage timers are tested this way without sleeping, in the spirit of Open
  * vSwitch's dummy ports and our spanning-tree simulator.
  */
-import { EpKind, MAX_VDE_FRAME_BYTES, native, type EngineEvent, type NativeEngine, type PortCounters } from '../../src/native.js';
+import { createEngine, EpKind, MAX_VDE_FRAME_BYTES, native, type EngineEvent, type NativeEngine, type PortCounters } from '../../src/native/index.js';
 
 /** AF_UNIX socket types for socketPair(). */
 export const SOCK_DGRAM = 2;
@@ -28,7 +28,7 @@ export class Harness {
 
   /** Creates an engine with ports 0..numPorts-1 (no endpoints yet). */
   constructor(numPorts: number) {
-    this.engine = new (native().Engine)(numPorts, (evs) => this.events.push(...evs), { manual: true });
+    this.engine = createEngine(numPorts, (evs) => this.events.push(...evs), { manual: true });
   }
 
   /** Attaches a datagram endpoint (a socket pair) to port; returns the test's side. */

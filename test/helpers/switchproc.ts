@@ -9,7 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll } from 'vitest';
-import { runCommand, type CmdResult } from '../../src/switch/vdecmd.js';
+import { runCommand, type CmdResult } from '../../src/vdecmd/main.js';
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SWITCH_BIN = path.join(ROOT, 'bin', 'vde_switch');
@@ -91,6 +91,35 @@ export async function startSwitch(args: string[] = [], opts: { dir?: string; std
     },
   };
   return sw;
+}
+
+/** Runs one of our commands (bin/NAME) to its end, killed after timeoutMs; stdin is /dev/null or the file given. */
+export function runBin(
+  name: string,
+  args: string[],
+  o: { cwd?: string; stdin?: string; timeoutMs?: number } = {},
+): Promise<{ code: number | null; stdout: string; stderr: string; out: string }> {
+  return new Promise((resolve) => {
+    const stdin = o.stdin === undefined ? 'ignore' : fs.openSync(o.stdin, 'r');
+    const p = spawn(process.execPath, [path.join(ROOT, 'bin', name), ...args], { cwd: o.cwd, stdio: [stdin, 'pipe', 'pipe'] });
+    if (typeof stdin === 'number') fs.closeSync(stdin);
+    let stdout = '';
+    let stderr = '';
+    let out = '';
+    p.stdout!.on('data', (d) => {
+      stdout += d;
+      out += d;
+    });
+    p.stderr!.on('data', (d) => {
+      stderr += d;
+      out += d;
+    });
+    const t = setTimeout(() => p.kill('SIGKILL'), o.timeoutMs ?? 8000);
+    p.on('exit', (code) => {
+      clearTimeout(t);
+      resolve({ code, stdout, stderr, out });
+    });
+  });
 }
 
 /** Lists the open file descriptors of a process. */

@@ -6,8 +6,8 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { native } from '../../src/native.js';
-import { encodeRequestV3, SOCKADDR_UN_BYTES } from '../../src/switch/handshake.js';
+import { native } from '../../src/native/index.js';
+import { encodeRequestV3, SOCKADDR_UN_BYTES } from '../../src/protocol/handshake.js';
 
 let counter = 0;
 /** Longest time a test waits for a frame. */

@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeRequestV1, encodeRequestV3, VDE_MAGIC } from '../../src/switch/handshake.js';
+import { encodeRequestV1, encodeRequestV3, VDE_MAGIC } from '../../src/protocol/handshake.js';
 import { startSwitch, type RunningSwitch } from '../helpers/switchproc.js';
 import { frame, rawControl, VdeClient } from '../helpers/vdeclient.js';
 

@@ -9,7 +9,7 @@ import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { runCommand } from '../../src/switch/vdecmd.js';
+import { runCommand } from '../../src/vdecmd/main.js';
 import { ensureTools } from '../helpers/deps.js';
 import { buildGuest, parseGuestOutput, startGuest } from '../helpers/guest.js';
 import { createNetns, createTap, moveLinkToNetns, ping, pollUntil, spawnInNetns, tapAttached, uniqueIfname, withCleanup } from '../helpers/netns.js';

@@ -99,7 +99,7 @@ describe.each(SWITCHES)('QEMU and kernel taps through $name', ({ ours }) => {
       }
 
       // the switch saw all three as vde clients, with QEMU's description
-      const { runCommand } = await import('../../src/switch/vdecmd.js');
+      const { runCommand } = await import('../../src/vdecmd/main.js');
       const ports = JSON.parse((await runCommand(mgmt, 'json/port/print')).data.join('')) as Array<{ endpoints: Array<{ description: string }> }>;
       const descrs = ports.flatMap((p) => p.endpoints.map((e) => e.description));
       expect(descrs.some((d) => d.startsWith('QEMU'))).toBe(true);

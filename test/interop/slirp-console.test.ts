@@ -9,7 +9,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { runCommand } from '../../src/switch/vdecmd.js';
+import { runCommand } from '../../src/vdecmd/main.js';
 import { ensureTools } from '../helpers/deps.js';
 import { createNetns, createTap, moveLinkToNetns, netnsExec, pollUntil, run, spawnInNetns, tapAttached, uniqueIfname, withCleanup } from '../helpers/netns.js';
 import { ROOT, startSwitch, tmpdir, type RunningSwitch } from '../helpers/switchproc.js';

@@ -14,8 +14,8 @@ import { createReadStream, existsSync, mkdtempSync, writeFileSync } from 'node:f
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
-import { native } from '../../src/native.js';
-import { runCommand } from '../../src/switch/vdecmd.js';
+import { native } from '../../src/native/index.js';
+import { runCommand } from '../../src/vdecmd/main.js';
 import { ensureTools } from '../helpers/deps.js';
 import { createNetns, createTap, moveLinkToNetns, netnsExec, pollUntil, spawnInNetns, uniqueIfname, withCleanup, type Cleanup } from '../helpers/netns.js';
 import { SWITCH_BIN } from '../helpers/switchproc.js';

@@ -5,7 +5,7 @@
  * that count what was sent, stream framing with partial writes, and events by value.
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { EpKind, native, NativeStpState } from '../../src/native.js';
+import { createEngine, EpKind, native, NativeStpState } from '../../src/native/index.js';
 import { frame, Harness, macOf } from '../helpers/harness.js';
 
 const BCAST = 'ff:ff:ff:ff:ff:ff';
@@ -277,7 +277,7 @@ describe('events', () => {
   it('reports a closed stream by value, and closing the engine with events in flight is safe', async () => {
     const a = native();
     const evs: string[] = [];
-    const e = new (a.Engine)(3, (x) => evs.push(...x.map((v) => `${v.type}:${v.detail}`)));
+    const e = createEngine(3, (x) => evs.push(...x.map((v) => `${v.type}:${v.detail}`)));
     const [mine, theirs] = a.socketPair(1);
     const id = e.addEndpoint(1, mine, EpKind.Stream4, 65536, true);
     expect(id).toBeGreaterThan(0);
@@ -300,7 +300,7 @@ describe('events', () => {
   it('bounds spanning-tree frames that JavaScript has not read yet and counts the rest', async () => {
     const a = native();
     let bpdus = 0;
-    const e = new (a.Engine)(2, (x) => (bpdus += x.filter((v) => v.type === 'bpdu').length));
+    const e = createEngine(2, (x) => (bpdus += x.filter((v) => v.type === 'bpdu').length));
     e.setStpCapture(true);
     const [mine, theirs] = a.socketPair(2);
     a.setNonBlocking(theirs, true);

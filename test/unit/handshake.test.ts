@@ -9,7 +9,7 @@ import {
   minimumRequestBytes,
   parseRequest,
   SOCKADDR_UN_BYTES,
-} from '../../src/switch/handshake.js';
+} from '../../src/protocol/handshake.js';
 
 describe('parseRequest', () => {
   it('parses the v3 example of PROTOCOL.md byte for byte', () => {

@@ -1,8 +1,8 @@
 // Unit tests of option handling: vde2 permission derivations, single-dash long options, strict
 // integer parsing and the conversion of CLI arguments into switch options.
 import { describe, expect, it } from 'vitest';
-import { intOption, normalizeLongOnly } from '../../src/cli.js';
-import { deriveModes, parseOctal } from '../../src/switch/perms.js';
+import { intOption, normalizeLongOnly } from '../../src/core/cli.js';
+import { deriveModes, parseOctal } from '../../src/core/perms.js';
 import { toOptions } from '../../src/switch/main.js';
 
 describe('deriveModes', () => {

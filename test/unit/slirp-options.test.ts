@@ -5,8 +5,8 @@
  * garbage and oversize values.
  */
 import { describe, expect, test } from 'vitest';
-import { parseLocator, type SlirpLocator } from '../../src/plug/vnl.js';
-import { MAX_OPTION_VALUE_CHARS, buildSlirpConfig, parseForward, parseSlirpOptions, SlirpOptionError } from '../../src/slirp/options.js';
+import { parseLocator, type SlirpLocator } from '../../src/ports/vnl.js';
+import { MAX_OPTION_VALUE_CHARS, buildSlirpConfig, parseForward, parseSlirpOptions, SlirpOptionError } from '../../src/ports/kinds/slirp-options.js';
 import { rewriteDhcp, slirpvdeConfig } from '../../src/slirp/main.js';
 
 function fromVnl(s: string) {

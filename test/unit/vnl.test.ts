@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 import {
   DEFAULT_VX_EXPIRE_SECONDS, DEFAULT_VX_HASH_SIZE_ENTRIES, DEFAULT_VXLAN_PORT, DEFAULT_VXVDE_PORT, KNOWN_SCHEMES,
   type Locator, LocatorError, MAX_LOCATOR_BYTES, formatLocator, parseLocator, resolveIndirection,
-} from '../../src/plug/vnl.js';
+} from '../../src/ports/vnl.js';
 
 const VX = { port: DEFAULT_VXLAN_PORT, vni: 1, ttl: 1, hashSize: DEFAULT_VX_HASH_SIZE_ENTRIES, expireSeconds: DEFAULT_VX_EXPIRE_SECONDS };
 const VXV = { ...VX, port: DEFAULT_VXVDE_PORT };
@@ -106,6 +106,20 @@ const VALID: Array<[string, Locator]> = [
   ['dgram://udp:10.0.0.1:5000->10.0.0.2:5001', { kind: 'dgram', transport: 'udp', localHost: '10.0.0.1', localPort: 5000, remoteHost: '10.0.0.2', remotePort: 5001 }],
   ['dgram://udp:->230.0.0.1:1234', { kind: 'dgram', transport: 'udp', remoteHost: '230.0.0.1', remotePort: 1234 }],
   ['dgram://udp:[::1]:5000->', { kind: 'dgram', transport: 'udp', localHost: '::1', localPort: 5000 }],
+  // vdeplug4's process-less nodes, seqpacket and vlan
+  ['switch://', { kind: 'switch', path: '' }],
+  ['switch:///tmp/node[mode=0660/hashsize=1024/expiretime=30/hashseed=7]', { kind: 'switch', path: '/tmp/node', mode: 0o660, hashSize: 1024, expireSeconds: 30, hashSeed: 7 }],
+  ['hub:///tmp/hub[grp=kvm/dirmode=02770]', { kind: 'hub', path: '/tmp/hub', grp: 'kvm', dirmode: 0o2770 }],
+  ['multi:///tmp/vm1', { kind: 'multi', path: '/tmp/vm1' }],
+  ['seqpacket://7', { kind: 'seqpacket', fd: 7 }],
+  ['seqpacket://0x10', { kind: 'seqpacket', fd: 16 }],
+  ['vlan://3{tap://mytap}', { kind: 'vlan', untagged: 3, inner: { kind: 'tap', ifname: 'mytap' } }],
+  ['vlan://3[untag=4/trunk/tag=10:11-12:12-11]{vde:///tmp/myswitch}', {
+    kind: 'vlan', untagged: 3, untag: 4, tags: [{ vm: 10, net: 10 }, { vm: 11, net: 12 }, { vm: 12, net: 11 }], trunk: true, inner: { kind: 'vde', path: '/tmp/myswitch' },
+  }],
+  ['vlan://4{vlan://5/qinq{vxvde://234.1.2.3}}', {
+    kind: 'vlan', untagged: 4, inner: { kind: 'vlan', untagged: 5, qinq: true, inner: { kind: 'vxvde', group: '234.1.2.3', family: 4, port: 14789, vni: 1, ttl: 1, hashSize: 1024, expireSeconds: 128 } },
+  }],
 ];
 
 describe('parseLocator: valid locators', () => {
@@ -168,7 +182,17 @@ describe('formatLocator', () => {
 
 const ERRORS: Array<[string, RegExp, string?]> = [
   ['udp://5000->host', /^udp:\/\/5000->host: destination "host" needs a port \(HOST:PORT\)$/, 'host'],
-  ['foo://x', /unknown scheme "foo" \(known: vde, tap, udp, vxlan, vxvde, ptp, cmd, null, slirp, stream, dgram, stdio\)/, 'foo'],
+  ['foo://x', /unknown scheme "foo" \(known: vde, tap, udp, vxlan, vxvde, ptp, cmd, null, slirp, stream, dgram, stdio, switch, hub, multi, seqpacket, vlan\)/, 'foo'],
+  ['switch:///tmp/n[bogus=1]', /unknown key "bogus" \(known: mode, dirmode, grp, hashsize, expiretime, hashseed\)/, 'bogus'],
+  ['hub:///tmp/n[hashsize=4]', /unknown key "hashsize" \(known: mode, dirmode, grp\)/, 'hashsize'],
+  ['switch:///tmp/n[mode=999]', /mode: "999" is not an octal mode/, '999'],
+  ['seqpacket://x', /seqpacket:\/\/ needs the number of an open SOCK_SEQPACKET file descriptor/, 'x'],
+  ['seqpacket://', /seqpacket:\/\/ needs the number/, ''],
+  ['vlan://3', /vlan:\/\/ needs the nested locator in braces/, '3'],
+  ['vlan://3{}', /nested locator in \{\.\.\.\} is empty/, '{}'],
+  ['vlan://4095{null://}', /untagged VLAN: 4095 is out of range 0\.\.4094/, '4095'],
+  ['vlan://3[tag=5-x]{null://}', /tag: "5-x" is not VLAN or VLAN-VLAN/, '5-x'],
+  ['vlan://3{foo://}', /nested locator: unknown scheme "foo"/, 'foo://'],
   ['://x', /unknown scheme ""/, ''],
   ['vde:///tmp/sw[99999999999]', /port: 99999999999 is out of range 0\.\.65535/, '99999999999'],
   ['/tmp/sw[65536]', /port: 65536 is out of range 0\.\.65535/, '65536'],

@@ -6,10 +6,10 @@
  * exist only through this API; there is no console), read counters, and stop the thread.
  */
 import fs from 'node:fs';
-import { EpKind, MAX_STREAM_FRAME_BYTES, native, toNodeError } from '../native.js';
-import type { OpenedEndpoint } from '../plug/endpoints.js';
-import type { SlirpLocator } from '../plug/vnl.js';
-import { parseSlirpOptions, type HostForward, type SlirpConfig } from './options.js';
+import { EpKind, MAX_STREAM_FRAME_BYTES, native, toNodeError } from '../../native/index.js';
+import type { OpenedEndpoint } from '../endpoint.js';
+import type { SlirpLocator } from '../vnl.js';
+import { parseSlirpOptions, type HostForward, type SlirpConfig } from './slirp-options.js';
 
 /** Counters of one slirp instance (frames toward slirp = In, from slirp = Out). */
 export interface SlirpStats {

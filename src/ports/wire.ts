@@ -1,12 +1,16 @@
 /**
- * VdePlug: the engine with two ports and the wire policy (hub mode with two ports copies every
- * frame to the other side), one opened endpoint on each port. It watches both ends: when one
- * goes away it either ends the plug (vdeplug4's behaviour) or, with reconnect, keeps the other
- * end alive and re-opens the lost one with a capped exponential backoff.
+ * Wire: an engine with two ports and the wire policy (hub mode with two ports copies every frame
+ * to the other side), one opened endpoint on each port. vde_plug and slirpvde are a Wire; so is
+ * the coming wirefilter. It watches both ends: when one goes away it either ends (vdeplug4's
+ * behaviour) or, with reconnect, keeps the other end alive and re-opens the lost one with a
+ * capped exponential backoff. Endpoints are opened through the kind registry and attached with
+ * the one attach lifecycle (attach.ts).
  */
-import { log } from '../log.js';
-import { native, type EngineEvent, type NativeEngine } from '../native.js';
-import { openEndpoint, type OpenedEndpoint, type OpenOptions } from './endpoints.js';
+import { log } from '../core/log.js';
+import { createEngine, type EngineEvent, type NativeEngine } from '../native/index.js';
+import { Attachment, releaseEndpoint } from './attach.js';
+import type { OpenedEndpoint, OpenOptions } from './endpoint.js';
+import { openEndpoint, reopenable } from './registry.js';
 import type { Locator } from './vnl.js';
 
 /** First and longest pause between reconnection attempts. */
@@ -14,40 +18,35 @@ export const RECONNECT_FIRST_MS = 100;
 export const RECONNECT_MAX_MS = 1000;
 const KEEPALIVE_INTERVAL_MS = 3_600_000;
 
-/** One side of the plug. */
-export interface PlugSide {
+/** One side of the wire. */
+export interface WireSide {
   locator: Locator;
   options: OpenOptions;
   reconnect: boolean;
 }
 
-interface Slot extends PlugSide {
+interface Slot extends WireSide {
   port: number;
-  ep: OpenedEndpoint | null;
-  engineId: number;
+  at: Attachment | null;
   timer: NodeJS.Timeout | null;
 }
 
-/** Which endpoint kinds can be re-opened after a loss. */
-function reopenable(l: Locator): boolean {
-  return l.kind === 'vde' || l.kind === 'stream' || l.kind === 'tap' || l.kind === 'udp' || l.kind === 'dgram' || l.kind === 'ptp';
-}
-
-export class VdePlug {
+/** Two endpoints joined by an engine. */
+export class Wire {
   readonly engine: NativeEngine;
   private slots: Slot[];
   private stopped = false;
   /** Keeps Node's event loop alive while frames flow only through the engine (e.g. tap <-> udp). */
   private keepAlive: NodeJS.Timeout | null = null;
   private finish: ((r: { code: number; reason: string }) => void) | null = null;
-  /** Resolves when the plug ends, with the exit status and the reason. */
+  /** Resolves when the wire ends, with the exit status and the reason. */
   readonly done: Promise<{ code: number; reason: string }>;
 
-  constructor(a: PlugSide, b: PlugSide) {
-    this.engine = new (native().Engine)(3, (evs) => this.onEvents(evs));
+  constructor(a: WireSide, b: WireSide) {
+    this.engine = createEngine(3, (evs) => this.onEvents(evs));
     this.engine.setHub(true);
     this.engine.setBackpressure(true);
-    this.slots = [a, b].map((s, i) => ({ ...s, port: i + 1, ep: null, engineId: 0, timer: null }));
+    this.slots = [a, b].map((s, i) => ({ ...s, port: i + 1, at: null, timer: null }));
     this.done = new Promise((r) => (this.finish = r));
   }
 
@@ -56,61 +55,44 @@ export class VdePlug {
     const opened = await Promise.allSettled(this.slots.map((s) => openEndpoint(s.locator, s.options)));
     const failed = opened.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
     if (failed) {
-      for (const r of opened) if (r.status === 'fulfilled') this.release(r.value);
+      for (const r of opened) if (r.status === 'fulfilled') releaseEndpoint(r.value);
       this.engine.close();
       this.stopped = true;
       throw failed.reason;
     }
-    opened.forEach((r, i) => this.attach(this.slots[i], (r as PromiseFulfilledResult<OpenedEndpoint>).value));
+    try {
+      opened.forEach((r, i) => this.attach(this.slots[i], (r as PromiseFulfilledResult<OpenedEndpoint>).value));
+    } catch (e) {
+      this.stop(1, (e as Error).message);
+      throw e;
+    }
     this.keepAlive = setInterval(() => {}, KEEPALIVE_INTERVAL_MS);
   }
 
-  private release(ep: OpenedEndpoint): void {
-    ep.close();
-    if (ep.custom !== undefined) return; // the native object owns its fds
-    const a = native();
-    a.closeFd(ep.fd);
-    if (ep.txFd !== undefined && ep.txFd !== ep.fd && ep.txFd > 2) a.closeFd(ep.txFd);
-  }
-
   private attach(slot: Slot, ep: OpenedEndpoint): void {
-    const id = ep.custom !== undefined
-      ? this.engine.addCustomEndpoint(slot.port, ep.custom, ep.maxFrameBytes)
-      : this.engine.addEndpoint(slot.port, ep.fd, ep.kind, ep.maxFrameBytes, ep.fd > 2, ep.txFd, ep.adoptPeer ?? false);
-    if (!id) {
-      this.release(ep);
-      throw new Error(`${ep.name}: the engine refused the endpoint`);
-    }
-    slot.ep = ep;
-    slot.engineId = id;
-    ep.onLost((why) => this.lost(slot, why));
+    slot.at = Attachment.attach(this.engine, slot.port, ep, (why) => this.lost(slot, why, false));
     log('debug', `port ${slot.port}: ${ep.name} attached`);
   }
 
   private onEvents(evs: EngineEvent[]): void {
     for (const ev of evs) {
       if (ev.type === 'engineFailed') {
+        // the data plane is gone: never keep a cable up without it
         this.stop(1, `the frame engine failed (${ev.detail}: errno ${ev.errno})`);
         return;
       }
-      const slot = this.slots.find((s) => s.engineId === ev.ep);
+      const slot = this.slots.find((s) => s.at?.engineId === ev.ep);
       if (!slot) continue;
-      if (ev.type === 'epClosed') {
-        slot.engineId = 0; // the engine already closed it
-        this.lost(slot, ev.detail + (ev.errno ? ` (errno ${ev.errno})` : ''));
-      } else if (ev.type === 'epError') {
-        log('warning', `${slot.ep?.name}: ${ev.detail} (errno ${ev.errno})`);
-      }
+      if (ev.type === 'epClosed') this.lost(slot, ev.detail + (ev.errno ? ` (errno ${ev.errno})` : ''), true);
+      else if (ev.type === 'epError') log('warning', `${slot.at?.ep.name}: ${ev.detail} (errno ${ev.errno})`);
     }
   }
 
-  private lost(slot: Slot, why: string): void {
-    if (this.stopped || !slot.ep) return;
-    const name = slot.ep.name;
-    if (slot.engineId) this.engine.removeEndpoint(slot.engineId);
-    slot.engineId = 0;
-    slot.ep.close();
-    slot.ep = null;
+  private lost(slot: Slot, why: string, engineDropped: boolean): void {
+    if (this.stopped || !slot.at) return;
+    const name = slot.at.ep.name;
+    slot.at.close(engineDropped);
+    slot.at = null;
     if (slot.reconnect && reopenable(slot.locator)) {
       log('warning', `${name}: ${why}; reconnecting`);
       this.reopen(slot, RECONNECT_FIRST_MS);
@@ -127,7 +109,7 @@ export class VdePlug {
       try {
         const ep = await openEndpoint(slot.locator, slot.options);
         if (this.stopped) {
-          this.release(ep);
+          releaseEndpoint(ep);
           return;
         }
         this.attach(slot, ep);
@@ -141,18 +123,18 @@ export class VdePlug {
 
   /** The endpoint currently open on side i (0 or 1), or null while it is being re-opened. */
   endpoint(i: 0 | 1): OpenedEndpoint | null {
-    return this.slots[i].ep;
+    return this.slots[i].at?.ep ?? null;
   }
 
-  /** Ends the plug: closes both ends and resolves `done`. */
+  /** Ends the wire: closes both ends and resolves `done`. */
   stop(code: number, reason: string): void {
     if (this.stopped) return;
     this.stopped = true;
     if (this.keepAlive) clearInterval(this.keepAlive);
     for (const s of this.slots) {
       if (s.timer) clearTimeout(s.timer);
-      if (s.engineId) this.engine.removeEndpoint(s.engineId);
-      s.ep?.close();
+      s.at?.close();
+      s.at = null;
     }
     this.engine.close();
     this.finish?.({ code, reason });

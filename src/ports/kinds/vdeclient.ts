@@ -9,9 +9,9 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { native, sys } from '../native.js';
-import { lookupGroup } from '../switch/perms.js';
-import { encodeRequestV3, REQ_NEW_CONTROL, REQ_NEW_PORT0, SOCKADDR_UN_BYTES } from '../switch/handshake.js';
+import { native, sys } from '../../native/index.js';
+import { lookupGroup } from '../../core/perms.js';
+import { encodeRequestV3, REQ_NEW_CONTROL, REQ_NEW_PORT0, SOCKADDR_UN_BYTES } from '../../protocol/handshake.js';
 
 /** How long the switch may take to answer the request. */
 export const HANDSHAKE_TIMEOUT_MS = 5000;

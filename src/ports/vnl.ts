@@ -42,6 +42,7 @@
  */
 import fs from 'node:fs';
 import { isIP } from 'node:net';
+import { splitWords } from '../core/cli.js';
 
 /** Longest locator accepted, in UTF-8 bytes (PATH_MAX). */
 export const MAX_LOCATOR_BYTES = 4096;
@@ -79,7 +80,18 @@ export const QEMU_FRAMING_BYTES = 4;
 export const VDE_FRAMING_BYTES = 2;
 
 /** Schemes parseLocator understands, in the order error messages list them. */
-export const KNOWN_SCHEMES = ['vde', 'tap', 'udp', 'vxlan', 'vxvde', 'ptp', 'cmd', 'null', 'slirp', 'stream', 'dgram', 'stdio'] as const;
+export const KNOWN_SCHEMES = [
+  'vde', 'tap', 'udp', 'vxlan', 'vxvde', 'ptp', 'cmd', 'null', 'slirp', 'stream', 'dgram', 'stdio',
+  'switch', 'hub', 'multi', 'seqpacket', 'vlan',
+] as const;
+/** Largest file descriptor number seqpacket:// accepts. */
+export const MAX_FD = 2 ** 31 - 1;
+/** Largest VLAN id vlan:// accepts (4095 is reserved). */
+export const MAX_VLAN_ID = 4094;
+/** Default MAC table size of a switch:// node, in entries (vdeplug4). */
+export const DEFAULT_NODE_HASH_SIZE_ENTRIES = 256;
+/** Default lifetime of a switch:// node's MAC entries, in seconds (vdeplug4). */
+export const DEFAULT_NODE_EXPIRE_SECONDS = 120;
 
 export interface VdeLocator {
   kind: 'vde';
@@ -155,9 +167,51 @@ export interface SlirpLocator {
   options: Record<string, string>;
 }
 
+/**
+ * switch://, hub://, multi:// (vdeplug4's process-less nodes): the program becomes a small switch,
+ * hub or multilink with a vde_switch-compatible directory PATH (PATH/ctl) others join.
+ */
+export interface NetnodeLocator {
+  kind: 'switch' | 'hub' | 'multi';
+  /** Node directory; '' = /tmp/vdenode_<user>. */
+  path: string;
+  /** Mode of the control and data sockets. */
+  mode?: number;
+  /** Mode of the directory (derived from mode when absent). */
+  dirmode?: number;
+  /** Group (name or number) of the directory and sockets. */
+  grp?: string;
+  /** switch only: MAC table size hint, in entries. */
+  hashSize?: number;
+  /** switch only: lifetime of learned addresses, in seconds. */
+  expireSeconds?: number;
+  /** switch only: accepted for vdeplug4 compatibility (our table needs no seed). */
+  hashSeed?: number;
+}
+/** seqpacket://FD: an already open SOCK_SEQPACKET socket inherited as file descriptor FD. */
+export interface SeqpacketLocator { kind: 'seqpacket'; fd: number }
+/** One `tag=` entry of vlan://: the VLAN the VM uses and the VLAN on the network (equal unless remapped). */
+export interface VlanTag { vm: number; net: number }
+/** vlan://[UNTAGGED][opts]{INNER}: 802.1Q tagging done by the plug on the way to another locator. */
+export interface VlanLocator {
+  kind: 'vlan';
+  /** VLAN the VM sees untagged (0 = none). */
+  untagged: number;
+  /** Untagged network traffic reaches the VM tagged with this VLAN. */
+  untag?: number;
+  /** VLANs the VM reaches tagged. */
+  tags?: VlanTag[];
+  /** Every other VLAN passes too. */
+  trunk?: true;
+  /** 802.1ad (0x88a8) instead of 802.1Q tags. */
+  qinq?: true;
+  inner: Locator;
+}
+
 export type Locator =
   | VdeLocator | StdioLocator | TapLocator | UdpLocator | VxlanLocator | VxvdeLocator | PtpLocator
-  | CmdLocator | NullLocator | StreamLocator | DgramLocator | SlirpLocator;
+  | CmdLocator | NullLocator | StreamLocator | DgramLocator | SlirpLocator
+  | NetnodeLocator | SeqpacketLocator | VlanLocator;
 export type LocatorKind = Locator['kind'];
 
 const MAX_SHOWN_CHARS = 120;
@@ -567,42 +621,11 @@ function parsePtp(ctx: Ctx, rest: string): PtpLocator {
 
 /** Splits a command line like a shell would split words ('...', "...", backslash), without expansions. */
 function splitCommand(ctx: Ctx, s: string): string[] {
-  const argv: string[] = [];
-  let cur = '';
-  let inWord = false;
-  const cps = Array.from(s);
-  for (let i = 0; i < cps.length; i++) {
-    const c = cps[i];
-    if (c === ' ' || c === '\t' || c === '\n') {
-      if (inWord) argv.push(cur);
-      cur = '';
-      inWord = false;
-    } else if (c === "'") {
-      const end = cps.indexOf("'", i + 1);
-      if (end < 0) ctx.fail(cps.slice(i).join(''), `unterminated ' quote in command ${q(s)}`);
-      cur += cps.slice(i + 1, end).join('');
-      i = end;
-      inWord = true;
-    } else if (c === '"') {
-      let j = i + 1;
-      for (; j < cps.length && cps[j] !== '"'; j++) {
-        if (cps[j] === '\\' && j + 1 < cps.length && '"\\$`'.includes(cps[j + 1])) j++;
-        cur += cps[j];
-      }
-      if (j >= cps.length) ctx.fail(cps.slice(i).join(''), `unterminated " quote in command ${q(s)}`);
-      i = j;
-      inWord = true;
-    } else if (c === '\\') {
-      if (i + 1 >= cps.length) ctx.fail('\\', `dangling "\\" at the end of command ${q(s)}`);
-      cur += cps[++i];
-      inWord = true;
-    } else {
-      cur += c;
-      inWord = true;
-    }
-  }
-  if (inWord) argv.push(cur);
-  return argv;
+  const r = splitWords(s);
+  if ('argv' in r) return r.argv;
+  const from = Array.from(s).slice(r.at).join('');
+  if (r.error === 'backslash') return ctx.fail('\\', `dangling "\\" at the end of command ${q(s)}`);
+  return ctx.fail(from, `unterminated ${r.error === 'squote' ? "'" : '"'} quote in command ${q(s)}`);
 }
 
 function parseCmd(ctx: Ctx, rest: string): CmdLocator {
@@ -712,6 +735,111 @@ function parseSlirp(ctx: Ctx, rest: string): SlirpLocator {
   return { kind: 'slirp', options };
 }
 
+const NODE_KEYS: KeyDef[] = ['mode', 'dirmode', 'grp'].map((key) => ({ key }));
+const SWITCH_NODE_KEYS: KeyDef[] = [...NODE_KEYS, ...['hashsize', 'expiretime', 'hashseed'].map((key) => ({ key }))];
+const MAX_HASH_SEED = 2 ** 32 - 1;
+
+function octalOpt(ctx: Ctx, o: Opt): number {
+  const v = needValue(ctx, o);
+  if (!/^[0-7]{1,6}$/.test(v) || parseInt(v, 8) > MAX_MODE) ctx.fail(v, `${o.key}: ${q(v)} is not an octal mode (e.g. 0660)`);
+  return parseInt(v, 8);
+}
+
+function parseNetnode(ctx: Ctx, kind: NetnodeLocator['kind'], rest: string): NetnodeLocator {
+  const { head, tokens } = splitBracket(ctx, lex(ctx, rest));
+  const path = text(ctx, head, 'path');
+  const loc: NetnodeLocator = { kind, path: path === '' ? '' : checkUnixPath(ctx, path, 'path', MAX_UNIX_PATH_BYTES - 8) };
+  const opts = parseOpts(ctx, tokens ?? [], kind === 'switch' ? SWITCH_NODE_KEYS : NODE_KEYS);
+  const o = (k: string): Opt | undefined => opts.get(k);
+  if (o('mode')) loc.mode = octalOpt(ctx, o('mode')!);
+  if (o('dirmode')) loc.dirmode = octalOpt(ctx, o('dirmode')!);
+  if (o('grp')) {
+    const g = needValue(ctx, o('grp')!);
+    if (!/^\d+$/.test(g) && !GROUP_NAME.test(g)) ctx.fail(g, `grp: ${q(g)} is neither a number nor a group name`);
+    loc.grp = g;
+  }
+  if (o('hashsize')) loc.hashSize = int(ctx, 'hashsize', needValue(ctx, o('hashsize')!), 1, MAX_VX_HASH_SIZE_ENTRIES);
+  if (o('expiretime')) loc.expireSeconds = int(ctx, 'expiretime', needValue(ctx, o('expiretime')!), 1, MAX_EXPIRE_SECONDS);
+  if (o('hashseed')) loc.hashSeed = int(ctx, 'hashseed', needValue(ctx, o('hashseed')!), 0, MAX_HASH_SEED);
+  return loc;
+}
+
+function parseSeqpacket(ctx: Ctx, rest: string): SeqpacketLocator {
+  // strtol base 0, as vdeplug4: decimal, 0x hexadecimal or 0 octal
+  const m = /^(0[xX][0-9a-fA-F]+|0[0-7]*|[1-9]\d*)$/.exec(rest);
+  if (!m) ctx.fail(rest, `seqpacket:// needs the number of an open SOCK_SEQPACKET file descriptor (seqpacket://FD), got ${q(rest)}`);
+  const fd = /^0[xX]/.test(rest) ? parseInt(rest.slice(2), 16) : rest.length > 1 && rest[0] === '0' ? parseInt(rest, 8) : Number(rest);
+  if (fd > MAX_FD) ctx.fail(rest, `seqpacket: file descriptor ${rest} is out of range`);
+  return { kind: 'seqpacket', fd };
+}
+
+const VLAN_KEYS: KeyDef[] = [
+  { key: 'untag' }, { key: 'u', slot: 'untag' }, { key: 'tag' }, { key: 't', slot: 'tag' },
+  { key: 'trunk' }, { key: 'x', slot: 'trunk' }, { key: 'qinq' }, { key: 'q', slot: 'qinq' }, { key: 'ad', slot: 'qinq' },
+];
+
+function vlanId(ctx: Ctx, what: string, s: string): number {
+  return int(ctx, what, s, 1, MAX_VLAN_ID);
+}
+
+/** Index of the first `{` outside quotes and escapes, or -1. */
+function openBrace(s: string): number {
+  for (let i = 0; i < s.length; i++) {
+    const c = s[i];
+    if (c === '\\') i++;
+    else if (c === "'" || c === '"') {
+      const end = s.indexOf(c, i + 1);
+      if (end < 0) return -1;
+      i = end;
+    } else if (c === '{') return i;
+  }
+  return -1;
+}
+
+function parseVlan(ctx: Ctx, rest: string): VlanLocator {
+  const brace = openBrace(rest);
+  if (brace < 0 || !rest.endsWith('}')) ctx.fail(rest, `vlan:// needs the nested locator in braces: vlan://VLAN[opts]{LOCATOR}, got ${q(rest)}`);
+  const innerText = rest.slice(brace + 1, -1);
+  if (innerText === '') ctx.fail('{}', 'vlan://: the nested locator in {...} is empty');
+  let inner: Locator;
+  try {
+    inner = parseLocator(innerText);
+  } catch (e) {
+    return ctx.fail(innerText, `nested locator: ${e instanceof LocatorError ? e.detail : String(e)}`);
+  }
+  // VLAN[opts] or VLAN/opt/opt (both appear in vdeplug4's man page)
+  const units = lex(ctx, rest.slice(0, brace));
+  const bracketed = units.some((u) => u.ch === '[');
+  let headUnits: Unit[];
+  let tokens: Unit[][];
+  if (bracketed) {
+    const b = splitBracket(ctx, units);
+    headUnits = b.head;
+    tokens = b.tokens ?? [];
+  } else {
+    [headUnits, ...tokens] = splitUnits(units, '/');
+  }
+  const head = text(ctx, headUnits, 'VLAN');
+  const loc: VlanLocator = { kind: 'vlan', untagged: head === '' ? 0 : int(ctx, 'untagged VLAN', head, 0, MAX_VLAN_ID), inner };
+  const opts = parseOpts(ctx, tokens, VLAN_KEYS);
+  const u = opts.get('untag');
+  if (u) loc.untag = int(ctx, 'untag', needValue(ctx, u), 0, MAX_VLAN_ID);
+  const t = opts.get('tag');
+  if (t) {
+    const list = needValue(ctx, t).split(/[:.]/).filter((x) => x !== '');
+    loc.tags = list.map((tok) => {
+      const m = /^(\d+)(?:-(\d+))?$/.exec(tok);
+      if (!m) return ctx.fail(tok, `tag: ${q(tok)} is not VLAN or VLAN-VLAN`);
+      const vm = vlanId(ctx, 'tag', m[1]);
+      return { vm, net: m[2] === undefined ? vm : vlanId(ctx, 'tag', m[2]) };
+    });
+    if (loc.tags.length === 0) ctx.fail(t.value, 'tag: needs at least one VLAN');
+  }
+  if (opts.get('trunk') && flag(ctx, opts.get('trunk')!)) loc.trunk = true;
+  if (opts.get('qinq') && flag(ctx, opts.get('qinq')!)) loc.qinq = true;
+  return loc;
+}
+
 function noArgument(ctx: Ctx, scheme: string, rest: string): void {
   if (rest !== '') ctx.fail(rest, `${scheme}:// takes no argument, got ${q(rest)}`);
 }
@@ -748,6 +876,11 @@ export function parseLocator(s: string): Locator {
     case 'slirp': return parseSlirp(ctx, rest);
     case 'stream': return parseStream(ctx, rest);
     case 'dgram': return parseDgram(ctx, rest);
+    case 'switch':
+    case 'hub':
+    case 'multi': return parseNetnode(ctx, scheme, rest);
+    case 'seqpacket': return parseSeqpacket(ctx, rest);
+    case 'vlan': return parseVlan(ctx, rest);
     default:
       return ctx.fail(s.slice(0, sep), `unknown scheme ${q(s.slice(0, sep))} (known: ${KNOWN_SCHEMES.join(', ')})`);
   }
@@ -825,6 +958,28 @@ export function formatLocator(l: Locator): string {
       if (l.framing !== QEMU_FRAMING_BYTES) opts.push(`framing=${l.framing}`);
       const addr = l.transport === 'unix' ? quote(l.path ?? '', '[') : `${l.host !== undefined ? fmtHost(l.host) : ''}:${l.port ?? ''}`;
       return `stream://${l.transport}:${addr}${bracket(opts)}`;
+    }
+    case 'switch':
+    case 'hub':
+    case 'multi': {
+      const opts: string[] = [];
+      if (l.mode !== undefined) opts.push(`mode=${octal(l.mode)}`);
+      if (l.dirmode !== undefined) opts.push(`dirmode=${octal(l.dirmode)}`);
+      if (l.grp !== undefined) opts.push(`grp=${quote(l.grp, OPT)}`);
+      if (l.hashSize !== undefined) opts.push(`hashsize=${l.hashSize}`);
+      if (l.expireSeconds !== undefined) opts.push(`expiretime=${l.expireSeconds}`);
+      if (l.hashSeed !== undefined) opts.push(`hashseed=${l.hashSeed}`);
+      return `${l.kind}://${quote(l.path, '[')}${bracket(opts)}`;
+    }
+    case 'seqpacket':
+      return `seqpacket://${l.fd}`;
+    case 'vlan': {
+      const opts: string[] = [];
+      if (l.untag !== undefined) opts.push(`untag=${l.untag}`);
+      if (l.tags !== undefined) opts.push(`tag=${l.tags.map((t) => (t.vm === t.net ? `${t.vm}` : `${t.vm}-${t.net}`)).join(':')}`);
+      if (l.trunk) opts.push('trunk');
+      if (l.qinq) opts.push('qinq');
+      return `vlan://${l.untagged}${bracket(opts)}{${formatLocator(l.inner)}}`;
     }
     case 'dgram': {
       if (l.transport === 'unix') return `dgram://unix:${quote(l.localPath ?? '', '>')}->${quote(l.remotePath ?? '', '>')}`;

@@ -7,9 +7,9 @@
  * addon for the endpoint handle; the engine owns the sockets from then on.
  */
 import { isIP } from 'node:net';
-import { EpKind, MAX_VDE_FRAME_BYTES, native, sys } from '../native.js';
-import { lookupGroup } from '../switch/perms.js';
-import type { OpenedEndpoint } from './endpoints.js';
+import { EpKind, MAX_VDE_FRAME_BYTES, native, sys } from '../../native/index.js';
+import { lookupGroup } from '../../core/perms.js';
+import type { OpenedEndpoint } from '../endpoint.js';
 import {
   formatLocator,
   MAX_EXPIRE_SECONDS,
@@ -19,7 +19,7 @@ import {
   MAX_VX_HASH_SIZE_ENTRIES,
   type VxlanLocator,
   type VxvdeLocator,
-} from './vnl.js';
+} from '../vnl.js';
 
 /** Largest frame carried by either encapsulation (as vdeplug4: VDE's frame buffer size). */
 export const MAX_VX_FRAME_BYTES = MAX_VDE_FRAME_BYTES;

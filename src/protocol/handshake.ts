@@ -102,6 +102,32 @@ export function minimumRequestBytes(head: Buffer): number {
   return 8;
 }
 
+/** The 4 magic bytes as they appear on the wire (host order, little-endian). */
+const MAGIC_BYTES = Buffer.from([0xce, 0xfa, 0xed, 0xfe]);
+
+/**
+ * Says why the bytes received so far cannot begin any valid request (null while they still
+ * can): the control server refuses such a client at once instead of waiting for the request
+ * timeout. Checks the magic byte by byte, the version (0, 1 or 3), the request type (0 or 1)
+ * and the AF_UNIX family of the client address, as far as they have arrived.
+ */
+export function hopelessRequest(head: Buffer): string | null {
+  for (let i = 0; i < Math.min(4, head.length); i++)
+    if (head[i] !== MAGIC_BYTES[i]) return `bad magic (byte ${i} is 0x${head[i].toString(16).padStart(2, '0')}; V0 request not supported)`;
+  if (head.length > 4 && ![0, 1, 3].includes(head[4])) return `request for a version ${head[4]} port, which this switch does not support`;
+  for (let i = 5; i < Math.min(8, head.length); i++)
+    if (head[i] !== 0) return `request for a version ${head.length >= 8 ? head.readUInt32LE(4) : `>${0xff}`} port, which this switch does not support`;
+  if (head.length < 5) return null;
+  const v3 = head[4] === 3;
+  if (v3 && head.length > 8 && head[8] !== REQ_NEW_CONTROL && head[8] !== REQ_NEW_PORT0) return `bad request type ${head[8]}`;
+  const famOff = v3 ? 12 : 14;
+  if (head.length > famOff && head[famOff] !== AF_UNIX) return `socket address family ${head[famOff]} is not AF_UNIX`;
+  if (head.length > famOff + 1 && head[famOff + 1] !== 0) return `socket address family ${head.readUInt16LE(famOff)} is not AF_UNIX`;
+  const pathOff = famOff + 2;
+  if (head.length > pathOff && head[pathOff] !== 0 && head[pathOff] !== 0x2f) return 'client socket path is not absolute';
+  return null;
+}
+
 /** Encodes a `struct sockaddr_un` (110 bytes) for a path; throws if the path does not fit. */
 export function encodeSockaddr(p: string): Buffer {
   const b = Buffer.alloc(SOCKADDR_UN_BYTES);

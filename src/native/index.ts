@@ -3,6 +3,13 @@
  * engine thread with its epoll loop, the MAC table and every data fd. This module gives the rest
  * of the TypeScript code typed access to it and converts the addon's errno-carrying errors into
  * Node-style errors (`code` such as 'ENOENT', a readable message).
+ *
+ * Engines are made with createEngine(), which returns the NativeEngine surface the tools use.
+ * Configuration calls return at once (the engine thread applies them between batches); counters
+ * and statistics are read without a lock; MAC-table queries (macTable, macFind) answer with
+ * Promises that the engine thread's reply events resolve. A manual engine (no thread, fake
+ * clock) is driven by the caller; the in-process test harness uses it. src/native/fake.ts
+ * implements the same surface without the addon, for unit tests.
  */
 import { createRequire } from 'node:module';
 import { constants as osConstants } from 'node:os';
@@ -77,6 +84,7 @@ export interface EngineOptions {
   manual?: boolean;
 }
 
+/** The engine as the tools use it (see createEngine). */
 export interface NativeEngine {
   /** Hands an fd to the engine; txFd (default fd) is the write side, adoptPeer makes a datagram socket adopt its first sender. Returns 0 when refused (the caller keeps the fds). */
   addEndpoint(port: number, fd: number, kind: EpKind, maxFrameBytes: number, closeFd: boolean, txFd?: number, adoptPeer?: boolean, vnetHdr?: boolean): number;
@@ -104,44 +112,50 @@ export interface NativeEngine {
   resetCounters(port: number): void;
   /** Sends a frame out of a port (through its egress stages). */
   injectFrame(port: number, frame: Buffer): boolean;
-  /** The MAC table, answered by the engine thread. */
+  /** Every learned address (answered by the engine thread). */
   macTable(): Promise<MacEntryInfo[]>;
-  /** One MAC table entry, or null. */
+  /** The entry for a MAC on a VLAN, or null (answered by the engine thread). */
   macFind(mac: Buffer, vlan: number): Promise<MacEntryInfo | null>;
+  counters(port: number): PortCounters;
+  /** Every port's counters in one call, index = port number. */
+  countersAll(): PortCounters[];
+  /** Engine statistics (lock-free). */
+  stats(): EngineStats;
   /** Entries in the MAC table (lock-free). */
   macCount(): number;
   /** Index slots of the MAC table (lock-free). */
   macSlots(): number;
-  counters(port: number): PortCounters;
-  /** Every port's counters in one call, index = port number. */
-  countersAll(): PortCounters[];
-  stats(): EngineStats;
   close(): void;
   // --- manual engines (tests) ---
   /** Runs one loop iteration without blocking. */
   pollOnce(): number;
   /** Processes a frame as if a port had received it. */
   ingress(port: number, frame: Buffer): boolean;
+  /** Sets the fake clock (nanoseconds). */
   setTimeNs(ns: number): void;
+  /** Moves the fake clock forward and fires due timers and aging. */
   advanceNs(ns: number): void;
 }
 
-/** The addon's raw engine (replies arrive as events). */
-interface RawEngine extends Omit<NativeEngine, 'macTable' | 'macFind' | 'macCount' | 'macSlots'> {
-  queryMacs(queryId: number, mac: Buffer | null, vlan: number): void;
-  takeEvents(): RawEvent[];
-}
-
-interface RawEvent extends Omit<EngineEvent, 'type'> {
+/** An event as the addon delivers it: also replies to MAC-table queries. */
+export interface RawEvent extends Omit<EngineEvent, 'type'> {
   type: EngineEvent['type'] | 'reply';
   queryId?: number;
   macs?: MacEntryInfo[];
 }
 
-type EngineCtor = new (numPorts: number, onEvents?: (evs: EngineEvent[]) => void, opts?: EngineOptions) => NativeEngine;
+/** The addon's engine class: MAC-table queries answer with reply events. */
+export interface RawEngine extends Omit<NativeEngine, 'macTable' | 'macFind' | 'macCount' | 'macSlots'> {
+  queryMacs(queryId: number, mac: Buffer | null, vlan: number): void;
+  /** Manual engines: the events since the last call. */
+  takeEvents(): RawEvent[];
+}
+
+/** Callback receiving the engine's events (BPDUs, endpoint failures), in batches. */
+export type EngineEventSink = (evs: EngineEvent[]) => void;
 
 interface Addon {
-  Engine: EngineCtor;
+  Engine: new (numPorts: number, onEvents?: (evs: RawEvent[]) => void, opts?: EngineOptions) => RawEngine;
   unixDgramSocket(bufferBytes?: number): number;
   unixBind(fd: number, path: string): void;
   unixConnect(fd: number, path: string): void;
@@ -186,100 +200,15 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 let addon: Addon | undefined;
 
-/**
- * Wraps the addon's engine class: MAC-table queries become Promises resolved by the engine's
- * reply events, and a manual engine delivers its events after every call that drives it.
- */
-type RawEngineCtor = new (n: number, cb?: (evs: RawEvent[]) => void, opts?: EngineOptions) => RawEngine;
-
-function wrapEngineClass(Raw: RawEngineCtor): EngineCtor {
-  return class Engine {
-    private raw: RawEngine;
-    private queries = new Map<number, (macs: MacEntryInfo[]) => void>();
-    private nextQuery = 1;
-    private manual: boolean;
-    constructor(numPorts: number, onEvents?: (evs: EngineEvent[]) => void, opts: EngineOptions = {}) {
-      this.manual = opts.manual === true;
-      const handle = (evs: RawEvent[]): void => {
-        const rest: EngineEvent[] = [];
-        for (const e of evs) {
-          if (e.type === 'reply') {
-            const done = this.queries.get(e.queryId ?? 0);
-            this.queries.delete(e.queryId ?? 0);
-            done?.(e.macs ?? []);
-          } else {
-            rest.push(e as EngineEvent);
-          }
-        }
-        if (rest.length) onEvents?.(rest);
-      };
-      this.handle = handle;
-      this.raw = new Raw(numPorts, handle, opts);
-      const raw = this.raw as unknown as Record<string, unknown>;
-      // every other method goes straight to the addon; driving calls of a manual engine deliver events
-      const driving = new Set(['pollOnce', 'ingress', 'advanceNs', 'setTimeNs', 'injectFrame', 'removeEndpoint', 'addEndpoint', 'addCustomEndpoint', 'setNumPorts']);
-      for (const name of Object.getOwnPropertyNames(Object.getPrototypeOf(this.raw))) {
-        if (name === 'constructor' || name in this) continue;
-        const fn = raw[name] as (...a: unknown[]) => unknown;
-        (this as unknown as Record<string, unknown>)[name] = (...a: unknown[]) => {
-          const r = fn.apply(this.raw, a);
-          if (this.manual && driving.has(name)) this.deliver();
-          return r;
-        };
-      }
-    }
-    private handle: (evs: RawEvent[]) => void;
-    private deliver(): void {
-      const evs = this.raw.takeEvents();
-      if (evs.length) this.handle(evs);
-    }
-    private query(mac: Buffer | null, vlan: number): Promise<MacEntryInfo[]> {
-      const id = this.nextQuery++;
-      if (this.nextQuery > 0xffffffff) this.nextQuery = 1;
-      return new Promise((resolve, reject) => {
-        this.queries.set(id, resolve);
-        try {
-          this.raw.queryMacs(id, mac, vlan);
-        } catch (e) {
-          this.queries.delete(id);
-          reject(e);
-          return;
-        }
-        if (this.manual) this.deliver();
-      });
-    }
-    macTable(): Promise<MacEntryInfo[]> {
-      return this.query(null, 0);
-    }
-    async macFind(mac: Buffer, vlan: number): Promise<MacEntryInfo | null> {
-      const r = await this.query(mac, vlan);
-      return r[0] ?? null;
-    }
-    macCount(): number {
-      return this.raw.stats().macEntries;
-    }
-    macSlots(): number {
-      return this.raw.stats().macSlots;
-    }
-    close(): void {
-      this.raw.close();
-      for (const done of this.queries.values()) done([]);
-      this.queries.clear();
-    }
-  } as unknown as EngineCtor;
-}
-
 /** Returns the loaded addon, with a clear message if it was not built. */
 export function native(): Addon {
   if (addon) return addon;
-  const file = path.resolve(here, '..', 'native', 'build', 'Release', 'vde_native.node');
-  let raw: Addon;
+  const file = path.resolve(here, '..', '..', 'native', 'build', 'Release', 'vde_native.node');
   try {
-    raw = require(file) as Addon;
+    addon = require(file) as Addon;
   } catch (e) {
     throw new Error(`vde-ts: the native addon is not built (${file}): run "npm install" or "npm run build" (${(e as Error).message})`);
   }
-  addon = { ...raw, Engine: wrapEngineClass(raw.Engine as unknown as RawEngineCtor) };
   return addon;
 }
 
@@ -302,4 +231,81 @@ export function sys<T>(context: string, fn: () => T): T {
   } catch (e) {
     throw toNodeError(e, context);
   }
+}
+
+/** Raw methods that make a manual engine produce events, delivered right after the call. */
+const DRIVING = new Set<string>(['pollOnce', 'ingress', 'advanceNs', 'injectFrame', 'removeEndpoint', 'addEndpoint', 'addCustomEndpoint', 'setNumPorts']);
+
+/**
+ * Adapts the addon's engine to the NativeEngine surface: reply events resolve the Promises of
+ * MAC-table queries (and never reach onEvents), and a manual engine's events are delivered
+ * after every call that drives it.
+ */
+export function wrapEngine(raw: RawEngine, onEvents: EngineEventSink | undefined, manual: boolean): { engine: NativeEngine; handle: (evs: RawEvent[]) => void } {
+  const queries = new Map<number, (macs: MacEntryInfo[]) => void>();
+  let nextQuery = 1;
+  const handle = (evs: RawEvent[]): void => {
+    const rest: EngineEvent[] = [];
+    for (const e of evs) {
+      if (e.type !== 'reply') {
+        rest.push(e as EngineEvent);
+        continue;
+      }
+      const done = queries.get(e.queryId ?? 0);
+      queries.delete(e.queryId ?? 0);
+      done?.(e.macs ?? []);
+    }
+    if (rest.length) onEvents?.(rest);
+  };
+  const deliver = (): void => {
+    const evs = raw.takeEvents();
+    if (evs.length) handle(evs);
+  };
+  const call = <K extends keyof RawEngine>(k: K) => (...a: unknown[]): unknown => {
+    const r = (raw[k] as (...x: unknown[]) => unknown).apply(raw, a);
+    if (manual && DRIVING.has(k)) deliver();
+    return r;
+  };
+  const query = (mac: Buffer | null, vlan: number): Promise<MacEntryInfo[]> =>
+    new Promise((resolve, reject) => {
+      const id = nextQuery;
+      nextQuery = nextQuery >= 0xffffffff ? 1 : nextQuery + 1;
+      queries.set(id, resolve);
+      try {
+        raw.queryMacs(id, mac, vlan);
+      } catch (e) {
+        queries.delete(id);
+        reject(e);
+        return;
+      }
+      if (manual) deliver();
+    });
+  const engine = {
+    macTable: () => query(null, 0),
+    macFind: async (mac: Buffer, vlan: number) => (await query(mac, vlan))[0] ?? null,
+    macCount: () => raw.stats().macEntries,
+    macSlots: () => raw.stats().macSlots,
+    close: () => {
+      raw.close();
+      for (const done of queries.values()) done([]);
+      queries.clear();
+    },
+  } as Partial<NativeEngine> as Record<string, unknown>;
+  const names: Array<keyof RawEngine> = [
+    'addEndpoint', 'removeEndpoint', 'addCustomEndpoint', 'setNumPorts', 'setHub', 'setBackpressure', 'setUntagged', 'setTagged',
+    'setForeignTags', 'setStpCapture', 'setStpState', 'setAging', 'setStorm', 'setMirror', 'setMacTableMax', 'setQueueBudget',
+    'flushMacs', 'resetCounters', 'injectFrame', 'counters', 'countersAll', 'stats', 'pollOnce', 'ingress', 'setTimeNs', 'advanceNs',
+  ];
+  for (const n of names) engine[n] = call(n);
+  return { engine: engine as unknown as NativeEngine, handle };
+}
+
+/** Creates a native engine with numPorts ports (0..numPorts-1) and an event callback. */
+export function createEngine(numPorts: number, onEvents?: EngineEventSink, opts: EngineOptions = {}): NativeEngine {
+  const manual = opts.manual === true;
+  let handle: (evs: RawEvent[]) => void = () => {};
+  const raw = new (native().Engine)(numPorts, (evs) => handle(evs), opts);
+  const w = wrapEngine(raw, onEvents, manual);
+  handle = w.handle;
+  return w.engine;
 }

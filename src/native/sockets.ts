@@ -3,7 +3,7 @@
  * socket that Node accepted or connected, so the native engine can own it.
  */
 import type net from 'node:net';
-import { native } from './native.js';
+import { native } from './index.js';
 
 /** Takes over the fd of a connected Node socket (dup) and lets Node forget its own copy. */
 export function takeSocketFd(s: net.Socket): number {

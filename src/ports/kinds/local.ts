@@ -1,0 +1,86 @@
+/**
+ * Endpoint kinds local to the machine: null:// (a sink), tap://IF (a Linux tap, optionally with
+ * a virtio-net header and offloads) and cmd://COMMAND ARGS (a child process speaking the 2-byte
+ * length stream on its stdin/stdout).
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { EpKind, MAX_STREAM_FRAME_BYTES, native, toNodeError } from '../../native/index.js';
+import { MAX_VDEPLUG_FRAME_BYTES, simple, type OpenedEndpoint } from '../endpoint.js';
+import type { CmdLocator, TapLocator } from '../vnl.js';
+
+const O_WRONLY = 1;
+
+/** null://: never readable (a pipe whose write end we keep), writes go to /dev/null. */
+export function openNull(): OpenedEndpoint {
+  const a = native();
+  const [r, w] = a.pipe();
+  const sink = a.openFile('/dev/null', O_WRONLY);
+  return simple('null://', r, EpKind.Tap, MAX_STREAM_FRAME_BYTES, { txFd: sink, close: () => a.closeFd(w) });
+}
+
+/** The hint added to a tap error: what the user can do about it. */
+export function tapHint(code: string | undefined): string {
+  // opening /dev/net/tun without the capability gives EPERM or EACCES depending on the system
+  if (code === 'EPERM' || code === 'EACCES') return ' (needs root or CAP_NET_ADMIN)';
+  if (code === 'ENOENT') return ' (/dev/net/tun is missing: modprobe tun)';
+  return '';
+}
+
+/** Opens (or creates) a tap; vnetHdr asks for the virtio-net header and TSO/checksum offloads. */
+export function openTapFd(ifname: string, vnetHdr: boolean, what: string): { fd: number; name: string; offloads: boolean } {
+  const a = native();
+  let t: { fd: number; name: string };
+  try {
+    t = a.openTap(ifname, vnetHdr);
+  } catch (e) {
+    const err = toNodeError(e);
+    throw new Error(`${what}: ${err.message}${tapHint(err.code)}`);
+  }
+  let offloads = false;
+  if (vnetHdr) {
+    try {
+      a.setTapOffload(t.fd);
+      offloads = true;
+    } catch (e) {
+      a.closeFd(t.fd);
+      throw new Error(`${what}/vnethdr: ${(e as Error).message}`);
+    }
+  }
+  return { ...t, offloads };
+}
+
+/** tap://IF[/vnethdr]: plain frames by default; with vnethdr the engine segments 64 KiB frames for the other side. */
+export function openTap(loc: TapLocator): OpenedEndpoint {
+  const vnet = loc.vnetHdr ?? false;
+  const t = openTapFd(loc.ifname, vnet, `tap://${loc.ifname}`);
+  return simple(`tap://${t.name}${vnet ? '/vnethdr' : ''}`, t.fd, EpKind.Tap, MAX_STREAM_FRAME_BYTES);
+}
+
+/** cmd://: runs the command (no shell) with pipes on its stdin/stdout. */
+export async function openCmd(loc: CmdLocator): Promise<OpenedEndpoint> {
+  const a = native();
+  const [toChildR, toChildW] = a.pipe();
+  const [fromChildR, fromChildW] = a.pipe();
+  let child: ChildProcess;
+  try {
+    child = spawn(loc.argv[0], loc.argv.slice(1), { stdio: [toChildR, fromChildW, 'inherit'] });
+  } finally {
+    a.closeFd(toChildR);
+    a.closeFd(fromChildW);
+  }
+  await new Promise<void>((resolve, reject) => {
+    child.once('spawn', () => resolve());
+    child.once('error', (e) => reject(new Error(`cmd://${loc.argv.join(' ')}: ${e.message}`)));
+  }).catch((e) => {
+    a.closeFd(toChildW);
+    a.closeFd(fromChildR);
+    throw e;
+  });
+  return simple(`cmd://${loc.argv.join(' ')}`, fromChildR, EpKind.Stream2, MAX_VDEPLUG_FRAME_BYTES, {
+    txFd: toChildW,
+    close: () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
+    },
+  });
+}
+

@@ -1,0 +1,50 @@
+/**
+ * stdio://: our own stdin and stdout with the 2-byte length framing (dpipe and ssh cables,
+ * `slirpvde -`). The engine polls stdin directly when it can (a pipe, a socket, a terminal). A
+ * regular file or /dev/null cannot be polled, so then stdin is pumped into a pipe we create, in
+ * large chunks (never frame by frame): `vde_plug SW < capture` replays a recorded stream, and
+ * `vde_plug SW < /dev/null` (or `-d`, whose stdio is /dev/null) ends at once with status 0.
+ */
+import fs from 'node:fs';
+import tty from 'node:tty';
+import { EpKind, native } from '../../native/index.js';
+import { MAX_VDEPLUG_FRAME_BYTES, simple, type OpenedEndpoint } from '../endpoint.js';
+
+/** True when epoll cannot watch fd (regular files, block devices, /dev/null and other character devices that are not terminals). */
+export function needsPump(fd: number): boolean {
+  let st: fs.Stats;
+  try {
+    st = fs.fstatSync(fd);
+  } catch {
+    return false;
+  }
+  if (st.isFile() || st.isBlockDevice()) return true;
+  return st.isCharacterDevice() && !tty.isatty(fd);
+}
+
+/** Copies fd `from` into a new pipe until EOF; returns the pipe's read end (closed write end = EOF for the engine). */
+function pumpIntoPipe(from: number): { fd: number; stop: () => void } {
+  const a = native();
+  const [r, w] = a.pipe();
+  a.setNonBlocking(w, false);
+  const rs = fs.createReadStream('', { fd: from, autoClose: false, highWaterMark: 1 << 16 });
+  const ws = fs.createWriteStream('', { fd: w, autoClose: true });
+  rs.on('error', () => ws.end());
+  ws.on('error', () => rs.destroy());
+  rs.pipe(ws);
+  return {
+    fd: r,
+    stop: () => {
+      rs.destroy();
+      ws.destroy();
+    },
+  };
+}
+
+/** Opens stdin/stdout as an endpoint. */
+export function openStdio(): OpenedEndpoint {
+  if (!needsPump(0)) return simple('stdin/stdout', 0, EpKind.Stream2, MAX_VDEPLUG_FRAME_BYTES, { txFd: 1 });
+  const p = pumpIntoPipe(0);
+  // the engine closes both fds of an endpoint it owns: give it a copy of stdout, not stdout
+  return simple('stdin/stdout', p.fd, EpKind.Stream2, MAX_VDEPLUG_FRAME_BYTES, { txFd: native().dup(1), close: p.stop });
+}

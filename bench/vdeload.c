@@ -65,6 +65,7 @@ struct opts {
 	long hold_ms;
 	int threads;       /* 1 = one thread per sender/receiver, 0 = one event loop */
 	int spin;          /* event loop: 1 = busy-poll instead of sleeping in ppoll */
+	long mac_id;       /* second byte of every MAC this process uses, so runs side by side never collide */
 };
 
 static void usage(FILE *f)
@@ -89,6 +90,8 @@ static void usage(FILE *f)
 	"  --max-frames N      per-sender frame cap (default 50000000)\n"
 	"  --rate FPS          thru: total paced offered load, 0 = unpaced (default 0)\n"
 	"  --macs N            thru: rotate the source MAC over N values (default 1)\n"
+	"  --mac-id N          0..255: the third byte of every MAC this run uses (default 0);\n"
+	"                      give concurrent runs on one switch different ids\n"
 	"  --rounds N          pingpong: measured rounds (default 20000)\n"
 	"  --hold-ms MS        idle: maximum hold time (default 600000)\n"
 	"  --threads 0|1       thru/bcast: 0 = one event loop for all connections (default),\n"
@@ -153,6 +156,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		else if (!strcmp(name, "--max-frames")) o->max_frames = parse_long(name, v);
 		else if (!strcmp(name, "--rate")) o->rate_fps = parse_long(name, v);
 		else if (!strcmp(name, "--macs")) o->macs = parse_long(name, v);
+		else if (!strcmp(name, "--mac-id")) o->mac_id = parse_long(name, v);
 		else if (!strcmp(name, "--rounds")) o->rounds = parse_long(name, v);
 		else if (!strcmp(name, "--hold-ms")) o->hold_ms = parse_long(name, v);
 		else if (!strcmp(name, "--threads")) o->threads = (int)parse_long(name, v);
@@ -170,7 +174,7 @@ static void parse_opts(int argc, char **argv, struct opts *o)
 		exit(2);
 	}
 	if (o->pairs < 1 || o->pairs > 64 || o->receivers < 1 || o->receivers > 64 ||
-	    o->clients > MAX_CONNS || o->macs < 1 || o->macs > 16000000 || o->duration_ms < 1) {
+	    o->clients > MAX_CONNS || o->macs < 1 || o->macs > 16000000 || o->mac_id > 255 || o->duration_ms < 1) {
 		fprintf(stderr, "vdeload: option out of range\n");
 		exit(2);
 	}
@@ -222,6 +226,8 @@ static VDECONN *open_conn(const char *sock, const char *descr)
 	fcntl(fd, F_SETFL, fl | O_NONBLOCK);
 	return c;
 }
+
+static uint8_t g_mac_id; /* --mac-id */
 
 static void mac_set(uint8_t *m, uint8_t a, uint8_t b, uint32_t idx)
 {
@@ -315,8 +321,17 @@ struct receiver {
 	uint8_t mac[6];
 	int want_bcast;
 	uint64_t received, foreign, bytes, t_last;
+	uint64_t max_gap_ns;   /* longest silence between two of our frames while senders ran */
 	int err;
 };
+
+/* Records one of our frames arriving at time t (for the longest-gap statistic). */
+static void rx_note(struct receiver *r, uint64_t t, int senders_running)
+{
+	if (r->received && senders_running && r->t_last && t - r->t_last > r->max_gap_ns) r->max_gap_ns = t - r->t_last;
+	r->received++;
+	r->t_last = t;
+}
 
 static uint64_t g_waits, g_wait_timeouts, g_wait_ns; /* event-loop sleep statistics */
 static atomic_int g_senders_running;
@@ -348,7 +363,7 @@ static void *sender_main(void *arg)
 			}
 		}
 		if (s->macs > 1) {
-			mac_set(f + 6, (uint8_t)(0x40 + s->index), 0x00, macidx);
+			mac_set(f + 6, (uint8_t)(0x40 + s->index), g_mac_id, macidx);
 			if (++macidx >= (uint32_t)s->macs) macidx = 0;
 		}
 		memcpy(f + 16, &i, 8);
@@ -374,17 +389,17 @@ static void *receiver_main(void *arg)
 		int pr = poll(&p, 1, POLL_SLICE_MS);
 		if (pr < 0 && errno != EINTR) { r->err = errno; break; }
 		int got = 0;
+		uint64_t t = now_ns();
 		for (int k = 0; k < 4096; k++) {
 			ssize_t n = vde_recv(r->c, buf, sizeof(buf), 0);
 			if (n < 0) break;
 			got = 1;
 			int ok = frame_is_ours(buf, n) &&
 			         (r->want_bcast ? !memcmp(buf, BCAST_MAC, 6) : !memcmp(buf, r->mac, 6));
-			if (ok) { r->received++; r->bytes += (uint64_t)n; }
+			if (ok) { rx_note(r, t, atomic_load(&g_senders_running) > 0); r->bytes += (uint64_t)n; }
 			else r->foreign++;
 		}
-		uint64_t t = now_ns();
-		if (got) { r->t_last = t; quiet_since = 0; }
+		if (got) quiet_since = 0;
 		if (atomic_load(&g_senders_running) == 0) {
 			if (!hard_stop) hard_stop = t + 1000000000ull;
 			if (!got && !quiet_since) quiet_since = t;
@@ -398,7 +413,7 @@ static void *receiver_main(void *arg)
 static void print_result(const char *mode, const struct opts *o, struct sender *snd, int ns,
                          struct receiver *rcv, int nr)
 {
-	uint64_t sent = 0, eagain = 0, recv_total = 0, foreign = 0, t_end = g_t0, rmin = UINT64_MAX;
+	uint64_t sent = 0, eagain = 0, recv_total = 0, foreign = 0, t_end = g_t0, rmin = UINT64_MAX, max_gap = 0;
 	for (int i = 0; i < ns; i++) {
 		sent += snd[i].sent;
 		eagain += snd[i].eagain;
@@ -409,6 +424,7 @@ static void print_result(const char *mode, const struct opts *o, struct sender *
 		foreign += rcv[i].foreign;
 		if (rcv[i].received < rmin) rmin = rcv[i].received;
 		if (rcv[i].t_last > t_end) t_end = rcv[i].t_last;
+		if (rcv[i].max_gap_ns > max_gap) max_gap = rcv[i].max_gap_ns;
 	}
 	double elapsed_s = (double)(t_end - g_t0) / 1e9;
 	if (elapsed_s <= 0) elapsed_s = 1e-9;
@@ -417,10 +433,10 @@ static void print_result(const char *mode, const struct opts *o, struct sender *
 	       ",\"eagain\":%" PRIu64 ",\"delivered\":%" PRIu64 ",\"delivered_min\":%" PRIu64
 	       ",\"foreign\":%" PRIu64 ",\"fps\":%.1f,\"fps_per_receiver\":%.1f,\"sent_fps\":%.1f,"
 	       "\"waits\":%" PRIu64 ",\"wait_timeouts\":%" PRIu64 ",\"wait_ms\":%.1f,\"self_cpu_s\":%.3f,"
-	       "\"per_receiver\":[",
+	       "\"max_gap_us\":%.1f,\"per_receiver\":[",
 	       mode, o->frame_bytes, ns, nr, o->rate_fps, o->macs, elapsed_s, sent, eagain, recv_total,
 	       rmin, foreign, recv_total / elapsed_s, recv_total / elapsed_s / nr, sent / elapsed_s,
-	       g_waits, g_wait_timeouts, (double)g_wait_ns / 1e6, self_cpu_s());
+	       g_waits, g_wait_timeouts, (double)g_wait_ns / 1e6, self_cpu_s(), (double)max_gap / 1e3);
 	for (int i = 0; i < nr; i++) printf("%s%" PRIu64, i ? "," : "", rcv[i].received);
 	printf("]}\n");
 	fflush(stdout);
@@ -472,7 +488,7 @@ static void flow_loop(struct sender *snd, int ns, struct receiver *rcv, int nr, 
 					}
 					uint8_t *f = frames[i];
 					if (s->macs > 1) {
-						mac_set(f + 6, (uint8_t)(0x40 + s->index), 0x00, macidx[i]);
+						mac_set(f + 6, (uint8_t)(0x40 + s->index), g_mac_id, macidx[i]);
 						if (++macidx[i] >= (uint32_t)s->macs) macidx[i] = 0;
 					}
 					memcpy(f + 16, &s->sent, 8);
@@ -505,7 +521,7 @@ static void flow_loop(struct sender *snd, int ns, struct receiver *rcv, int nr, 
 				got++;
 				int ok = frame_is_ours(buf, n) &&
 				         (r->want_bcast ? !memcmp(buf, BCAST_MAC, 6) : !memcmp(buf, r->mac, 6));
-				if (ok) { r->received++; r->bytes += (uint64_t)n; r->t_last = t; }
+				if (ok) { rx_note(r, t, senders_live > 0); r->bytes += (uint64_t)n; }
 				else r->foreign++;
 			}
 		}
@@ -571,7 +587,7 @@ static int run_flow(const struct opts *o, int bcast)
 	for (int i = 0; i < nr; i++) {
 		rcv[i].c = open_conn(o->sock2, "vdeload-rx");
 		if (!rcv[i].c) fail_json(mode, "vde_open receiver", errno);
-		mac_set(rcv[i].mac, 0x01, 0x00, (uint32_t)i);
+		mac_set(rcv[i].mac, 0x01, g_mac_id, (uint32_t)i);
 		rcv[i].want_bcast = bcast;
 	}
 	for (int i = 0; i < ns; i++) {
@@ -579,7 +595,7 @@ static int run_flow(const struct opts *o, int bcast)
 		s->c = open_conn(o->sock, "vdeload-tx");
 		if (!s->c) fail_json(mode, "vde_open sender", errno);
 		s->index = i;
-		mac_set(s->src, 0x02, 0x00, (uint32_t)i);
+		mac_set(s->src, 0x02, g_mac_id, (uint32_t)i);
 		memcpy(s->dst, bcast ? BCAST_MAC : rcv[i].mac, 6);
 		s->macs = o->macs;
 		s->frame_bytes = o->frame_bytes;
@@ -659,8 +675,8 @@ static int run_pingpong(const struct opts *o)
 	VDECONN *b = open_conn(o->sock2, "vdeload-pong");
 	if (!b) fail_json(mode, "vde_open pong", errno);
 	uint8_t amac[6], bmac[6];
-	mac_set(amac, 0x03, 0x00, 1);
-	mac_set(bmac, 0x03, 0x00, 2);
+	mac_set(amac, 0x03, g_mac_id, 1);
+	mac_set(bmac, 0x03, g_mac_id, 2);
 	if (announce(a, amac) < 0 || announce(b, bmac) < 0) fail_json(mode, "announce", errno);
 	sleep_ns(LEARN_SETTLE_MS * 1000000ull);
 	drain(a);
@@ -786,6 +802,7 @@ int main(int argc, char **argv)
 {
 	struct opts o;
 	parse_opts(argc, argv, &o);
+	g_mac_id = (uint8_t)o.mac_id;
 	signal(SIGPIPE, SIG_IGN);
 
 	/* many connections need many fds: two per connection */

@@ -45,8 +45,19 @@ export async function runWire(sides: [WireSide, WireSide], o: RunWireOptions): P
     return fail(errorText(e));
   }
   const wire = new Wire(sides[0], sides[1]);
+  // signals are ours from here on: one during start-up (a stream server waiting for its client)
+  // ends the wire cleanly too, instead of killing the process with its pidfile left behind
+  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => wire.stop(0, `caught ${sig}`));
+  process.on('SIGPIPE', () => {});
   try {
-    await wire.start();
+    const starting = wire.start();
+    starting.catch(() => {}); // a start-up that a signal overtook may still fail later: nothing to report then
+    const started = await Promise.race([starting.then(() => true), wire.done.then(() => false)]);
+    if (!started) {
+      pid?.remove();
+      flushLog();
+      return (await wire.done).code;
+    }
   } catch (e) {
     pid?.remove();
     return fail(errorText(e));
@@ -59,8 +70,6 @@ export async function runWire(sides: [WireSide, WireSide], o: RunWireOptions): P
   }
   if (o.daemonChild) reportStarted();
   if (o.logStartStop) log('info', `START ${process.pid}`);
-  for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => wire.stop(0, `caught ${sig}`));
-  process.on('SIGPIPE', () => {});
   const r = await wire.done;
   cleanup?.();
   pid?.remove();

@@ -202,7 +202,10 @@ describe('vde_plug endpoints and bad input', () => {
 
   it('stays up when both ends live only on the engine thread (null:// <-> udp://)', async () => {
     const p = plug(['null://', `udp://${UDP_PORT_BASE + 5}->127.0.0.1:${UDP_PORT_BASE + 6}`]);
-    await new Promise((r) => setTimeout(r, 1000));
+    // running once its UDP socket is bound (however loaded the machine), then still running a while later
+    const bound = (): boolean => fs.readFileSync('/proc/net/udp', 'utf8').includes(`:${(UDP_PORT_BASE + 5).toString(16).toUpperCase().padStart(4, '0')} `);
+    await waitFor(() => bound() || p.p.exitCode !== null, 15_000, 'the plug to bind its UDP port');
+    await new Promise((r) => setTimeout(r, 500));
     expect(p.p.exitCode).toBeNull();
     p.p.kill('SIGTERM');
     expect(await p.exit).toBe(0);

@@ -61,6 +61,13 @@ const CPU_DURATION_MS = 3000;
 const IDLE_CLIENTS = 1000;
 const IDLE_READY_TIMEOUT_MS = 60000;
 const MANY_MACS = 100000;
+// scenario 6b: one client floods source MACs while a paced pair talks (bench twin of test/integration/macflood.test.ts)
+const FLOOD_MACS = 2_000_000;
+const FLOOD_DURATION_MS = 20_000;
+const FLOOD_RATE_FPS = FLOOD_MACS / (FLOOD_DURATION_MS / 1000);
+const FLOOD_PAIR_RATE_FPS = 5000;
+const FLOOD_PAIR_DELAY_MS = 2000;      // the pair starts once the table is full
+const FLOOD_RSS_SAMPLE_MS = 200;
 const VDELOAD_TIMEOUT_MARGIN_MS = 20000;
 const FOREIGN_LOAD_MAX_PCT = 15;       // other processes' CPU during a run (% of one CPU) before it is retried
 const DISTURBED_RETRIES = 2;           // extra tries of a disturbed repetition
@@ -91,7 +98,7 @@ const TARGET_CPU_RATIO = 0.5;          // ours/ref switch CPU per frame
 const TARGET_SCALE_FRACTION = 0.9;     // ours with load vs ours baseline
 const TARGET_LATENCY_RATIO = 1.0;      // ours/ref p50
 
-const SCENARIOS = ['thru', 'bcast', 'latency', 'cpu', 'ports', 'macs', 'rss', 'net', 'cable'];
+const SCENARIOS = ['thru', 'bcast', 'latency', 'cpu', 'ports', 'macs', 'rss', 'flood', 'net', 'cable'];
 
 // ---------------------------------------------------------------------------
 // command line
@@ -441,8 +448,13 @@ function vdeloadArgv(mode, args) {
 
 /** Run vdeload to completion; resolves to its JSON result ({ok:false,error} on failure). */
 function runLoad(mode, args, durationMs) {
+  return runLoadArgv(vdeloadArgv(mode, args), durationMs);
+}
+
+/** Runs a vdeload command line; resolves with its JSON result or {ok: false, error}. */
+function runLoadArgv(argv, durationMs) {
+  const mode = argv[argv.indexOf(VDELOAD_BIN) + 1];
   return new Promise((resolve) => {
-    const argv = vdeloadArgv(mode, args);
     const p = track(spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'pipe'] }), `vdeload ${mode}`);
     let out = '', err = '';
     p.stdout.on('data', (d) => { out += d; });
@@ -694,6 +706,45 @@ async function scenarioMacs(switches, opts, wantRss) {
   });
 }
 
+/**
+ * Scenario 6b: a client sends FLOOD_MACS source MACs in FLOOD_DURATION_MS while a pair of clients
+ * exchanges frames at a paced rate. Per switch (one at a time): what the pair still gets through,
+ * its longest silence, and how much the switch's memory grew. Both vdeload runs sleep in ppoll
+ * (two busy-polling load generators would fight over one CPU).
+ */
+async function scenarioFlood(switches) {
+  const keys = ['flood_pair', 'flood_gap', 'flood_rss'];
+  await withSwitches(switches, keys, async (running) => {
+    for (const sw of running) {
+      log(`flood: ${sw.side}: ${FLOOD_MACS} source MACs in ${FLOOD_DURATION_MS / 1000} s, pair at ${FLOOD_PAIR_RATE_FPS} frames/s`);
+      const rss0 = sw.mem().rss;
+      let peak = rss0;
+      const sampler = setInterval(() => { peak = Math.max(peak, sw.mem().rss || 0); }, FLOOD_RSS_SAMPLE_MS);
+      const pin = LOAD_PIN ? ['taskset', '-c', LOAD_PIN] : [];
+      const base = [...pin, VDELOAD_BIN, 'thru', '--sock', sw.dir, '--pairs', '1', '--wait', 'poll'];
+      const flood = runLoadArgv([...base, '--macs', String(FLOOD_MACS), '--rate', String(FLOOD_RATE_FPS), '--max-frames', String(FLOOD_MACS),
+        '--duration-ms', String(FLOOD_DURATION_MS), '--mac-id', '2'], FLOOD_DURATION_MS);
+      await sleep(FLOOD_PAIR_DELAY_MS);
+      const pairMs = FLOOD_DURATION_MS - 3 * FLOOD_PAIR_DELAY_MS;
+      const pair = runLoadArgv([...base, '--rate', String(FLOOD_PAIR_RATE_FPS), '--duration-ms', String(pairMs), '--mac-id', '1'], pairMs);
+      const [f, p] = await Promise.all([flood, pair]);
+      clearInterval(sampler);
+      if (!alive(sw.pid)) {
+        for (const k of keys) setResult(k, sw.side, { error: `switch died: ${reasonFrom(sw.output)}` });
+        continue;
+      }
+      const floodNote = f.ok ? `flood: ${fmtFps(f.sent / FLOOD_DURATION_MS * 1000)} sent, ${fmtFps(f.fps)} delivered` : `flood: ${f.error}`;
+      if (!p.ok) {
+        for (const k of keys) setResult(k, sw.side, { error: p.error });
+        continue;
+      }
+      setResult('flood_pair', sw.side, { value: p.fps, extra: `${((100 * p.delivered) / Math.max(p.sent, 1)).toFixed(1)}% of ${p.sent} delivered; ${floodNote}` });
+      setResult('flood_gap', sw.side, { value: p.max_gap_us / 1000 });
+      setResult('flood_rss', sw.side, { value: peak - rss0, extra: `peak ${fmtKb(peak)}` });
+    }
+  });
+}
+
 // --- scenario 8: network namespaces --------------------------------------
 
 function ipq(...args) { return run('ip', args, { quiet: true }); }
@@ -933,6 +984,12 @@ const ROWS = [
   { key: 'macs_base', scen: '6', what: '64 B, 1 pair, 1 source MAC (baseline)', unit: 'frames/s', fmt: fmtFps, cpu: true },
   { key: 'macs_many', scen: '6', what: `64 B, 1 pair, ${MANY_MACS / 1000} k source MACs`, unit: 'frames/s', fmt: fmtFps, cpu: true,
     target: { kind: 'self', base: 'macs_base', min: TARGET_SCALE_FRACTION, text: `ours ≥ ${TARGET_SCALE_FRACTION * 100}% of ours baseline` } },
+  { key: 'flood_pair', scen: '6b', what: `a pair at ${FLOOD_PAIR_RATE_FPS / 1000} k frames/s while another client floods ${FLOOD_MACS / 1e6} M source MACs`, unit: 'frames/s', fmt: fmtFps,
+    target: { kind: 'abs', min: 0.8 * FLOOD_PAIR_RATE_FPS, text: '≥ 80% of the offered rate' } },
+  { key: 'flood_gap', scen: '6b', what: 'longest silence in the pair\'s stream during the flood', unit: 'ms', fmt: (v) => fmtNum(v, 1),
+    target: { kind: 'abs', max: 20, text: '≤ 20 ms' } },
+  { key: 'flood_rss', scen: '6b', what: 'switch memory growth during the flood (peak VmRSS − before)', unit: 'MiB', fmt: fmtKb,
+    target: { kind: 'abs', max: 32 * 1024, text: '< 32 MiB' } },
   { key: 'rss', scen: '7', what: `switch VmRSS after scenario 6`, unit: 'MiB', fmt: fmtKb },
   { key: 'hwm', scen: '7', what: 'switch VmHWM after scenario 6', unit: 'MiB', fmt: fmtKb },
   { key: 'net_gbps', scen: '8', what: `TCP iperf3 ${IPERF_DURATION_S} s, netns↔netns`, unit: 'Gbit/s', fmt: (v) => fmtNum(v, 2), bridge: true },
@@ -958,6 +1015,10 @@ function verdict(row, res) {
   if (!t) return ['', ''];
   const ours = res?.ours, ref = res?.ref;
   if (!ours || ours.error || !Number.isFinite(ours.value)) return [t.text, 'n/a'];
+  if (t.kind === 'abs') {
+    const pass = t.min !== undefined ? ours.value >= t.min : ours.value <= t.max;
+    return [t.text, pass ? 'PASS' : 'FAIL'];
+  }
   if (t.kind === 'ratio') {
     if (!ref || ref.error || !Number.isFinite(ref.value) || !ref.value) return [t.text, 'n/a'];
     const q = ours.value / ref.value;
@@ -1080,6 +1141,7 @@ async function main() {
       if (selected.has('cpu')) await scenarioCpu(switches);
       if (selected.has('ports')) await scenarioPorts(switches, opts);
       if (selected.has('macs')) await scenarioMacs(switches, opts, selected.has('rss'));
+      if (selected.has('flood')) await scenarioFlood(switches);
     }
     if (selected.has('net')) await scenarioNet(switches);
     if (selected.has('cable')) {

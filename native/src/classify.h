@@ -35,7 +35,8 @@ inline Classified classify(Packet p, const PortVlans &pv, ForeignTags foreign) {
   Classified c;
   if (has8021qTag(p)) {
     uint16_t vid = uint16_t(p.be16(14) & 0x0fff);
-    if (vid == pv.untagged || (pv.tagged && pv.tagged->test(vid))) {
+    // a port without an untagged VLAN (VLAN_NONE) is no member of VID 4095: never match it
+    if ((pv.untagged != VLAN_NONE && vid == pv.untagged) || (pv.tagged && pv.tagged->test(vid))) {
       c.ok = true;
       c.vlan = vid;
       c.taggedIn = true;

@@ -779,6 +779,7 @@ void Engine::setPaused(Endpoint *ep, bool paused) {
   if (ep->paused == paused) return;
   ep->paused = paused;
   pausedCount_ += paused ? 1 : -1;
+  if (!paused) pendingRx_.push_back(ep->id);  // a kind may hold input it read before the pause
   struct epoll_event ev = {};
   ev.events = (paused ? 0u : uint32_t(EPOLLIN)) | (ep->wantOut && ep->txFd() == ep->rxFd() ? uint32_t(EPOLLOUT) : 0u);
   ev.data.u64 = tag(TAG_RX, ep->id);

@@ -22,13 +22,12 @@ class StreamDecoder {
   StreamDecoder(uint8_t hdrBytes, uint32_t maxFrame)
       : hdr_(hdrBytes == 2 ? 2 : 4), maxFrame_(maxFrame), cap_(2 * (size_t(maxFrame) + 4)), buf_(new uint8_t[cap_]) {}
 
-  /** Where the next read may write. */
-  uint8_t *space() {
+  /** Where the next read may write, and how many bytes (*room, never 0 while no frame is above the limit). */
+  uint8_t *space(size_t *room) {
     compact();
+    *room = cap_ - end_;
     return buf_.get() + end_;
   }
-  /** How many bytes the next read may write. */
-  size_t spaceLen() const { return cap_ - end_; }
   /** Records that n bytes were written at space(). */
   void commit(size_t n) { end_ += n; }
   /** Bytes received but not yet handed out (a partial header or frame). */

@@ -384,7 +384,7 @@ describe('ssh cables: dpipe vde_plug SW1 = ssh root@127.0.0.1 vde_plug SW2', () 
         received += (await b.drain(1)).length;
         if (killedAt < 0 && Date.now() - t0 >= FLOOD_KILL_AFTER_MS) {
           killedAt = sent;
-          process.kill(sshPid!, 'SIGKILL');
+          try { process.kill(sshPid!, "SIGKILL"); } catch (e) { throw new Error(`ssh gone before the kill: ${cable.out()}`); }
           stopAt = Math.min(stopAt, Date.now() + FLOOD_AFTER_KILL_MS);
         }
       }

@@ -66,6 +66,19 @@ describe('learning policy', () => {
     expect(onAccess[0].length).toBe(frame(A, B).length);
   });
 
+  it('keeps trunk-only ports without a common VLAN apart, VID 4095 included', () => {
+    const { h, p } = switchWith(2);
+    for (const [port, vlan] of [[1, 10], [2, 20]]) {
+      h.engine.setUntagged(port, 4095); // no untagged VLAN
+      h.engine.setTagged(port, vlan, true);
+    }
+    h.send(p[1], frame(BCAST, B, { vlan: 4095 }));
+    h.send(p[1], frame(A, B, { vlan: 4095 }));
+    h.send(p[1], frame(BCAST, B, { vlan: 10 }));
+    expect(h.recv(p[0])).toHaveLength(0);
+    expect(h.counters(2).drops.vlan).toBe(3);
+  });
+
   it('passes a foreign-tagged frame through an access port, or drops it when told', () => {
     const { h, p } = switchWith(2);
     h.send(p[0], frame(BCAST, A, { vlan: 77 }));

@@ -35,7 +35,9 @@ class StreamEndpoint : public Endpoint {
     (void)fd;
     if (!takeFrames(b, d, st)) return RxResult::Closed;
     if (b.full()) return RxResult::More;
-    ssize_t r = read(fd_, dec_.space(), dec_.spaceLen());
+    size_t room;
+    uint8_t *at = dec_.space(&room);
+    ssize_t r = read(fd_, at, room);
     if (r == 0) {
       if (dec_.pending()) d.drops[DROP_FRAMING]++;
       st.closeWith(0, dec_.pending() ? "end of stream inside a frame" : "end of stream");

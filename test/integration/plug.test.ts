@@ -201,7 +201,10 @@ describe('vde_plug endpoints and bad input', () => {
   }
 
   it('stays up when both ends live only on the engine thread (null:// <-> udp://)', async () => {
-    const p = plug(['null://', `udp://${UDP_PORT_BASE + 5}->127.0.0.1:${UDP_PORT_BASE + 6}`]);
+    // the pid file is written in the same tick as the signal handlers are set: SIGTERM after it is a clean stop
+    const pidfile = path.join(tmpdir(), 'plug.pid');
+    const p = plug(['-p', pidfile, 'null://', `udp://${UDP_PORT_BASE + 5}->127.0.0.1:${UDP_PORT_BASE + 6}`]);
+    await waitFor(() => p.p.exitCode !== null || fs.existsSync(pidfile), 10_000, 'plug started');
     await new Promise((r) => setTimeout(r, 1000));
     expect(p.p.exitCode).toBeNull();
     p.p.kill('SIGTERM');

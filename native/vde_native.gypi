@@ -2,7 +2,10 @@
 # build it: binding.gyp (the addon, native/build) and sanitize/binding.gyp (the ASan/UBSan build
 # the test suite runs against, native/sanitize/build). Each includer sets vde_native_dir (this
 # directory, relative to itself) and vde_sanitize (0 or 1). The source list is every .cc file
-# under src/, listed by sources.mjs, so adding a file needs no edit here.
+# under src/, listed by sources.mjs, so adding a file needs no edit here. The sanitizer build traps
+# on undefined behaviour (ud2) instead of calling GCC's libubsan: with libasan and libubsan both in
+# one process, libubsan ignores log_path and prints to stderr, where a test that captures a
+# child's output would hide it; a trap is reported by ASan (handle_sigill) into its log instead.
 {
   "targets": [
     {
@@ -19,8 +22,8 @@
         ["vde_sanitize==1", {
           "defines": ["VDE_SANITIZE=1"],
           "cflags_cc!": ["-O3", "-O2"],
-          "cflags_cc": ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fno-sanitize-recover=all"],
-          "ldflags": ["-fsanitize=address,undefined"]
+          "cflags_cc": ["-O1", "-g", "-fno-omit-frame-pointer", "-fsanitize=address,undefined", "-fsanitize-undefined-trap-on-error"],
+          "ldflags": ["-fsanitize=address"]
         }]
       ]
     }

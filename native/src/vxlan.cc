@@ -1,5 +1,5 @@
 // VXLAN and VXVDE endpoints (see vxlan.h): socket set-up, the learned MAC → peer table, the
-// batched receive path with its header checks, the send path, and the N-API factories.
+// batched receive path (header checks in vxlan_wire.h), the send path, and the N-API factories.
 //
 // Wire format (PROTOCOL.md §2.5): 8-byte header {0x08, 0, 0, 0, VNI[3] big-endian, 0} then the
 // raw Ethernet frame. Input is never trusted: truncated, short, header-only (except vxvde's
@@ -25,12 +25,11 @@
 #include <vector>
 
 #include "customio.h"
+#include "vxlan_wire.h"
 
 namespace vde {
 namespace {
 
-constexpr size_t VX_HEADER_BYTES = 8;
-constexpr uint8_t VX_FLAG_I = 0x08;  // "VNI present": the only flag VXLAN defines
 constexpr size_t ETH_HEADER_BYTES = 14;
 constexpr size_t ETH_ADDR_BYTES = 6;
 constexpr uint32_t MAX_VNI_VALUE = 0xffffff;
@@ -185,12 +184,8 @@ class VxIoBase : public EndpointIo {
  public:
   // Builds the header for vni and sizes the peer table.
   VxIoBase(const VxOptions &o, const SockAddr46 &group)
-      : table_(o.hashSizeEntries), expireSeconds_(o.expireSeconds), group_(group) {
-    memset(header_, 0, sizeof header_);
-    header_[0] = VX_FLAG_I;
-    header_[4] = uint8_t(o.vni >> 16);
-    header_[5] = uint8_t(o.vni >> 8);
-    header_[6] = uint8_t(o.vni);
+      : table_(o.hashSizeEntries), expireSeconds_(o.expireSeconds), vni_(o.vni), group_(group) {
+    vxEncodeHeader(o.vni, header_);
     memset(msgs_, 0, sizeof msgs_);
   }
 
@@ -267,6 +262,7 @@ class VxIoBase : public EndpointIo {
 
   PeerTable table_;
   uint32_t expireSeconds_;
+  uint32_t vni_;
   SockAddr46 group_;
   uint8_t header_[VX_HEADER_BYTES];
 
@@ -299,11 +295,11 @@ class VxlanIo : public VxIoBase {
     for (int i = 0; i < n; i++) {
       uint32_t total = checkCommon(i, c);
       if (!total) continue;
-      if (total <= VX_HEADER_BYTES + ETH_HEADER_BYTES) { c.drops[DROP_RUNT]++; continue; }
-      const uint8_t *h = rxHdr_[i];
-      if (h[0] != VX_FLAG_I) { c.drops[DROP_FRAMING]++; continue; }
-      if (memcmp(h + 4, header_ + 4, 3) != 0) continue;  // another VNI on the same group: not ours
-      uint32_t len = total - uint32_t(VX_HEADER_BYTES);
+      VxDecap d = vxlanDecap(rxHdr_[i], total, vni_);
+      if (d.verdict == VxVerdict::Runt) { c.drops[DROP_RUNT]++; continue; }
+      if (d.verdict == VxVerdict::Framing) { c.drops[DROP_FRAMING]++; continue; }
+      if (d.verdict != VxVerdict::Frame) continue;  // another VNI on the same group: not ours
+      uint32_t len = d.frameLen;
       const uint8_t *f = slab + size_t(i) * slotBytes;
       if (!(f[ETH_ADDR_BYTES] & 1)) {  // never learn a multicast source
         SockAddr46 peer = names_[i];
@@ -360,18 +356,16 @@ class VxvdeIo : public VxIoBase {
     for (int i = 0; i < n; i++) {
       uint32_t total = checkCommon(i, c);
       if (!total) continue;
-      const uint8_t *h = rxHdr_[i];
-      if (memcmp(h, header_, VX_HEADER_BYTES) != 0) {
-        if (h[0] != VX_FLAG_I || h[1] || h[2] || h[3] || h[7]) c.drops[DROP_FRAMING]++;
-        continue;  // otherwise: another VNI on the same group, not ours
-      }
-      if (total == VX_HEADER_BYTES) {  // "leave": the sender is gone
+      VxDecap d = vxvdeDecap(rxHdr_[i], total, vni_);
+      if (d.verdict == VxVerdict::Framing) { c.drops[DROP_FRAMING]++; continue; }
+      if (d.verdict == VxVerdict::Foreign) continue;  // another VNI on the same group, not ours
+      if (d.verdict == VxVerdict::Leave) {  // the sender is gone
         table_.forget(names_[i]);
         continue;
       }
-      if (total <= VX_HEADER_BYTES + ETH_HEADER_BYTES) { c.drops[DROP_RUNT]++; continue; }
+      if (d.verdict == VxVerdict::Runt) { c.drops[DROP_RUNT]++; continue; }
       if (multicast && ownEcho(i)) continue;
-      uint32_t len = total - uint32_t(VX_HEADER_BYTES);
+      uint32_t len = d.frameLen;
       const uint8_t *f = slab + size_t(i) * slotBytes;
       if (!(f[ETH_ADDR_BYTES] & 1)) table_.learn(f + ETH_ADDR_BYTES, names_[i], now);
       keep(slab, slotBytes, i, kept, len, lens);

@@ -200,10 +200,11 @@ const here = path.dirname(fileURLToPath(import.meta.url));
 const require = createRequire(import.meta.url);
 let addon: Addon | undefined;
 
-/** Returns the loaded addon, with a clear message if it was not built. */
+/** Returns the loaded addon (VDE_NATIVE_ADDON, an absolute path, overrides the build: the sanitizer run), with a clear message if it was not built. */
 export function native(): Addon {
   if (addon) return addon;
-  const file = path.resolve(here, '..', '..', 'native', 'build', 'Release', 'vde_native.node');
+  const override = process.env.VDE_NATIVE_ADDON;
+  const file = override ? path.resolve(override) : path.resolve(here, '..', '..', 'native', 'build', 'Release', 'vde_native.node');
   try {
     addon = require(file) as Addon;
   } catch (e) {

@@ -19,8 +19,9 @@
 
 namespace vde {
 
-const char *const DROP_NAMES[DROP_COUNT] = {"runt",      "oversize", "vlan",    "stp",       "storm",
-                                            "queueFull", "txError",  "framing", "badVnetHdr"};
+const char *const DROP_NAMES[DROP_COUNT] = {"runt",      "oversize", "vlan",    "stp",      "storm",  "queueFull",
+                                            "txError",   "framing",  "badVnetHdr", "loss", "capacity", "mtu",
+                                            "filter",    "police",   "auth"};
 
 namespace {
 
@@ -303,6 +304,37 @@ void Engine::setMirror(int port, int inTarget, int outTarget) {
     removeStages(port, false, MirrorStage::NAME);
     if (inTarget >= 0 && inTarget < n && inTarget != port) addStage(port, true, std::make_unique<MirrorStage>(inTarget));
     if (outTarget >= 0 && outTarget < n && outTarget != port) addStage(port, false, std::make_unique<MirrorStage>(outTarget));
+  });
+}
+
+void Engine::setStage(int port, bool ingress, const std::string &name, std::unique_ptr<Stage> s) {
+  auto holder = std::make_shared<std::unique_ptr<Stage>>(std::move(s));
+  post([this, port, ingress, name, holder] {
+    if (port < 0 || port >= int(ports_.size())) return;
+    removeStages(port, ingress, name.c_str());
+    if (*holder) {
+      int t = (*holder)->targetPort();
+      if (t >= int(ports_.size()) || t == port) return;  // a mirror into a port that is not there, or into itself
+      addStage(port, ingress, std::move(*holder));
+    }
+  });
+}
+
+void Engine::queryStages(uint32_t queryId, int port) {
+  post([this, queryId, port] {
+    EngineEvent e;
+    e.type = EngineEvent::Reply;
+    e.queryId = queryId;
+    for (int p = 0; p < int(ports_.size()); p++) {
+      if (port >= 0 && p != port) continue;
+      for (bool in : {true, false})
+        for (const auto &s : in ? ports_[p].ingress : ports_[p].egress) {
+          StageReport r{p, in, s->name(), {}};
+          s->describe(r.values);
+          e.stages.push_back(std::move(r));
+        }
+    }
+    pushEvent(std::move(e));
   });
 }
 

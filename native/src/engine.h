@@ -51,6 +51,14 @@ constexpr size_t MAX_PENDING_BPDUS = 256;
 
 enum class StpState : uint8_t { Forwarding = 0, Learning = 1, Discarding = 2 };
 
+/** One stage as a query reports it. */
+struct StageReport {
+  int port;
+  bool ingress;
+  std::string name;
+  StageValues values;
+};
+
 /** One event for JavaScript, by value. */
 struct EngineEvent {
   enum Type : uint8_t { Bpdu, EpError, EpClosed, EngineFailed, Reply };
@@ -62,6 +70,7 @@ struct EngineEvent {
   std::vector<uint8_t> frame;       // Bpdu
   uint32_t queryId = 0;             // Reply
   std::vector<MacTable::Info> macs; // Reply to a MAC query (lastSeen holds the age in seconds)
+  std::vector<StageReport> stages;  // Reply to a stage query
 };
 
 /** Settings of the learning policy that the console changes. */
@@ -124,6 +133,10 @@ class Engine : private StageEnv {
   void setAging(uint32_t expireSeconds, uint32_t minPersistSeconds, uint32_t gcIntervalSeconds);
   void setStorm(int port, uint32_t pps);
   void setMirror(int port, int inTarget, int outTarget);
+  /** Installs stage s on a port direction, replacing the stage of the same name; null s removes it. */
+  void setStage(int port, bool ingress, const std::string &name, std::unique_ptr<Stage> s);
+  /** Asks for the stages of a port (-1: all ports) with their values; the answer is a Reply event with queryId. */
+  void queryStages(uint32_t queryId, int port);
   void setMacTableMax(uint32_t entries);
   void setQueueBudget(size_t bytes);
   void flushMacs(int port, int vlan);

@@ -12,6 +12,10 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
+#include <string>
+#include <utility>
+#include <vector>
 
 #include "batch.h"
 #include "counters.h"
@@ -21,6 +25,22 @@ namespace vde {
 
 /** No timer wanted. */
 constexpr uint64_t NO_DEADLINE_NS = ~uint64_t(0);
+
+class Stage;
+
+/** A stage's configuration as name=value text pairs, in the order given; its factory validates them. */
+using StageConfig = std::vector<std::pair<std::string, std::string>>;
+/** Creates a stage for a port direction from its configuration, or returns null with *err saying why. */
+using StageFactory = std::unique_ptr<Stage> (*)(const StageConfig &cfg, bool ingress, std::string *err);
+/** Registers a stage kind by name (call from a static initialiser in the stage's own file); false if taken. */
+bool registerStageKind(const char *name, StageFactory make);
+/** The factory of a stage kind, or null. */
+StageFactory findStageKind(const std::string &name);
+/** Names of the registered stage kinds. */
+std::vector<std::string> stageKinds();
+
+/** What a stage reports about itself (queries): named numbers, e.g. held frames or drops by cause. */
+using StageValues = std::vector<std::pair<std::string, double>>;
 
 /** What a stage decides for a frame. */
 enum class Verdict : uint8_t { Pass, Drop, Hold };
@@ -81,6 +101,8 @@ class Stage {
   virtual void clear(BlockPool &pool) { (void)pool; }
   /** A port this stage sends to (mirrors), or -1. */
   virtual int targetPort() const { return -1; }
+  /** Its configuration and state for queries (engine thread). */
+  virtual void describe(StageValues &out) const { (void)out; }
 };
 
 /** Stage ranks (lower first). */

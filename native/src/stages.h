@@ -21,6 +21,7 @@ class MirrorStage : public Stage {
   const char *name() const override { return NAME; }
   int rank() const override { return RANK_MIRROR; }
   int targetPort() const override { return target_; }
+  void describe(StageValues &out) const override { out.emplace_back("target", target_); }
   /** Emits a copy (unless the frame is itself a mirror copy) and passes the frame. */
   Verdict process(StageEnv &env, const StageFrame &f, DropReason *) override {
     if (!(f.flags & SF_MIRROR)) env.emit(target_, f);
@@ -39,6 +40,7 @@ class StormStage : public Stage {
   explicit StormStage(uint32_t pps) : pps_(pps), tokens_(pps) {}
   const char *name() const override { return NAME; }
   int rank() const override { return RANK_STORM; }
+  void describe(StageValues &out) const override { out.emplace_back("pps", pps_); }
   /** Passes unicast; counts group frames against this second's allowance. */
   Verdict process(StageEnv &env, const StageFrame &f, DropReason *why) override {
     if (!f.packet().groupDst()) return Verdict::Pass;

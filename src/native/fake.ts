@@ -4,7 +4,7 @@
  * fill with learn(), per-port counters that tests can set, and endpoint ids as the real engine
  * hands them out. Nothing here touches a file descriptor.
  */
-import type { EngineStats, EpKind, MacEntryInfo, NativeEngine, NativeStpState, PortCounters } from './index.js';
+import type { EngineStats, EpKind, MacEntryInfo, NativeEngine, NativeStpState, PortCounters, StageInfo } from './index.js';
 
 /** One recorded call: the method name and its arguments. */
 export interface FakeCall {
@@ -41,6 +41,7 @@ export class FakeEngine implements NativeEngine {
   private nextId = 1;
   macSlotCount = 131072;
   macMax = 65536;
+  private stageMap = new Map<string, StageInfo>();
   queueBudget = 64 * 1024 * 1024;
 
   constructor(numPorts = 33) {
@@ -119,6 +120,15 @@ export class FakeEngine implements NativeEngine {
   }
   setMirror(port: number, inTarget: number, outTarget: number): void {
     this.rec('setMirror', [port, inTarget, outTarget]);
+  }
+  setStage(port: number, dir: 'in' | 'out', name: string, config: Record<string, string | number> | null): void {
+    this.rec('setStage', [port, dir, name, config]);
+    const key = `${port}/${dir}/${name}`;
+    if (config) this.stageMap.set(key, { port, dir, name, values: Object.fromEntries(Object.entries(config).map(([k, v]) => [k, Number(v)])) });
+    else this.stageMap.delete(key);
+  }
+  stages(port: number): Promise<StageInfo[]> {
+    return Promise.resolve([...this.stageMap.values()].filter((s) => port < 0 || s.port === port));
   }
   setMacTableMax(entries: number): void {
     this.rec('setMacTableMax', [entries]);

@@ -78,6 +78,14 @@ export interface EngineStats {
   macSlots: number;
 }
 
+/** A stage on a port, as a query reports it: its name, direction and named values (settings, counters). */
+export interface StageInfo {
+  port: number;
+  dir: 'in' | 'out';
+  name: string;
+  values: Record<string, number>;
+}
+
 /** Options of a new engine. */
 export interface EngineOptions {
   /** No thread: the caller drives the engine with pollOnce/ingress/advanceNs (tests). */
@@ -104,6 +112,14 @@ export interface NativeEngine {
   setAging(expireSeconds: number, minPersistSeconds: number, gcIntervalSeconds: number): void;
   setStorm(port: number, framesPerSecond: number): void;
   setMirror(port: number, inTarget: number, outTarget: number): void;
+  /**
+   * Installs (or with null removes) a stage on a port direction: `name` is a registered stage kind
+   * (native().stageKinds()), `config` its settings as name/value pairs. A bad setting throws with
+   * the stage's own message. A stage of the same name on that port and direction is replaced.
+   */
+  setStage(port: number, dir: 'in' | 'out', name: string, config: Record<string, string | number> | null): void;
+  /** The stages of a port (all ports with -1), answered by the engine thread. */
+  stages(port: number): Promise<StageInfo[]>;
   /** Most entries the MAC table holds (evicting from the port with the most entries when full). */
   setMacTableMax(entries: number): void;
   /** Switch-wide budget for frames waiting in egress queues and stages. */
@@ -142,11 +158,13 @@ export interface RawEvent extends Omit<EngineEvent, 'type'> {
   type: EngineEvent['type'] | 'reply';
   queryId?: number;
   macs?: MacEntryInfo[];
+  stages?: StageInfo[];
 }
 
 /** The addon's engine class: MAC-table queries answer with reply events. */
-export interface RawEngine extends Omit<NativeEngine, 'macTable' | 'macFind' | 'macCount' | 'macSlots'> {
+export interface RawEngine extends Omit<NativeEngine, 'macTable' | 'macFind' | 'macCount' | 'macSlots' | 'stages'> {
   queryMacs(queryId: number, mac: Buffer | null, vlan: number): void;
+  queryStages(queryId: number, port: number): void;
   /** Manual engines: the events since the last call. */
   takeEvents(): RawEvent[];
 }
@@ -194,6 +212,8 @@ interface Addon {
   openFile(path: string, flags: number): number;
   /** Sets or clears O_NONBLOCK. */
   setNonBlocking(fd: number, on: boolean): void;
+  /** Names of the stage kinds engines can install (setStage). */
+  stageKinds(): string[];
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -243,7 +263,7 @@ const DRIVING = new Set<string>(['pollOnce', 'ingress', 'advanceNs', 'injectFram
  * after every call that drives it.
  */
 export function wrapEngine(raw: RawEngine, onEvents: EngineEventSink | undefined, manual: boolean): { engine: NativeEngine; handle: (evs: RawEvent[]) => void } {
-  const queries = new Map<number, (macs: MacEntryInfo[]) => void>();
+  const queries = new Map<number, (e: RawEvent | null) => void>();
   let nextQuery = 1;
   const handle = (evs: RawEvent[]): void => {
     const rest: EngineEvent[] = [];
@@ -254,7 +274,7 @@ export function wrapEngine(raw: RawEngine, onEvents: EngineEventSink | undefined
       }
       const done = queries.get(e.queryId ?? 0);
       queries.delete(e.queryId ?? 0);
-      done?.(e.macs ?? []);
+      done?.(e);
     }
     if (rest.length) onEvents?.(rest);
   };
@@ -267,13 +287,14 @@ export function wrapEngine(raw: RawEngine, onEvents: EngineEventSink | undefined
     if (manual && DRIVING.has(k)) deliver();
     return r;
   };
-  const query = (mac: Buffer | null, vlan: number): Promise<MacEntryInfo[]> =>
+  // a query is a command whose reply event carries queryId; a closed engine answers null
+  const ask = (send: (id: number) => void): Promise<RawEvent | null> =>
     new Promise((resolve, reject) => {
       const id = nextQuery;
       nextQuery = nextQuery >= 0xffffffff ? 1 : nextQuery + 1;
       queries.set(id, resolve);
       try {
-        raw.queryMacs(id, mac, vlan);
+        send(id);
       } catch (e) {
         queries.delete(id);
         reject(e);
@@ -281,20 +302,22 @@ export function wrapEngine(raw: RawEngine, onEvents: EngineEventSink | undefined
       }
       if (manual) deliver();
     });
+  const query = async (mac: Buffer | null, vlan: number): Promise<MacEntryInfo[]> => (await ask((id) => raw.queryMacs(id, mac, vlan)))?.macs ?? [];
   const engine = {
     macTable: () => query(null, 0),
     macFind: async (mac: Buffer, vlan: number) => (await query(mac, vlan))[0] ?? null,
+    stages: async (port: number) => (await ask((id) => raw.queryStages(id, port)))?.stages ?? [],
     macCount: () => raw.stats().macEntries,
     macSlots: () => raw.stats().macSlots,
     close: () => {
       raw.close();
-      for (const done of queries.values()) done([]);
+      for (const done of queries.values()) done(null);
       queries.clear();
     },
   } as Partial<NativeEngine> as Record<string, unknown>;
   const names: Array<keyof RawEngine> = [
     'addEndpoint', 'removeEndpoint', 'addCustomEndpoint', 'setNumPorts', 'setHub', 'setBackpressure', 'setUntagged', 'setTagged',
-    'setForeignTags', 'setStpCapture', 'setStpState', 'setAging', 'setStorm', 'setMirror', 'setMacTableMax', 'setQueueBudget',
+    'setForeignTags', 'setStpCapture', 'setStpState', 'setAging', 'setStorm', 'setMirror', 'setStage', 'setMacTableMax', 'setQueueBudget',
     'flushMacs', 'resetCounters', 'injectFrame', 'counters', 'countersAll', 'stats', 'pollOnce', 'ingress', 'setTimeNs', 'advanceNs',
   ];
   for (const n of names) engine[n] = call(n);

@@ -195,6 +195,30 @@ describe('stages', () => {
   });
 });
 
+describe('stage registry', () => {
+  it('installs, reports, replaces and removes stages by name, and refuses bad settings with the stage\'s message', async () => {
+    const { h, p } = switchWith(3);
+    expect(native().stageKinds()).toEqual(expect.arrayContaining(['mirror', 'storm']));
+    h.engine.setStage(1, 'in', 'storm', { pps: 2 });
+    h.engine.setStage(1, 'out', 'mirror', { target: 3 });
+    expect(await h.engine.stages(1)).toEqual([
+      { port: 1, dir: 'in', name: 'storm', values: { pps: 2 } },
+      { port: 1, dir: 'out', name: 'mirror', values: { target: 3 } },
+    ]);
+    for (let i = 0; i < 5; i++) h.ingress(1, frame(BCAST, A));
+    expect(h.recv(p[1])).toHaveLength(2);
+    h.engine.setStage(1, 'in', 'storm', { pps: 4 }); // replaced, not added
+    expect((await h.engine.stages(-1)).filter((s) => s.name === 'storm')).toEqual([{ port: 1, dir: 'in', name: 'storm', values: { pps: 4 } }]);
+    h.engine.setStage(1, 'in', 'storm', null);
+    for (let i = 0; i < 5; i++) h.ingress(1, frame(BCAST, A));
+    expect(h.recv(p[1])).toHaveLength(5);
+    expect(() => h.engine.setStage(1, 'in', 'storm', { pps: 'many' })).toThrow(/pps: "many" is not a whole number/);
+    expect(() => h.engine.setStage(1, 'out', 'storm', { pps: 3 })).toThrow(/ingress stage only/);
+    expect(() => h.engine.setStage(1, 'in', 'nosuch', {})).toThrow(/unknown stage "nosuch" \(known: .*mirror/);
+    expect(() => h.engine.setStage(1, 'in', 'mirror', { target: 2, bogus: 1 })).toThrow(/unknown setting "bogus"/);
+  });
+});
+
 describe('wire policy', () => {
   it('copies every frame to every other active port except port 0, without learning', async () => {
     h = new Harness(4);

@@ -72,6 +72,19 @@ Napi::Array toJs(Napi::Env env, const std::vector<EngineEvent> &evs) {
         macs.Set(uint32_t(k), x);
       }
       o.Set("macs", macs);
+      Napi::Array stages = Napi::Array::New(env, e.stages.size());
+      for (size_t k = 0; k < e.stages.size(); k++) {
+        const StageReport &r = e.stages[k];
+        Napi::Object x = Napi::Object::New(env);
+        x.Set("port", r.port);
+        x.Set("dir", r.ingress ? "in" : "out");
+        x.Set("name", r.name);
+        Napi::Object vals = Napi::Object::New(env);
+        for (const auto &[key, v] : r.values) vals.Set(key, v);
+        x.Set("values", vals);
+        stages.Set(uint32_t(k), x);
+      }
+      o.Set("stages", stages);
     }
     arr.Set(uint32_t(i), o);
   }
@@ -110,6 +123,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                            InstanceMethod("setAging", &EngineWrap::SetAging),
                            InstanceMethod("setStorm", &EngineWrap::SetStorm),
                            InstanceMethod("setMirror", &EngineWrap::SetMirror),
+                           InstanceMethod("setStage", &EngineWrap::SetStage),
+                           InstanceMethod("queryStages", &EngineWrap::QueryStages),
                            InstanceMethod("setMacTableMax", &EngineWrap::SetMacTableMax),
                            InstanceMethod("setQueueBudget", &EngineWrap::SetQueueBudget),
                            InstanceMethod("flushMacs", &EngineWrap::FlushMacs),
@@ -242,6 +257,40 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   Napi::Value SetAging(const Napi::CallbackInfo &info) { eng(info).setAging(U(info, 0), U(info, 1), U(info, 2)); return Undef(info); }
   Napi::Value SetStorm(const Napi::CallbackInfo &info) { eng(info).setStorm(I(info, 0), U(info, 1)); return Undef(info); }
   Napi::Value SetMirror(const Napi::CallbackInfo &info) { eng(info).setMirror(I(info, 0), I(info, 1), I(info, 2)); return Undef(info); }
+  // setStage(port, 'in'|'out', name, {key: value, ...} | null): builds the stage here (a bad
+  // setting throws with the stage's own message), then installs it; null removes the stage.
+  Napi::Value SetStage(const Napi::CallbackInfo &info) {
+    Engine &e = eng(info);
+    int port = I(info, 0);
+    std::string dir = info[1].As<Napi::String>().Utf8Value();
+    if (dir != "in" && dir != "out") throw Napi::TypeError::New(info.Env(), "setStage: direction must be \"in\" or \"out\"");
+    std::string name = info[2].As<Napi::String>().Utf8Value();
+    StageFactory make = findStageKind(name);
+    if (!make) {
+      std::string known;
+      for (const auto &k : stageKinds()) known += (known.empty() ? "" : ", ") + k;
+      throw Napi::Error::New(info.Env(), "unknown stage \"" + name + "\" (known: " + known + ")");
+    }
+    std::unique_ptr<Stage> s;
+    if (info.Length() > 3 && info[3].IsObject()) {
+      Napi::Object o = info[3].As<Napi::Object>();
+      StageConfig cfg;
+      Napi::Array keys = o.GetPropertyNames();
+      for (uint32_t i = 0; i < keys.Length(); i++) {
+        std::string k = keys.Get(i).ToString().Utf8Value();
+        cfg.emplace_back(k, o.Get(k).ToString().Utf8Value());
+      }
+      std::string err;
+      s = make(cfg, dir == "in", &err);
+      if (!s) throw Napi::Error::New(info.Env(), err);
+    }
+    e.setStage(port, dir == "in", name, std::move(s));
+    return Undef(info);
+  }
+  Napi::Value QueryStages(const Napi::CallbackInfo &info) {
+    eng(info).queryStages(U(info, 0), I(info, 1));
+    return Undef(info);
+  }
   Napi::Value SetMacTableMax(const Napi::CallbackInfo &info) { eng(info).setMacTableMax(U(info, 0)); return Undef(info); }
   Napi::Value SetQueueBudget(const Napi::CallbackInfo &info) { eng(info).setQueueBudget(size_t(info[0].As<Napi::Number>().Int64Value())); return Undef(info); }
   Napi::Value FlushMacs(const Napi::CallbackInfo &info) { eng(info).flushMacs(I(info, 0), I(info, 1)); return Undef(info); }
@@ -340,6 +389,14 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
 }  // namespace
 
-void RegisterEngine(Napi::Env env, Napi::Object exports) { exports.Set("Engine", EngineWrap::Init(env)); }
+void RegisterEngine(Napi::Env env, Napi::Object exports) {
+  exports.Set("Engine", EngineWrap::Init(env));
+  exports.Set("stageKinds", Napi::Function::New(env, [](const Napi::CallbackInfo &info) {
+    std::vector<std::string> k = stageKinds();
+    Napi::Array a = Napi::Array::New(info.Env(), k.size());
+    for (size_t i = 0; i < k.size(); i++) a.Set(uint32_t(i), k[i]);
+    return a;
+  }));
+}
 
 }  // namespace vde

@@ -133,7 +133,7 @@ function checkCanary(env, logDir) {
   const lib = path.join(sanitizeDir, 'build', 'canary.node');
   run('gcc', ['-shared', '-fPIC', '-g', '-O1', '-fsanitize=address,undefined', '-fsanitize-undefined-trap-on-error',
     '-I', path.join(nodedir, 'include', 'node'), src, '-o', lib], root);
-  const loader = pathToFileURL(path.join(root, 'dist', 'native.js')).href;
+  const loader = pathToFileURL(path.join(root, 'dist', 'native', 'index.js')).href;
   for (const [fn, want] of [['useAfterFree', /ERROR: AddressSanitizer: heap-use-after-free/], ['signedOverflow', /ERROR: AddressSanitizer: ILL/]]) {
     spawnSync(path.join(env.PATH.split(':')[0], 'node'), ['-e', `import(${JSON.stringify(loader)}).then((m) => m.native().${fn}())`],
       { env: { ...env, VDE_NATIVE_ADDON: lib }, stdio: 'ignore' });

@@ -4,7 +4,7 @@
 // Only the sanitizer configuration includes this file.
 import fs from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { native } from '../../src/native.js';
+import { native } from '../../src/native/index.js';
 import { startSwitch } from '../helpers/switchproc.js';
 
 const addonPath = process.env.VDE_NATIVE_ADDON ?? '';

@@ -11,7 +11,7 @@ export default defineConfig({
   ...base,
   test: {
     ...base.test,
-    include: ['test/sanitize/*.test.ts', 'test/integration/*.test.ts', 'test/interop/*.test.ts'],
+    include: ['test/sanitize/*.test.ts', 'test/integration/*.test.ts', 'test/interop/*.test.ts', 'test/alone/*.test.ts'],
     // packaging is not native code, and npm would build the tarball's addon against the ASan node's (missing) headers
     exclude: [...configDefaults.exclude, 'test/integration/package.test.ts'],
   },

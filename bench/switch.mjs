@@ -61,7 +61,7 @@ const CPU_DURATION_MS = 3000;
 const IDLE_CLIENTS = 1000;
 const IDLE_READY_TIMEOUT_MS = 60000;
 const MANY_MACS = 100000;
-// scenario 6b: one client floods source MACs while a paced pair talks (bench twin of test/integration/macflood.test.ts)
+// scenario 6b: one client floods source MACs while a paced pair talks (bench twin of test/alone/macflood.test.ts)
 const FLOOD_MACS = 2_000_000;
 const FLOOD_DURATION_MS = 20_000;
 const FLOOD_RATE_FPS = FLOOD_MACS / (FLOOD_DURATION_MS / 1000);

@@ -25,6 +25,8 @@ const MAX_GAP_US = 20_000;
 const MAX_RSS_GROWTH_KIB = 32 * 1024;
 const DEPARTURES = 20;
 const MAC_TABLE_DEFAULT_MAX = 65536;
+/** Under the sanitizer build (scripts/test-sanitized.mjs) the switch runs several times slower: rates and gaps are checked in the normal run only. */
+const TIMING_CHECKED = process.env.VDE_SANITIZED !== '1';
 
 interface LoadResult {
   ok: boolean;
@@ -106,9 +108,13 @@ describe('MAC flood', () => {
       expect(info.maxEntries).toBe(MAC_TABLE_DEFAULT_MAX);
       expect(info.entries).toBeLessThanOrEqual(MAC_TABLE_DEFAULT_MAX);
       expect(rssMax - rss0).toBeLessThan(MAX_RSS_GROWTH_KIB);
-      expect(p.fps).toBeGreaterThanOrEqual(PAIR_KEEP_FRACTION * base.fps);
-      expect(p.delivered).toBeGreaterThanOrEqual(PAIR_KEEP_FRACTION * p.sent);
-      expect(p.max_gap_us).toBeLessThan(MAX_GAP_US);
+      if (TIMING_CHECKED) {
+        expect(p.fps).toBeGreaterThanOrEqual(PAIR_KEEP_FRACTION * base.fps);
+        expect(p.delivered).toBeGreaterThanOrEqual(PAIR_KEEP_FRACTION * p.sent);
+        expect(p.max_gap_us).toBeLessThan(MAX_GAP_US);
+      } else {
+        expect(p.delivered).toBeGreaterThan(0); // the neighbours still talk under the sanitizer build
+      }
 
       // known unicast still goes to one port only
       const a = await VdeClient.connect(sw.dir);

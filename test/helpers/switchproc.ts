@@ -42,8 +42,15 @@ export function tmpdir(prefix = 'vdets-'): string {
   return d;
 }
 
-/** Waits until fn() is true (polling), throwing after timeoutMs with the given message. */
+/**
+ * How much longer waits may take: the sanitizer run (scripts/test-sanitized.mjs sets VDE_SANITIZED)
+ * runs an instrumented addon several times slower, so every wait of the helpers stretches by this.
+ */
+export const TIME_SCALE = process.env.VDE_SANITIZED === '1' ? 4 : 1;
+
+/** Waits until fn() is true (polling), throwing after timeoutMs (stretched by TIME_SCALE) with the given message. */
 export async function waitFor(fn: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {
+  timeoutMs *= TIME_SCALE;
   const end = Date.now() + timeoutMs;
   while (Date.now() < end) {
     if (await fn()) return;
@@ -83,7 +90,7 @@ export async function startSwitch(args: string[] = [], opts: { dir?: string; std
       if (exited) return proc.exitCode;
       const done = new Promise<number | null>((r) => proc.once('exit', (code) => r(code)));
       proc.kill(signal);
-      const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      const t = setTimeout(() => proc.kill('SIGKILL'), 5000 * TIME_SCALE);
       const code = await done;
       clearTimeout(t);
       fs.rmSync(base, { recursive: true, force: true });

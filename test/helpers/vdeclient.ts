@@ -6,6 +6,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
+import { TIME_SCALE } from './switchproc.js';
 import { native } from '../../src/native/index.js';
 import { encodeRequestV3, SOCKADDR_UN_BYTES } from '../../src/protocol/handshake.js';
 
@@ -113,7 +114,7 @@ export class VdeClient {
 
   /** Receives one frame or null after timeoutMs. */
   async recv(timeoutMs = RECV_TIMEOUT_MS): Promise<Buffer | null> {
-    const end = Date.now() + timeoutMs;
+    const end = Date.now() + timeoutMs * TIME_SCALE;
     for (;;) {
       const b = native().recvFd(this.fd, 70000);
       if (b) return b;

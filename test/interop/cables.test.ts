@@ -30,7 +30,7 @@ import {
   withCleanup,
   type Cleanup,
 } from '../helpers/netns.js';
-import { ROOT, startSwitch, tmpdir, waitFor, type RunningSwitch } from '../helpers/switchproc.js';
+import { ROOT, startSwitch, TIME_SCALE, tmpdir, waitFor, type RunningSwitch } from '../helpers/switchproc.js';
 import { frame, VdeClient } from '../helpers/vdeclient.js';
 
 const NODE = process.execPath;
@@ -59,7 +59,7 @@ const CABLE_UP_TIMEOUT_MS = 15_000;
 const CABLE_GONE_TIMEOUT_MS = 10_000;
 const PLUG_EXIT_TIMEOUT_MS = 10_000;
 const RECONNECT_TIMEOUT_MS = 8_000;
-const CROSS_WAIT_MS = 1_000;
+const CROSS_WAIT_MS = 1_000 * TIME_SCALE;
 const PING_COUNT = 5;
 
 /** Flood during the ssh kill: at most this many 1500-byte frames within this many ms. */

@@ -243,6 +243,8 @@ interface Addon {
   setNonBlocking(fd: number, on: boolean): void;
   /** Names of the stage kinds engines can install (setStage). */
   stageKinds(): string[];
+  /** null when a capture filter expression parses, else the message saying what is wrong. */
+  checkCaptureFilter(text: string): string | null;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));

@@ -16,6 +16,7 @@
 #include <memory>
 #include <vector>
 
+#include "../capture_filter.h"
 #include "../customio.h"
 #include "../engine.h"
 #include "engine_wrap.h"
@@ -469,6 +470,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
 
 void RegisterEngine(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Init(env));
+  // checkCaptureFilter(text): null when the capture filter parses, else the message saying why
+  exports.Set("checkCaptureFilter", Napi::Function::New(env, [](const Napi::CallbackInfo &info) -> Napi::Value {
+    CaptureFilter f;
+    std::string err;
+    if (f.parse(info[0].ToString().Utf8Value(), &err)) return info.Env().Null();
+    return Napi::String::New(info.Env(), err);
+  }));
   exports.Set("stageKinds", Napi::Function::New(env, [](const Napi::CallbackInfo &info) {
     std::vector<std::string> k = stageKinds();
     Napi::Array a = Napi::Array::New(info.Env(), k.size());

@@ -88,31 +88,22 @@ export function filterOf(a: Record<string, unknown>): string {
   return parts.join(' and ');
 }
 
-/** Entry point of bin/vde_capture; resolves with the exit status. */
-export async function main(argv: string[]): Promise<number> {
-  installCrashGuard('vde_capture');
-  if (isExtcapCall(argv)) return extcapMain(argv);
-  let a: Record<string, unknown>;
-  try {
-    a = (await parser(getoptLongOnly(argv, SPECS)).parseAsync()) as Record<string, unknown>;
-  } catch (e) {
-    process.stderr.write(`vde_capture: ${errorText(e)}\nTry 'vde_capture --help' for the options.\n`);
-    return 1;
-  }
-  if (a.help) {
-    process.stdout.write(await helpText(parser([]), EXAMPLES, `Wireshark extcap: ${EXTCAP_SPECS.map((s) => `--${s}`).join(' ')}\n`));
-    return 0;
-  }
-  if (a.version) {
-    process.stdout.write(`${versionLine('vde_capture')}\n`);
-    return 0;
-  }
-  let run: Omit<CaptureRun, 'out'> & { file: string };
-  try {
-    const pos = (a._ as (string | number)[]).map(String);
-    if (!pos.length) throw new CliError('no management socket given (vde_capture MGMT_SOCKET [PORT ...])');
-    const ports = pos.slice(1).map((p) => intOption('port', p, 0, 65535));
-    run = {
+/** What the command line asks for: a capture, or help or the version (run null). */
+export interface ParsedCapture {
+  a: Record<string, unknown>;
+  run: (Omit<CaptureRun, 'out'> & { file: string }) | null;
+}
+
+/** Parses a vde_capture command line (no side effects); throws an Error naming the bad option. */
+export async function parseCaptureArgs(argv: string[]): Promise<ParsedCapture> {
+  const a = (await parser(getoptLongOnly(argv, SPECS)).parseAsync()) as Record<string, unknown>;
+  if (a.help || a.version) return { a, run: null };
+  const pos = (a._ as (string | number)[]).map(String);
+  if (!pos.length) throw new CliError('no management socket given (vde_capture MGMT_SOCKET [PORT ...])');
+  const ports = pos.slice(1).map((p) => intOption('port', p, 0, 65535));
+  return {
+    a,
+    run: {
       socket: pos[0],
       req: {
         ports: ports.length ? ports : 'all',
@@ -125,10 +116,29 @@ export async function main(argv: string[]): Promise<number> {
       quiet: Boolean(a.quiet),
       program: 'vde_capture',
       file: String(a.write ?? '-'),
-    };
+    },
+  };
+}
+
+/** Entry point of bin/vde_capture; resolves with the exit status. */
+export async function main(argv: string[]): Promise<number> {
+  installCrashGuard('vde_capture');
+  if (isExtcapCall(argv)) return extcapMain(argv);
+  let parsed: ParsedCapture;
+  try {
+    parsed = await parseCaptureArgs(argv);
   } catch (e) {
     process.stderr.write(`vde_capture: ${errorText(e)}\nTry 'vde_capture --help' for the options.\n`);
     return 1;
+  }
+  const { a, run } = parsed;
+  if (a.help) {
+    process.stdout.write(await helpText(parser([]), EXAMPLES, `Wireshark extcap: ${EXTCAP_SPECS.map((s) => `--${s}`).join(' ')}\n`));
+    return 0;
+  }
+  if (a.version || !run) {
+    process.stdout.write(`${versionLine('vde_capture')}\n`);
+    return 0;
   }
   let out: NodeJS.WritableStream;
   if (run.file === '-') {

@@ -35,7 +35,8 @@ export function slirpCommands(h: SlirpHandle, forwards: HostForward[]): ConsoleC
         'fwd/add tcp|udp [HOSTIP:]HPORT:GUESTIP:GPORT   add a forward',
         'fwd/del tcp|udp [HOSTIP:]HPORT         remove a forward',
         'capture/start [JSON|PORT...]           this connection becomes a pcapng stream (vde_capture)',
-        'capture/list, capture/ports            capture sessions, capturable ports (JSON)',
+        'capture/list                           running capture sessions (JSON)',
+        'capture/ports                          the ports a capture can name (JSON)',
         'events                                 stream events as JSON lines',
         'logout                                 end this session',
       );

@@ -45,6 +45,8 @@ bool registerStageKind(const char *name, StageFactory make);
 StageFactory findStageKind(const std::string &name);
 /** Names of the registered stage kinds. */
 std::vector<std::string> stageKinds();
+/** Reads a whole number in [lo, hi] from a configuration value; false with *err naming key and range otherwise. */
+bool configNumber(const std::string &key, const std::string &v, long long lo, long long hi, long long *out, std::string *err);
 
 /** What a stage reports about itself (queries): named numbers, e.g. held frames or drops by cause. */
 using StageValues = std::vector<std::pair<std::string, double>>;

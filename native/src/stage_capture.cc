@@ -517,15 +517,11 @@ class CaptureStage : public Stage {
   CaptureSink::Iface *ifc_ = nullptr;
 };
 
+// configNumber with the stage's name in front of the message.
 bool wholeNumber(const std::string &key, const std::string &v, long long lo, long long hi, long long *out, std::string *err) {
-  char *end = nullptr;
-  long long x = v.empty() ? 0 : std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end || x < lo || x > hi) {
-    *err = "capture: " + key + ": \"" + v + "\" is not a whole number in " + std::to_string(lo) + ".." + std::to_string(hi);
-    return false;
-  }
-  *out = x;
-  return true;
+  if (configNumber(key, v, lo, hi, out, err)) return true;
+  *err = "capture: " + *err;
+  return false;
 }
 
 bool sessionId(const std::string &v, std::string *err) {

@@ -15,7 +15,7 @@ import { errorText, installCrashGuard } from '../core/errors.js';
 import { setProgram, setVerbose } from '../core/log.js';
 import { parseOctal } from '../core/perms.js';
 import { versionLine } from '../core/version.js';
-import { parseMetricsAddr } from '../ports/metrics.js';
+import { metricsOption } from '../ports/metrics.js';
 import { WireObservation } from '../ports/observe.js';
 import { runWire } from '../ports/runwire.js';
 import { parseLocator, resolveIndirection, type Locator } from '../ports/vnl.js';
@@ -187,10 +187,7 @@ export async function main(argv: string[]): Promise<number> {
   const mgmt = a.mgmt ? path.resolve(String(a.mgmt)) : undefined;
   let metrics: string | undefined;
   try {
-    if (a.metrics !== undefined) {
-      const m = parseMetricsAddr(String(a.metrics));
-      metrics = m.kind === 'unix' ? `unix:${path.resolve(m.path)}` : String(a.metrics);
-    }
+    if (a.metrics !== undefined) metrics = metricsOption(String(a.metrics));
   } catch (e) {
     process.stderr.write(`vde_plug: ${errorText(e)}\n`);
     return 1;

@@ -12,6 +12,7 @@
  */
 import http from 'node:http';
 import net from 'node:net';
+import path from 'node:path';
 import { claimSocketPath, listenUnix, OwnedPath } from '../core/sockpath.js';
 import { VDE_TS_VERSION } from '../core/version.js';
 import { COUNTER_TABLE_COLUMNS, native, type NativeEngine } from '../native/index.js';
@@ -36,6 +37,12 @@ export function parseMetricsAddr(s: string): MetricsAddr {
     return { kind: 'tcp', host, port };
   }
   throw new Error(`--metrics: "${s}" is not tcp:HOST:PORT, tcp:PORT or unix:PATH`);
+}
+
+/** Checks a --metrics value and makes a unix path absolute (a background copy runs elsewhere); throws an Error naming the value. */
+export function metricsOption(v: string): string {
+  const addr = parseMetricsAddr(v);
+  return addr.kind === 'unix' ? `unix:${path.resolve(addr.path)}` : v;
 }
 
 /** Escapes a label value (backslash, double quote, newline). */

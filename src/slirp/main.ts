@@ -15,7 +15,7 @@ import { parseOctal } from '../core/perms.js';
 import { versionLine } from '../core/version.js';
 import { buildSlirpConfig, parseForward, SlirpOptionError, type HostForward, type SlirpConfig } from '../ports/kinds/slirp-options.js';
 import type { ConfiguredSlirpLocator, SlirpHandle } from '../ports/kinds/slirp.js';
-import { parseMetricsAddr } from '../ports/metrics.js';
+import { metricsOption } from '../ports/metrics.js';
 import { WireObservation } from '../ports/observe.js';
 import { runWire } from '../ports/runwire.js';
 import { parseLocator, type Locator } from '../ports/vnl.js';
@@ -176,10 +176,7 @@ export async function main(argv: string[]): Promise<number> {
   const mgmt = a.mgmt ? path.resolve(String(a.mgmt)) : undefined;
   let metrics: string | undefined;
   try {
-    if (a.metrics !== undefined) {
-      const m = parseMetricsAddr(String(a.metrics));
-      metrics = m.kind === 'unix' ? `unix:${path.resolve(m.path)}` : String(a.metrics);
-    }
+    if (a.metrics !== undefined) metrics = metricsOption(String(a.metrics));
   } catch (e) {
     process.stderr.write(`slirpvde: ${errorText(e)}\n`);
     return 1;

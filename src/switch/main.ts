@@ -16,7 +16,7 @@ import { errorText, installCrashGuard } from '../core/errors.js';
 import { log, setProgram, setVerbose, useLogFile, useSyslog } from '../core/log.js';
 import { deriveModes, lookupGroup, parseOctal, DEFAULT_MGMT_MODE } from '../core/perms.js';
 import { versionLine } from '../core/version.js';
-import { parseMetricsAddr } from '../ports/metrics.js';
+import { metricsOption } from '../ports/metrics.js';
 import { parseQemuSpec } from './qemu.js';
 import { DEFAULT_MAC_ENTRIES, MAX_HASH_SIZE_ENTRIES, MAX_MAC_ENTRIES, MAX_NUMPORTS, MIN_MAC_ENTRIES } from './state.js';
 import { VdeSwitch, type SwitchOptions } from './switch.js';
@@ -120,12 +120,6 @@ function group(name: string, v: string | undefined): number | null {
   const g = lookupGroup(v);
   if (g === undefined) throw new CliError(`--${name}: no such group "${v}"`);
   return g;
-}
-
-/** Checks a --metrics value; unix paths become absolute (the background copy runs elsewhere). */
-function metricsOption(v: string): string {
-  const addr = parseMetricsAddr(v);
-  return addr.kind === 'unix' ? `unix:${path.resolve(addr.path)}` : v;
 }
 
 /** Turns parsed arguments into SwitchOptions (every path absolute), throwing an Error that names the bad option. */

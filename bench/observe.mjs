@@ -37,6 +37,7 @@ const SCRAPE_HZ = 10;
 const START_TIMEOUT_MS = 15000;
 const TARGET_CAPTURE_FRACTION = 0.8;
 const TARGET_SCRAPE_MS = 50;
+const CLK_TCK_HZ = 100;
 
 const procs = new Set();
 const dirs = [];
@@ -83,16 +84,35 @@ async function startSwitch(ours, extra = []) {
   return { dir, mgmt, proc: p };
 }
 
-function thru(sw, bytes) {
+/** CPU time a process used so far, seconds (utime + stime, /proc/PID/stat). */
+function cpuSeconds(pid) {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / CLK_TCK_HZ;
+  } catch {
+    return NaN;
+  }
+}
+
+/** One throughput run: frames/s, and the switch's CPU microseconds per frame. */
+async function thru(sw, bytes) {
+  const c0 = cpuSeconds(sw.proc.pid);
+  const r = await thruRun(sw, bytes);
+  const c1 = cpuSeconds(sw.proc.pid);
+  return { fps: r.fps, usPerFrame: r.frames ? ((c1 - c0) * 1e6) / r.frames : NaN };
+}
+
+function thruRun(sw, bytes) {
   return new Promise((resolve) => {
     const p = track(spawn(VDELOAD_BIN, ['thru', '--sock', sw.dir, '--pairs', '1', '--bytes', String(bytes), '--duration-ms', String(THRU_DURATION_MS), '--wait', 'poll'], { stdio: ['ignore', 'pipe', 'ignore'] }));
     let out = '';
     p.stdout.on('data', (d) => (out += d));
     p.on('exit', () => {
       try {
-        resolve(JSON.parse(out.trim().split('\n').filter((l) => l.startsWith('{')).pop()).fps);
+        const j = JSON.parse(out.trim().split('\n').filter((l) => l.startsWith('{')).pop());
+        resolve({ fps: j.fps, frames: j.fps * j.elapsed_s });
       } catch {
-        resolve(NaN);
+        resolve({ fps: NaN, frames: 0 });
       }
     });
   });
@@ -156,11 +176,13 @@ async function main() {
         await sleep(300);
       }
     }
-    const m = Object.fromEntries(Object.entries(res).map(([k, v]) => [k, median(v)]));
-    rows.push([`frames/s ${bytes} B, no capture`, m.none, `${(m.none / m.ref).toFixed(2)} x ref`, '']);
-    rows.push([`frames/s ${bytes} B, every port captured (vde_capture reads)`, m.reader, `${(m.reader / m.none).toFixed(2)} of uncaptured`, m.reader / m.none >= TARGET_CAPTURE_FRACTION ? 'PASS' : 'FAIL']);
-    rows.push([`frames/s ${bytes} B, every port captured (client never reads)`, m.stalled, `${(m.stalled / m.none).toFixed(2)} of uncaptured`, m.stalled / m.none >= TARGET_CAPTURE_FRACTION ? 'PASS' : 'FAIL']);
-    rows.push([`frames/s ${bytes} B, Debian vde_switch`, m.ref, '', '']);
+    const m = Object.fromEntries(Object.entries(res).map(([k, v]) => [k, median(v.map((x) => x.fps))]));
+    const cpu = Object.fromEntries(Object.entries(res).map(([k, v]) => [k, median(v.map((x) => x.usPerFrame))]));
+    const us = (k) => `${cpu[k].toFixed(2)} µs CPU/frame`;
+    rows.push([`frames/s ${bytes} B, no capture`, m.none, `${(m.none / m.ref).toFixed(2)} x ref; ${us('none')}`, '']);
+    rows.push([`frames/s ${bytes} B, every port captured (vde_capture reads)`, m.reader, `${(m.reader / m.none).toFixed(2)} of uncaptured; ${us('reader')}`, m.reader / m.none >= TARGET_CAPTURE_FRACTION ? 'PASS' : 'FAIL']);
+    rows.push([`frames/s ${bytes} B, every port captured (client never reads)`, m.stalled, `${(m.stalled / m.none).toFixed(2)} of uncaptured; ${us('stalled')}`, m.stalled / m.none >= TARGET_CAPTURE_FRACTION ? 'PASS' : 'FAIL']);
+    rows.push([`frames/s ${bytes} B, Debian vde_switch`, m.ref, us('ref'), '']);
   }
   ours.proc.kill('SIGTERM');
   ref.proc.kill('SIGTERM');
@@ -184,7 +206,7 @@ async function main() {
   const quiet = [];
   const scraped = [];
   for (let i = 0; i < REPS; i++) {
-    quiet.push(await thru(big, 64));
+    quiet.push((await thru(big, 64)).fps);
     let on = true;
     const loop = (async () => {
       while (on) {
@@ -192,7 +214,7 @@ async function main() {
         await sleep(1000 / SCRAPE_HZ);
       }
     })();
-    scraped.push(await thru(big, 64));
+    scraped.push((await thru(big, 64)).fps);
     on = false;
     await loop;
   }

@@ -136,8 +136,11 @@ class CaptureFilter {
   /** Whether a frame with these fields passes. */
   bool matchFields(const FrameFields &f) const { return root_ < 0 || eval(root_, f); }
 
-  /** A canonical text of the filter (fully parenthesised) that parses to the same filter. */
-  std::string canonical() const { return root_ < 0 ? std::string() : print(root_); }
+  /**
+   * A canonical text of the filter that parses to the same filter: parentheses only where
+   * precedence or grouping needs them, so it never nests deeper than the text it came from.
+   */
+  std::string canonical() const { return root_ < 0 ? std::string() : print(root_, 0, false); }
 
   /** Number of nodes (tests). */
   size_t size() const { return nodes_.size(); }
@@ -446,12 +449,15 @@ class CaptureFilter {
     return s;
   }
 
-  std::string print(int i) const {
+  // Prints node i inside a parent of precedence parentPrec (0 top, 1 or, 2 and, 3 not) as its
+  // right operand or not; parenthesised when the parent would otherwise bind it differently.
+  std::string print(int i, int parentPrec, bool right) const {
     const Node &n = nodes_[size_t(i)];
+    auto group = [&](int prec, const std::string &text) { return parentPrec > prec || (parentPrec == prec && right) ? "(" + text + ")" : text; };
     switch (n.op) {
-      case And: return "(" + print(n.a) + " and " + print(n.b) + ")";
-      case Or: return "(" + print(n.a) + " or " + print(n.b) + ")";
-      case Not: return "not " + print(n.a);
+      case Or: return group(1, print(n.a, 1, false) + " or " + print(n.b, 1, true));
+      case And: return group(2, print(n.a, 2, false) + " and " + print(n.b, 2, true));
+      case Not: return "not " + print(n.a, 3, false);
       case Tagged: return "vlan";
       case Vid: return "vlan " + std::to_string(n.v);
       case EtherType: return "ether proto " + std::to_string(n.v);

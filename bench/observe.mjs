@@ -34,7 +34,7 @@ const FRAME_SIZES_BYTES = [64, 1500];
 const IDLE_CLIENTS = 1000;
 const SCRAPES = 20;
 const SCRAPE_HZ = 10;
-const START_TIMEOUT_MS = 15000;
+const START_TIMEOUT_MS = 60000;
 const TARGET_CAPTURE_FRACTION = 0.8;
 const TARGET_SCRAPE_MS = 50;
 const CLK_TCK_HZ = 100;
@@ -79,8 +79,11 @@ async function startSwitch(ours, extra = []) {
   const dir = path.join(base, 'sw');
   const mgmt = path.join(base, 'mgmt');
   const argv = ours ? [...oursArgv('vde_switch'), '--nostdin', '-n', '1100', '-s', dir, '-M', mgmt, ...extra] : [debianTool('vde_switch').path, '-n', '1100', '-s', dir, '-M', mgmt];
-  const p = track(spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'ignore', 'ignore'] }));
-  await waitFor(() => fs.existsSync(path.join(dir, 'ctl')) && fs.existsSync(mgmt), START_TIMEOUT_MS, 'the switch');
+  const p = track(spawn(argv[0], argv.slice(1), { stdio: ['pipe', 'ignore', 'pipe'] }));
+  let err = '';
+  p.stderr.on('data', (d) => (err += d));
+  await waitFor(() => p.exitCode !== null || (fs.existsSync(path.join(dir, 'ctl')) && fs.existsSync(mgmt)), START_TIMEOUT_MS, `the switch (${argv.join(' ')})`);
+  if (p.exitCode !== null) throw new Error(`the switch exited: ${err.trim()}`);
   return { dir, mgmt, proc: p };
 }
 
@@ -153,13 +156,21 @@ async function freePort() {
   return port;
 }
 
+const rows = [];
+
+/** Prints the table of what was measured. */
+function printTable() {
+  const fmt = (v) => (typeof v === 'number' ? Math.round(v).toLocaleString('en-US') : v);
+  const out = ['| measurement | value | ratio | target |', '|---|---|---|---|', ...rows.map((r) => `| ${r.map(fmt).join(' | ')} |`)].join('\n');
+  process.stdout.write(`\n## Observation (bench/observe.mjs), ${os.cpus().length} CPUs ${os.cpus()[0]?.model ?? ''}, ${new Date().toISOString()}\n\n${out}\n`);
+}
+
 async function main() {
   if (!fs.existsSync(VDELOAD_BIN)) {
     fs.mkdirSync(path.dirname(VDELOAD_BIN), { recursive: true });
     const r = spawnSync('cc', ['-O2', '-Wall', '-o', VDELOAD_BIN, VDELOAD_SRC, '-lvdeplug', '-lpthread'], { stdio: 'inherit' });
     if (r.status !== 0) throw new Error('cannot build bench/vdeload.c (needs cc and libvdeplug-dev)');
   }
-  const rows = [];
   // 1. capture cost
   const ours = await startSwitch(true);
   const ref = await startSwitch(false);
@@ -186,6 +197,7 @@ async function main() {
   }
   ours.proc.kill('SIGTERM');
   ref.proc.kill('SIGTERM');
+  await sleep(1000);
   // 2. scrapes of a 1000-port switch
   const port = await freePort();
   const big = await startSwitch(true, ['--metrics', `tcp:127.0.0.1:${port}`]);
@@ -222,13 +234,12 @@ async function main() {
   rows.push([`frames/s 64 B with ${IDLE_CLIENTS} clients, ${SCRAPE_HZ} scrapes/s`, median(scraped), `${(median(scraped) / median(quiet)).toFixed(2)} of unscraped`, '']);
   idle.stdin.end();
   await killAll();
-  const fmt = (v) => (typeof v === 'number' ? Math.round(v).toLocaleString('en-US') : v);
-  const out = ['| measurement | value | ratio | target |', '|---|---|---|---|', ...rows.map((r) => `| ${r.map(fmt).join(' | ')} |`)].join('\n');
-  process.stdout.write(`\n## Observation (bench/observe.mjs), ${os.cpus().length} CPUs ${os.cpus()[0]?.model ?? ''}, ${new Date().toISOString()}\n\n${out}\n`);
+  printTable();
 }
 
 main().catch(async (e) => {
   log(e.message);
   await killAll();
+  if (rows.length) printTable();
   process.exit(1);
 });

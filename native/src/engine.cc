@@ -1140,13 +1140,14 @@ void Engine::deferFlush(const std::shared_ptr<FdWatcher> &w) {
 }
 
 void Engine::runDeferred() {
+  // two vectors that trade buffers: after the first wakeup neither allocates again
   for (int round = 0; round < MAX_DEFERRED_ROUNDS && !deferred_.empty(); round++) {
-    std::vector<std::shared_ptr<FdWatcher>> run;
-    run.swap(deferred_);
-    for (auto &w : run) {
+    deferredRun_.swap(deferred_);
+    for (auto &w : deferredRun_) {
       w->flushQueued = false;
       w->flush(*this);
     }
+    deferredRun_.clear();
   }
 }
 

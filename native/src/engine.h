@@ -322,7 +322,7 @@ class Engine : private StageEnv, private MacObserver {
   // fds stages keep open (capture clients), and their end-of-wakeup work
   std::map<uint32_t, std::shared_ptr<FdWatcher>> watchers_;
   uint32_t nextWatchId_ = 1;
-  std::vector<std::shared_ptr<FdWatcher>> deferred_;
+  std::vector<std::shared_ptr<FdWatcher>> deferred_, deferredRun_;
 
   // events
   std::vector<EngineEvent> events_;

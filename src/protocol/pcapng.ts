@@ -58,6 +58,7 @@ export class PcapngReader {
       out.push({ type: le ? raw.readUInt32LE(0) : raw.readUInt32BE(0), body: raw.subarray(8, len - 4), raw, littleEndian: le });
       off += len;
     }
+    // the blocks handed out view this.buf: keep the unfinished rest in a buffer of its own
     this.buf = off ? Buffer.from(this.buf.subarray(off)) : this.buf;
     return out;
   }

@@ -34,6 +34,8 @@ struct DropCounts {
 struct PortCounters {
   std::atomic<uint64_t> inFrames{0}, inBytes{0}, outFrames{0}, outBytes{0};
   std::atomic<uint64_t> drops[DROP_COUNT] = {};
+  // gauges: frames and bytes waiting in the egress queues of the port's endpoints (never reset)
+  std::atomic<uint64_t> queuedFrames{0}, queuedBytes{0};
 
   /** Adds n to a counter (single writer: the engine thread). */
   static inline void bump(std::atomic<uint64_t> &c, uint64_t n = 1) {
@@ -56,7 +58,12 @@ struct PortCounters {
     for (int i = 0; i < DROP_COUNT; i++)
       if (d.drops[i]) bump(drops[i], d.drops[i]);
   }
-  /** Zeroes every counter (engine thread). */
+  /** Sets the queue gauges (single writer: the engine thread). */
+  inline void queued(uint64_t frames, uint64_t bytes) {
+    queuedFrames.store(frames, std::memory_order_relaxed);
+    queuedBytes.store(bytes, std::memory_order_relaxed);
+  }
+  /** Zeroes every counter, not the gauges (engine thread). */
   void reset() {
     for (auto *c : {&inFrames, &inBytes, &outFrames, &outBytes}) c->store(0, std::memory_order_relaxed);
     for (auto &c : drops) c.store(0, std::memory_order_relaxed);
@@ -67,6 +74,7 @@ struct PortCounters {
 struct CounterSnapshot {
   uint64_t inFrames = 0, inBytes = 0, outFrames = 0, outBytes = 0;
   uint64_t drops[DROP_COUNT] = {};
+  uint64_t queuedFrames = 0, queuedBytes = 0;
 };
 
 /** Counters for ports 0..MAX_PORTS-1 in chunks that never move. */
@@ -104,6 +112,8 @@ class CounterTable {
     s.outFrames = c.outFrames.load(std::memory_order_relaxed);
     s.outBytes = c.outBytes.load(std::memory_order_relaxed);
     for (int i = 0; i < DROP_COUNT; i++) s.drops[i] = c.drops[i].load(std::memory_order_relaxed);
+    s.queuedFrames = c.queuedFrames.load(std::memory_order_relaxed);
+    s.queuedBytes = c.queuedBytes.load(std::memory_order_relaxed);
     return s;
   }
 

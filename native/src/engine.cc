@@ -26,7 +26,7 @@ const char *const DROP_NAMES[DROP_COUNT] = {"runt",      "oversize", "vlan",    
 namespace {
 
 // epoll tags: the type in the top byte, the endpoint id in the low 32 bits, an extra fd's index in bits 32..39
-constexpr uint64_t TAG_WAKE = 1, TAG_TIMER = 2, TAG_RX = 3, TAG_TX = 4, TAG_EXTRA = 5;
+constexpr uint64_t TAG_WAKE = 1, TAG_TIMER = 2, TAG_RX = 3, TAG_TX = 4, TAG_EXTRA = 5, TAG_WATCH = 6;
 constexpr int TAG_SHIFT = 56;
 constexpr int EXTRA_SHIFT = 32;
 constexpr int EPOLL_WAIT_MS = 200;
@@ -36,6 +36,10 @@ constexpr uint32_t EP_ID_MASK = (1u << EP_ID_BITS) - 1;
 constexpr uint32_t EP_GEN_MASK = 0xfff;
 constexpr uint64_t NS_PER_SECOND = 1000000000ull;
 constexpr uint64_t FAKE_CLOCK_START_NS = 1000 * NS_PER_SECOND;
+/** The wall clock of a fake-clock engine: this instant (2023-11-14T22:13:20Z) plus the fake clock. */
+constexpr uint64_t FAKE_WALL_EPOCH_NS = 1700000000ull * NS_PER_SECOND;
+/** Rounds of end-of-wakeup work (work that asks for more work runs again, at most this often). */
+constexpr int MAX_DEFERRED_ROUNDS = 4;
 constexpr uint32_t PEND_MIN_ENTRIES = 4096;
 constexpr uint32_t PEND_ENTRIES_PER_PORT = 16;
 constexpr uint32_t PEND_MAX_ENTRIES = 1 << 16;
@@ -94,9 +98,13 @@ Engine::~Engine() {
     if (ep) closeEndpoint(ep, nullptr, 0);
   reapDead();
   for (Port &p : ports_) {
-    for (auto &s : p.ingress) s->clear(pool_);
-    for (auto &s : p.egress) s->clear(pool_);
+    detachAll(p.ingress);
+    detachAll(p.egress);
   }
+  runDeferred();  // stages' watchers finish what they were writing
+  for (auto &kv : watchers_) epoll_ctl(epfd_, EPOLL_CTL_DEL, kv.second->watchedFd(), nullptr);
+  watchers_.clear();
+  events_.clear();
   close(epfd_);
   close(wakefd_);
   close(timerfd_);
@@ -116,6 +124,7 @@ void Engine::stop() {
 void Engine::post(std::function<void()> fn) {
   if (manual_) {
     fn();
+    runDeferred();
     reapDead();
     publishEvents();
     return;
@@ -311,6 +320,7 @@ void Engine::setStage(int port, bool ingress, const std::string &name, std::uniq
   auto holder = std::make_shared<std::unique_ptr<Stage>>(std::move(s));
   post([this, port, ingress, name, holder] {
     if (port < 0 || port >= int(ports_.size())) return;
+    if (*holder && name != (*holder)->name()) (*holder)->instance = name;
     removeStages(port, ingress, name.c_str());
     if (*holder) {
       int t = (*holder)->targetPort();
@@ -329,12 +339,20 @@ void Engine::queryStages(uint32_t queryId, int port) {
       if (port >= 0 && p != port) continue;
       for (bool in : {true, false})
         for (const auto &s : in ? ports_[p].ingress : ports_[p].egress) {
-          StageReport r{p, in, s->name(), {}};
+          StageReport r{p, in, s->label(), {}};
           s->describe(r.values);
           e.stages.push_back(std::move(r));
         }
     }
     pushEvent(std::move(e));
+  });
+}
+
+void Engine::setMacEvents(bool on) {
+  post([this, on] {
+    macEvents_ = on;
+    if (on) macPending_.reserve(MAX_PENDING_MAC_CHANGES);  // the frame path then never allocates for them
+    if (MacTable *t = learning_->macTable()) t->observer = on ? static_cast<MacObserver *>(this) : nullptr;
   });
 }
 
@@ -406,6 +424,7 @@ CounterSnapshot Engine::counters(int port) const { return counters_.read(port); 
 EngineStats Engine::stats() const {
   EngineStats s{};
   s.bpduDrops = bpduDrops_.load(std::memory_order_relaxed);
+  s.macEventDrops = macEventDrops_.load(std::memory_order_relaxed);
   s.queueBudgetBytes = pool_.budgetBytes();
   s.queueUsedBytes = pool_.usedBytes();
   MacTable *t = learning_->macTable();
@@ -431,6 +450,7 @@ int Engine::pollOnce() {
   for (uint32_t id : again)
     if (Endpoint *ep = lookup(id)) handleInput(ep, ep->rxFd());
   runTimers();
+  runDeferred();
   reapDead();
   publishEvents();
   return n;
@@ -443,6 +463,7 @@ bool Engine::ingress(int port, const uint8_t *data, size_t len) {
   batch_.commit(uint32_t(len));
   processBatch(port, 0);
   batch_.clear();
+  runDeferred();
   reapDead();
   publishEvents();
   return true;
@@ -458,6 +479,7 @@ void Engine::advanceNs(uint64_t ns) {
   nowNs_ += ns;
   tick();
   runTimers();
+  runDeferred();
   reapDead();
   publishEvents();
 }
@@ -498,6 +520,7 @@ void Engine::loopOnce(int timeoutMs) {
   }
   tick();
   runTimers();
+  runDeferred();
   armTimer();
   reapDead();
   publishEvents();
@@ -517,6 +540,13 @@ void Engine::dispatch(uint64_t t, uint32_t events) {
     (void)r;
     armedNs_ = NO_DEADLINE_NS;
     runTimers();
+    return;
+  }
+  if (type == TAG_WATCH) {
+    auto it = watchers_.find(uint32_t(t));
+    if (it == watchers_.end()) return;
+    std::shared_ptr<FdWatcher> w = it->second;  // alive through the call, even if it unwatches itself
+    w->onFdEvents(*this, events);
     return;
   }
   Endpoint *ep = lookup(uint32_t(t));
@@ -753,6 +783,18 @@ void Engine::sendRun(Endpoint *ep, int port, const OutFrame *f, int n) {
   }
   for (; i < m; i++) enqueue(ep, port, ok[i]);
   if (!ep->txq.empty() && !ep->wantOut) updateEpollOut(ep, true);
+  noteQueue(ep);
+}
+
+void Engine::noteQueue(Endpoint *ep) {
+  uint64_t f = ep->txq.count(), b = ep->txq.bytes();
+  if (f == ep->pubFrames && b == ep->pubBytes) return;
+  if (ep->port >= 0 && ep->port < int(ports_.size())) {
+    PortCounters &c = counters_.at(ep->port);
+    c.queued(c.queuedFrames.load(std::memory_order_relaxed) + f - ep->pubFrames, c.queuedBytes.load(std::memory_order_relaxed) + b - ep->pubBytes);
+  }
+  ep->pubFrames = f;
+  ep->pubBytes = b;
 }
 
 void Engine::enqueue(Endpoint *ep, int port, const OutFrame &f) {
@@ -776,6 +818,7 @@ void Engine::drainEndpoint(Endpoint *ep) {
   EpStatus st;
   SendCtx ctx{pool_, counters_.at(ep->port), st};
   ep->drain(ctx);
+  noteQueue(ep);
   if (st.what) act(ep, st);
   if (ep->dead) return;
   if (ep->txq.empty()) {
@@ -860,6 +903,7 @@ void Engine::closeEndpoint(Endpoint *ep, const char *why, int err) {
   for (int k = 0; k < ep->extraFdCount(); k++) epoll_ctl(epfd_, EPOLL_CTL_DEL, ep->extraFd(k), nullptr);
   if (ep->txFd() != ep->rxFd() && ep->wantOut) epoll_ctl(epfd_, EPOLL_CTL_DEL, ep->txFd(), nullptr);
   ep->txq.clear(pool_);
+  noteQueue(ep);
   if (ep->paused) pausedCount_--;
   int port = ep->port;
   if (port >= 0 && port < int(ports_.size())) {
@@ -905,8 +949,8 @@ void Engine::resizePorts(int n) {
   for (size_t p = size_t(n); p < ports_.size(); p++) {
     for (size_t j = ports_[p].eps.size(); j-- > 0;)
       if (j < ports_[p].eps.size()) closeEndpoint(ports_[p].eps[j], nullptr, 0);
-    for (auto &s : ports_[p].ingress) s->clear(pool_);
-    for (auto &s : ports_[p].egress) s->clear(pool_);
+    detachAll(ports_[p].ingress);
+    detachAll(ports_[p].egress);
   }
   counters_.ensure(n);
   ports_.resize(size_t(n));
@@ -922,6 +966,7 @@ void Engine::resizePorts(int n) {
       auto &list = in ? ports_[p].ingress : ports_[p].egress;
       for (size_t k = list.size(); k-- > 0;)
         if (list[k]->targetPort() >= n) {
+          list[k]->detached(*this);
           list[k]->clear(pool_);
           list.erase(list.begin() + long(k));
         }
@@ -937,14 +982,25 @@ void Engine::resizePorts(int n) {
 void Engine::addStage(int port, bool ingress, std::unique_ptr<Stage> s) {
   auto &list = ingress ? ports_[port].ingress : ports_[port].egress;
   auto at = std::upper_bound(list.begin(), list.end(), s->rank(), [](int r, const std::unique_ptr<Stage> &x) { return r < x->rank(); });
+  Stage *added = s.get();
   list.insert(at, std::move(s));
   rebuildTimed();
+  added->attached(*this, port, ingress);
+}
+
+void Engine::detachAll(std::vector<std::unique_ptr<Stage>> &list) {
+  for (auto &s : list) {
+    s->detached(*this);
+    s->clear(pool_);
+  }
+  list.clear();
 }
 
 void Engine::removeStages(int port, bool ingress, const char *name) {
   auto &list = ingress ? ports_[port].ingress : ports_[port].egress;
   for (size_t k = list.size(); k-- > 0;)
-    if (strcmp(list[k]->name(), name) == 0) {
+    if (list[k]->label() == name) {
+      list[k]->detached(*this);
       list[k]->clear(pool_);
       list.erase(list.begin() + long(k));
     }
@@ -1041,6 +1097,78 @@ void Engine::emit(int port, const StageFrame &f) {
   emitEntry(port, int(off / ptrdiff_t(SLOT_BYTES)), f.ingress ? uint8_t(FORM_ASIS) : f.out.form, SF_MIRROR, 0);
 }
 
+uint64_t Engine::wallNs() const {
+  if (fakeClock_) return FAKE_WALL_EPOCH_NS + nowNs_;
+  struct timespec ts;
+  clock_gettime(CLOCK_REALTIME, &ts);
+  return uint64_t(ts.tv_sec) * NS_PER_SECOND + uint64_t(ts.tv_nsec);
+}
+
+bool Engine::watch(const std::shared_ptr<FdWatcher> &w, uint32_t events) {
+  if (!w || w->watchId) return w != nullptr;
+  uint32_t id = nextWatchId_++;
+  if (nextWatchId_ == 0) nextWatchId_ = 1;
+  struct epoll_event ev = {};
+  ev.events = events;
+  ev.data.u64 = tag(TAG_WATCH, id);
+  if (epoll_ctl(epfd_, EPOLL_CTL_ADD, w->watchedFd(), &ev) < 0) return false;
+  w->watchId = id;
+  watchers_[id] = w;
+  return true;
+}
+
+void Engine::rewatch(FdWatcher &w, uint32_t events) {
+  if (!w.watchId) return;
+  struct epoll_event ev = {};
+  ev.events = events;
+  ev.data.u64 = tag(TAG_WATCH, w.watchId);
+  epoll_ctl(epfd_, EPOLL_CTL_MOD, w.watchedFd(), &ev);
+}
+
+void Engine::unwatch(FdWatcher &w) {
+  if (!w.watchId) return;
+  epoll_ctl(epfd_, EPOLL_CTL_DEL, w.watchedFd(), nullptr);
+  uint32_t id = w.watchId;
+  w.watchId = 0;
+  watchers_.erase(id);  // may destroy w: callers hold a reference while they use it
+}
+
+void Engine::deferFlush(const std::shared_ptr<FdWatcher> &w) {
+  if (!w || w->flushQueued) return;
+  w->flushQueued = true;
+  deferred_.push_back(w);
+}
+
+void Engine::runDeferred() {
+  // two vectors that trade buffers: after the first wakeup neither allocates again
+  for (int round = 0; round < MAX_DEFERRED_ROUNDS && !deferred_.empty(); round++) {
+    deferredRun_.swap(deferred_);
+    for (auto &w : deferredRun_) {
+      w->flushQueued = false;
+      w->flush(*this);
+    }
+    deferredRun_.clear();
+  }
+}
+
+void Engine::notify(const std::string &name, const std::string &detail) {
+  EngineEvent e;
+  e.type = EngineEvent::StageNote;
+  e.name = name;
+  e.detail = detail;
+  pushEvent(std::move(e));
+}
+
+void Engine::macChanged(MacChange what, uint64_t key, int port, int oldPort) {
+  if (!macEvents_) return;
+  if (macInflight_->load(std::memory_order_relaxed) + int64_t(macPending_.size()) >= int64_t(MAX_PENDING_MAC_CHANGES) ||
+      macPending_.size() >= macPending_.capacity()) {
+    macEventDrops_.fetch_add(1, std::memory_order_relaxed);
+    return;
+  }
+  macPending_.push_back(MacChangeRec{key, port, oldPort, what});
+}
+
 // ---------------------------------------------------------------------------------------------
 // events
 
@@ -1060,10 +1188,20 @@ void Engine::pushBpdu(int port, const uint8_t *f, uint32_t len) {
 void Engine::pushEvent(EngineEvent &&e) { events_.push_back(std::move(e)); }
 
 void Engine::publishEvents() {
+  if (!macPending_.empty()) {
+    EngineEvent e;
+    e.type = EngineEvent::Macs;
+    e.macChanges.assign(macPending_.begin(), macPending_.end());
+    macInflight_->fetch_add(int64_t(macPending_.size()), std::memory_order_relaxed);
+    macPending_.clear();
+    pushEvent(std::move(e));
+  }
   if (events_.empty()) return;
   if (!sink_) {
-    for (const EngineEvent &e : events_)
+    for (const EngineEvent &e : events_) {
       if (e.type == EngineEvent::Bpdu) bpduInflight_->fetch_sub(1, std::memory_order_relaxed);
+      if (e.type == EngineEvent::Macs) macInflight_->fetch_sub(int64_t(e.macChanges.size()), std::memory_order_relaxed);
+    }
     events_.clear();
     return;
   }

@@ -27,6 +27,7 @@
 #include <bitset>
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -48,6 +49,8 @@ constexpr size_t TXQ_MAX_FRAMES = 1024;
 constexpr size_t TXQ_MAX_BYTES = 4 << 20;
 /** Spanning-tree frames waiting for JavaScript before new ones are dropped (and counted). */
 constexpr size_t MAX_PENDING_BPDUS = 256;
+/** MAC-table changes waiting for JavaScript (with MAC events on) before new ones are dropped (and counted). */
+constexpr size_t MAX_PENDING_MAC_CHANGES = 4096;
 
 enum class StpState : uint8_t { Forwarding = 0, Learning = 1, Discarding = 2 };
 
@@ -59,14 +62,23 @@ struct StageReport {
   StageValues values;
 };
 
+/** One change of the MAC table as the event stream reports it. */
+struct MacChangeRec {
+  uint64_t key;
+  int32_t port, oldPort;
+  MacChange what;
+};
+
 /** One event for JavaScript, by value. */
 struct EngineEvent {
-  enum Type : uint8_t { Bpdu, EpError, EpClosed, EngineFailed, Reply };
+  enum Type : uint8_t { Bpdu, EpError, EpClosed, EngineFailed, Reply, StageNote, Macs };
   Type type = Bpdu;
   int port = -1;
   uint32_t ep = 0;
   int err = 0;
   std::string detail;
+  std::string name;                 // StageNote: the stage's full name
+  std::vector<MacChangeRec> macChanges;  // Macs
   std::vector<uint8_t> frame;       // Bpdu
   uint32_t queryId = 0;             // Reply
   std::vector<MacTable::Info> macs; // Reply to a MAC query (lastSeen holds the age in seconds)
@@ -100,10 +112,10 @@ struct Port {
 
 /** Engine statistics any thread may read. */
 struct EngineStats {
-  uint64_t bpduDrops, queueBudgetBytes, queueUsedBytes, macEntries, macMaxEntries, macEvictions, macSlots;
+  uint64_t bpduDrops, queueBudgetBytes, queueUsedBytes, macEntries, macMaxEntries, macEvictions, macSlots, macEventDrops;
 };
 
-class Engine : private StageEnv {
+class Engine : private StageEnv, private MacObserver {
  public:
   using EventSink = std::function<void(std::vector<EngineEvent> &&)>;
 
@@ -137,6 +149,8 @@ class Engine : private StageEnv {
   void setStage(int port, bool ingress, const std::string &name, std::unique_ptr<Stage> s);
   /** Asks for the stages of a port (-1: all ports) with their values; the answer is a Reply event with queryId. */
   void queryStages(uint32_t queryId, int port);
+  /** Reports learned, moved, aged and evicted MAC entries as "macs" events (bounded; drops counted in stats). */
+  void setMacEvents(bool on);
   void setMacTableMax(uint32_t entries);
   void setQueueBudget(size_t bytes);
   void flushMacs(int port, int vlan);
@@ -180,6 +194,8 @@ class Engine : private StageEnv {
   void pushBpdu(int port, const uint8_t *f, uint32_t len);
   /** Spanning-tree frames handed over and not yet consumed; the consumer subtracts what it took. */
   std::shared_ptr<std::atomic<int64_t>> bpduInflight() const { return bpduInflight_; }
+  /** MAC changes handed over and not yet consumed; the consumer subtracts what it took. */
+  std::shared_ptr<std::atomic<int64_t>> macInflight() const { return macInflight_; }
 
  private:
   struct Pending {
@@ -238,12 +254,23 @@ class Engine : private StageEnv {
   void pushEvent(EngineEvent &&e);
   void publishEvents();
   void refreshClock();
+  void runDeferred();
+  void noteQueue(Endpoint *ep);
+  void detachAll(std::vector<std::unique_ptr<Stage>> &list);
 
   // StageEnv
   BlockPool &pool() override { return pool_; }
   bool store(PktQueue &q, const StageFrame &f, uint64_t timeNs, uint16_t aux) override;
   void release(PktQueue &q, int port, bool ingress, int stageIndex) override;
   void emit(int port, const StageFrame &f) override;
+  uint64_t wallNs() const override;
+  bool watch(const std::shared_ptr<FdWatcher> &w, uint32_t events) override;
+  void rewatch(FdWatcher &w, uint32_t events) override;
+  void unwatch(FdWatcher &w) override;
+  void deferFlush(const std::shared_ptr<FdWatcher> &w) override;
+  void notify(const std::string &name, const std::string &detail) override;
+  // MacObserver
+  void macChanged(MacChange what, uint64_t key, int port, int oldPort) override;
 
   const bool manual_;
   EventSink sink_;
@@ -292,8 +319,17 @@ class Engine : private StageEnv {
   std::unique_ptr<uint8_t[]> swBuf_;  // software segmentation scratch (OFFLOAD_SCRATCH_BYTES)
   uint32_t swLens_[MAX_GSO_SEGS];
 
+  // fds stages keep open (capture clients), and their end-of-wakeup work
+  std::map<uint32_t, std::shared_ptr<FdWatcher>> watchers_;
+  uint32_t nextWatchId_ = 1;
+  std::vector<std::shared_ptr<FdWatcher>> deferred_, deferredRun_;
+
   // events
   std::vector<EngineEvent> events_;
+  bool macEvents_ = false;
+  std::vector<MacChangeRec> macPending_;
+  std::shared_ptr<std::atomic<int64_t>> macInflight_ = std::make_shared<std::atomic<int64_t>>(0);
+  std::atomic<uint64_t> macEventDrops_{0};
   std::shared_ptr<std::atomic<int64_t>> bpduInflight_ = std::make_shared<std::atomic<int64_t>>(0);
   std::atomic<uint64_t> bpduDrops_{0};
 };

@@ -37,6 +37,17 @@ inline uint64_t macKey(const uint8_t *mac, uint16_t vlan) {
 /** The VLAN of a key. */
 inline uint16_t keyVlan(uint64_t key) { return uint16_t(key >> 48); }
 
+/** What happened to an entry, for observers (the event stream). */
+enum class MacChange : uint8_t { Learned, Moved, Aged, Evicted };
+
+/** Told about entries that are learned, move, age out or are evicted (not about refreshes). */
+class MacObserver {
+ public:
+  virtual ~MacObserver() = default;
+  /** key changed: on port (for Moved: from oldPort to port; else oldPort = -1). */
+  virtual void macChanged(MacChange what, uint64_t key, int port, int oldPort) = 0;
+};
+
 class MacTable {
  public:
   static constexpr uint32_t NIL = ~0u;
@@ -115,16 +126,19 @@ class MacTable {
         e.lastSeen = now;
         toTail(n);
       } else if (e.lastSeen + minPersist < now) {
+        int old = e.port;
         unlinkPort(n);
         e.port = port;
         e.lastSeen = now;
         linkPort(n);
+        if (observer) observer->macChanged(MacChange::Moved, key, port, old);
       }
       return;
     }
     if (count_ >= max_) evictOne();
     insertNew(key, port, now);
     publish();
+    if (observer) observer->macChanged(MacChange::Learned, key, port, -1);
   }
 
   /** Removes every entry of port; returns how many. Costs that port's entries. */
@@ -168,6 +182,7 @@ class MacTable {
     size_t k = 0;
     for (auto &pe : ports_)
       while (pe.head != NIL && nodes_[pe.head].lastSeen + expire < now) {
+        if (observer) observer->macChanged(MacChange::Aged, nodes_[pe.head].key, nodes_[pe.head].port, -1);
         removeNode(pe.head);
         k++;
       }
@@ -204,6 +219,9 @@ class MacTable {
   size_t slots() const { return slotsPub_.load(std::memory_order_relaxed); }
   /** Entries evicted because the table was full, since the start (any thread). */
   uint64_t evictions() const { return evictPub_.load(std::memory_order_relaxed); }
+
+  /** Told about learned, moved, aged and evicted entries when set (engine thread; null: nobody). */
+  MacObserver *observer = nullptr;
 
  private:
   struct Node {
@@ -277,6 +295,7 @@ class MacTable {
   void evictOne() {
     if (maxCount_ == 0) return;
     uint32_t p = buckets_[maxCount_];
+    if (observer) observer->macChanged(MacChange::Evicted, nodes_[ports_[p].head].key, int(p), -1);
     removeNode(ports_[p].head);
     evictions_++;
   }

@@ -8,7 +8,14 @@
 // filtering and policing are meant to be added the same way, without touching the loop.
 //
 // Stages run on the engine thread. Their configuration is replaced, never edited in place, by
-// commands the engine applies between batches.
+// commands the engine applies between batches. Several stages of one kind may sit on a port
+// direction under instance names ("capture:7"): setStage replaces the stage of the same full name.
+//
+// A stage that keeps a socket of its own (a capture client) hands it to the engine as an
+// FdWatcher: the engine puts the fd in its epoll set, calls the watcher on its events, and calls
+// its flush() once at the end of a wakeup when the stage asked for it (so a stage that collects
+// output per frame writes it with one system call per wakeup). Stages learn the port they sit on
+// when they are installed (attached) and when they go (detached).
 #pragma once
 
 #include <cstdint>
@@ -38,6 +45,8 @@ bool registerStageKind(const char *name, StageFactory make);
 StageFactory findStageKind(const std::string &name);
 /** Names of the registered stage kinds. */
 std::vector<std::string> stageKinds();
+/** Reads a whole number in [lo, hi] from a configuration value; false with *err naming key and range otherwise. */
+bool configNumber(const std::string &key, const std::string &v, long long lo, long long hi, long long *out, std::string *err);
 
 /** What a stage reports about itself (queries): named numbers, e.g. held frames or drops by cause. */
 using StageValues = std::vector<std::pair<std::string, double>>;
@@ -60,6 +69,24 @@ struct StageFrame {
   Packet packet() const { return Packet(out.data, out.len); }
 };
 
+class StageEnv;
+
+/** An fd a stage keeps open on the engine's epoll set (see the file comment). */
+class FdWatcher {
+ public:
+  virtual ~FdWatcher() = default;
+  /** The fd the engine watches. */
+  virtual int watchedFd() const = 0;
+  /** Handles the fd's epoll events (EPOLLIN, EPOLLOUT, EPOLLRDHUP, EPOLLHUP, EPOLLERR). */
+  virtual void onFdEvents(StageEnv &env, uint32_t events) = 0;
+  /** Work asked for with StageEnv::deferFlush, run once at the end of the wakeup. */
+  virtual void flush(StageEnv &env) { (void)env; }
+
+  // the engine's bookkeeping (engine thread)
+  uint32_t watchId = 0;      // 0: not watched
+  bool flushQueued = false;  // in the engine's end-of-wakeup list
+};
+
 /** What the engine offers a stage. */
 class StageEnv {
  public:
@@ -74,6 +101,18 @@ class StageEnv {
   virtual void release(PktQueue &q, int port, bool ingress, int stageIndex) = 0;
   /** Sends a copy of f out of another port (mirroring): through that port's egress stages, marked SF_MIRROR. */
   virtual void emit(int port, const StageFrame &f) = 0;
+  /** Wall-clock time, nanoseconds since the epoch (CLOCK_REALTIME; with the fake clock a fixed epoch plus nowNs()). */
+  virtual uint64_t wallNs() const = 0;
+  /** Puts w's fd in the epoll set for `events`; the engine keeps w alive until unwatch(). False (errno set) when epoll refuses. */
+  virtual bool watch(const std::shared_ptr<FdWatcher> &w, uint32_t events) = 0;
+  /** Changes the events a watched fd is watched for. */
+  virtual void rewatch(FdWatcher &w, uint32_t events) = 0;
+  /** Takes w's fd out of the epoll set and drops the engine's reference (w lives on while others hold it). */
+  virtual void unwatch(FdWatcher &w) = 0;
+  /** Calls w->flush(env) once at the end of the current wakeup (repeated calls in one wakeup are one). */
+  virtual void deferFlush(const std::shared_ptr<FdWatcher> &w) = 0;
+  /** Tells JavaScript something about a stage: a "stage" event with the stage's full name and a text. */
+  virtual void notify(const std::string &name, const std::string &detail) = 0;
 };
 
 /** One stage (see the file comment). */
@@ -103,10 +142,25 @@ class Stage {
   virtual int targetPort() const { return -1; }
   /** Its configuration and state for queries (engine thread). */
   virtual void describe(StageValues &out) const { (void)out; }
+  /** The stage was installed on port/direction (engine thread, between batches). */
+  virtual void attached(StageEnv &env, int port, bool ingress) {
+    (void)env;
+    (void)port;
+    (void)ingress;
+  }
+  /** The stage is being removed (or its port or the engine goes away); clear() follows. */
+  virtual void detached(StageEnv &env) { (void)env; }
+
+  /** The full name setStage gave it ("capture:7"), or empty for the kind's own name. */
+  std::string instance;
+  /** The name queries report and setStage replaces by: the instance name, else the kind's name. */
+  std::string label() const { return instance.empty() ? std::string(name()) : instance; }
 };
 
 /** Stage ranks (lower first). */
+constexpr int RANK_CAPTURE_IN = 0;        // capture on ingress: first, sees what arrives
 constexpr int RANK_MIRROR = 10;
 constexpr int RANK_STORM = 40;
+constexpr int RANK_CAPTURE_OUT = 1000;    // capture on egress: last, sees what leaves
 
 }  // namespace vde

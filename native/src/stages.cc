@@ -13,23 +13,11 @@ std::map<std::string, StageFactory> &registry() {
   return r;
 }
 
-// Reads a whole number in [lo, hi] from a config value; false (err set) otherwise.
-bool wholeNumber(const std::string &key, const std::string &v, long long lo, long long hi, long long *out, std::string *err) {
-  char *end = nullptr;
-  long long x = v.empty() ? 0 : std::strtoll(v.c_str(), &end, 10);
-  if (v.empty() || *end || x < lo || x > hi) {
-    *err = key + ": \"" + v + "\" is not a whole number in " + std::to_string(lo) + ".." + std::to_string(hi);
-    return false;
-  }
-  *out = x;
-  return true;
-}
-
 std::unique_ptr<Stage> makeMirror(const StageConfig &cfg, bool, std::string *err) {
   long long target = -1;
   for (const auto &[k, v] : cfg) {
     if (k == "target") {
-      if (!wholeNumber(k, v, 0, 65535, &target, err)) return nullptr;
+      if (!configNumber(k, v, 0, 65535, &target, err)) return nullptr;
     } else {
       *err = "mirror: unknown setting \"" + k + "\" (known: target)";
       return nullptr;
@@ -46,7 +34,7 @@ std::unique_ptr<Stage> makeStorm(const StageConfig &cfg, bool ingress, std::stri
   long long pps = -1;
   for (const auto &[k, v] : cfg) {
     if (k == "pps") {
-      if (!wholeNumber(k, v, 1, 0xffffffffLL, &pps, err)) return nullptr;
+      if (!configNumber(k, v, 1, 0xffffffffLL, &pps, err)) return nullptr;
     } else {
       *err = "storm: unknown setting \"" + k + "\" (known: pps)";
       return nullptr;
@@ -62,6 +50,17 @@ std::unique_ptr<Stage> makeStorm(const StageConfig &cfg, bool ingress, std::stri
 const bool registered = registerStageKind(MirrorStage::NAME, &makeMirror) && registerStageKind(StormStage::NAME, &makeStorm);
 
 }  // namespace
+
+bool configNumber(const std::string &key, const std::string &v, long long lo, long long hi, long long *out, std::string *err) {
+  char *end = nullptr;
+  long long x = v.empty() ? 0 : std::strtoll(v.c_str(), &end, 10);
+  if (v.empty() || *end || x < lo || x > hi) {
+    *err = key + ": \"" + v + "\" is not a whole number in " + std::to_string(lo) + ".." + std::to_string(hi);
+    return false;
+  }
+  *out = x;
+  return true;
+}
 
 bool registerStageKind(const char *name, StageFactory make) { return registry().emplace(name, make).second; }
 

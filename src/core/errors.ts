@@ -8,8 +8,10 @@
 export const E = {
   EPERM: 1,
   ENOENT: 2,
+  EIO: 5,
   ENXIO: 6,
   EBADF: 9,
+  EAGAIN: 11,
   ENOMEM: 12,
   EACCES: 13,
   EEXIST: 17,
@@ -20,9 +22,11 @@ export const E = {
   ENOSPC: 28,
   ERANGE: 34,
   ENOSYS: 38,
+  EOPNOTSUPP: 95,
   ENOTSOCK: 88,
   EPROTOTYPE: 91,
   EADDRINUSE: 98,
+  ECONNRESET: 104,
   ECONNREFUSED: 111,
 } as const;
 
@@ -30,8 +34,10 @@ const STRERROR: Record<number, string> = {
   0: 'Success',
   1: 'Operation not permitted',
   2: 'No such file or directory',
+  5: 'Input/output error',
   6: 'No such device or address',
   9: 'Bad file descriptor',
+  11: 'Resource temporarily unavailable',
   12: 'Cannot allocate memory',
   13: 'Permission denied',
   17: 'File exists',
@@ -44,7 +50,9 @@ const STRERROR: Record<number, string> = {
   38: 'Function not implemented',
   88: 'Socket operation on non-socket',
   91: 'Protocol wrong type for socket',
+  95: 'Operation not supported',
   98: 'Address already in use',
+  104: 'Connection reset by peer',
   111: 'Connection refused',
 };
 

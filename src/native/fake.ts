@@ -4,7 +4,10 @@
  * fill with learn(), per-port counters that tests can set, and endpoint ids as the real engine
  * hands them out. Nothing here touches a file descriptor.
  */
-import type { EngineStats, EpKind, MacEntryInfo, NativeEngine, NativeStpState, PortCounters, StageInfo } from './index.js';
+import { COUNTER_TABLE_COLUMNS, type EngineStats, type EpKind, type MacEntryInfo, type NativeEngine, type NativeStpState, type PortCounters, type StageInfo } from './index.js';
+
+/** The drop reasons the fake reports in countersTable (the addon's dropNames() order). */
+export const DROP_NAMES_FAKE = ['runt', 'oversize', 'vlan', 'stp', 'storm', 'queueFull', 'txError', 'framing', 'badVnetHdr', 'loss', 'capacity', 'mtu', 'filter', 'police', 'auth'];
 
 /** One recorded call: the method name and its arguments. */
 export interface FakeCall {
@@ -134,6 +137,9 @@ export class FakeEngine implements NativeEngine {
     this.rec('setMacTableMax', [entries]);
     this.macMax = entries;
   }
+  setMacEvents(on: boolean): void {
+    this.rec('setMacEvents', [on]);
+  }
   setQueueBudget(bytes: number): void {
     this.rec('setQueueBudget', [bytes]);
     this.queueBudget = bytes;
@@ -166,6 +172,17 @@ export class FakeEngine implements NativeEngine {
   }
   countersAll(): PortCounters[] {
     return Array.from({ length: this.numPorts }, (_, p) => this.counters(p));
+  }
+  countersTable(): Float64Array {
+    const names = DROP_NAMES_FAKE;
+    const cols = COUNTER_TABLE_COLUMNS.length + names.length;
+    const t = new Float64Array(this.numPorts * cols);
+    for (let p = 0; p < this.numPorts; p++) {
+      const c = this.counters(p);
+      const row = [c.inFrames, c.inBytes, c.outFrames, c.outBytes, c.queuedFrames ?? 0, c.queuedBytes ?? 0, ...names.map((n) => c.drops[n] ?? 0)];
+      t.set(row, p * cols);
+    }
+    return t;
   }
   stats(): EngineStats {
     return { bpduDrops: 0, queueBudgetBytes: this.queueBudget, queueUsedBytes: 0, macEntries: this.macs.size, macMaxEntries: this.macMax, macEvictions: 0, macSlots: this.macSlotCount };

@@ -45,6 +45,22 @@ export interface PortCounters {
   outFrames: number;
   outBytes: number;
   drops: Record<string, number>;
+  /** Frames and bytes waiting in the egress queues of the port's endpoints (gauges). */
+  queuedFrames?: number;
+  queuedBytes?: number;
+}
+
+/** Columns of countersTable() before the drop reasons (then one per dropNames() entry). */
+export const COUNTER_TABLE_COLUMNS = ['inFrames', 'inBytes', 'outFrames', 'outBytes', 'queuedFrames', 'queuedBytes'] as const;
+
+/** One change of the MAC table (events with setMacEvents(true)). */
+export interface MacChange {
+  what: 'learned' | 'moved' | 'aged' | 'evicted';
+  mac: string;
+  vlan: number;
+  port: number;
+  /** For moved: the port it was on. */
+  oldPort?: number;
 }
 
 export interface MacEntryInfo {
@@ -56,13 +72,20 @@ export interface MacEntryInfo {
 }
 
 export interface EngineEvent {
-  /** bpdu: a spanning-tree frame; epError: an endpoint failed but stays; epClosed: the engine closed an endpoint; engineFailed: the data plane stopped (the tool must exit). */
-  type: 'bpdu' | 'epError' | 'epClosed' | 'engineFailed';
+  /**
+   * bpdu: a spanning-tree frame; epError: an endpoint failed but stays; epClosed: the engine
+   * closed an endpoint; engineFailed: the data plane stopped (the tool must exit); stage: a
+   * stage says something (`name` is its full name, e.g. a capture session that ended); macs:
+   * MAC-table changes (with setMacEvents(true)).
+   */
+  type: 'bpdu' | 'epError' | 'epClosed' | 'engineFailed' | 'stage' | 'macs';
   port: number;
   ep: number;
   errno: number;
   detail: string;
   frame?: Buffer;
+  name?: string;
+  macs?: MacChange[];
 }
 
 /** Engine-wide statistics, read without a lock. */
@@ -76,6 +99,8 @@ export interface EngineStats {
   macMaxEntries: number;
   macEvictions: number;
   macSlots: number;
+  /** MAC-table changes not reported because JavaScript had too many unread ones. */
+  macEventDrops?: number;
 }
 
 /** A stage on a port, as a query reports it: its name, direction and named values (settings, counters). */
@@ -122,6 +147,8 @@ export interface NativeEngine {
   stages(port: number): Promise<StageInfo[]>;
   /** Most entries the MAC table holds (evicting from the port with the most entries when full). */
   setMacTableMax(entries: number): void;
+  /** Reports learned, moved, aged and evicted MAC entries as 'macs' events (bounded; the rest counted in stats().macEventDrops). */
+  setMacEvents(on: boolean): void;
   /** Switch-wide budget for frames waiting in egress queues and stages. */
   setQueueBudget(bytes: number): void;
   flushMacs(port: number, vlan: number): void;
@@ -135,6 +162,8 @@ export interface NativeEngine {
   counters(port: number): PortCounters;
   /** Every port's counters in one call, index = port number. */
   countersAll(): PortCounters[];
+  /** Every port's counters as one flat table: COUNTER_TABLE_COLUMNS, then one column per dropNames() entry, per port. */
+  countersTable(): Float64Array;
   /** Engine statistics (lock-free). */
   stats(): EngineStats;
   /** Entries in the MAC table (lock-free). */
@@ -154,10 +183,10 @@ export interface NativeEngine {
 }
 
 /** An event as the addon delivers it: also replies to MAC-table queries. */
-export interface RawEvent extends Omit<EngineEvent, 'type'> {
+export interface RawEvent extends Omit<EngineEvent, 'type' | 'macs'> {
   type: EngineEvent['type'] | 'reply';
   queryId?: number;
-  macs?: MacEntryInfo[];
+  macs?: MacEntryInfo[] | MacChange[];
   stages?: StageInfo[];
 }
 
@@ -214,6 +243,8 @@ interface Addon {
   setNonBlocking(fd: number, on: boolean): void;
   /** Names of the stage kinds engines can install (setStage). */
   stageKinds(): string[];
+  /** null when a capture filter expression parses, else the message saying what is wrong. */
+  checkCaptureFilter(text: string): string | null;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -302,7 +333,7 @@ export function wrapEngine(raw: RawEngine, onEvents: EngineEventSink | undefined
       }
       if (manual) deliver();
     });
-  const query = async (mac: Buffer | null, vlan: number): Promise<MacEntryInfo[]> => (await ask((id) => raw.queryMacs(id, mac, vlan)))?.macs ?? [];
+  const query = async (mac: Buffer | null, vlan: number): Promise<MacEntryInfo[]> => ((await ask((id) => raw.queryMacs(id, mac, vlan)))?.macs ?? []) as MacEntryInfo[];
   const engine = {
     macTable: () => query(null, 0),
     macFind: async (mac: Buffer, vlan: number) => (await query(mac, vlan))[0] ?? null,
@@ -317,8 +348,9 @@ export function wrapEngine(raw: RawEngine, onEvents: EngineEventSink | undefined
   } as Partial<NativeEngine> as Record<string, unknown>;
   const names: Array<keyof RawEngine> = [
     'addEndpoint', 'removeEndpoint', 'addCustomEndpoint', 'setNumPorts', 'setHub', 'setBackpressure', 'setUntagged', 'setTagged',
-    'setForeignTags', 'setStpCapture', 'setStpState', 'setAging', 'setStorm', 'setMirror', 'setStage', 'setMacTableMax', 'setQueueBudget',
-    'flushMacs', 'resetCounters', 'injectFrame', 'counters', 'countersAll', 'stats', 'pollOnce', 'ingress', 'setTimeNs', 'advanceNs',
+    'setForeignTags', 'setStpCapture', 'setStpState', 'setAging', 'setStorm', 'setMirror', 'setStage', 'setMacTableMax', 'setMacEvents',
+    'setQueueBudget', 'flushMacs', 'resetCounters', 'injectFrame', 'counters', 'countersAll', 'countersTable', 'stats', 'pollOnce', 'ingress',
+    'setTimeNs', 'advanceNs',
   ];
   for (const n of names) engine[n] = call(n);
   return { engine: engine as unknown as NativeEngine, handle };

@@ -15,6 +15,8 @@ import { errorText, installCrashGuard } from '../core/errors.js';
 import { setProgram, setVerbose } from '../core/log.js';
 import { parseOctal } from '../core/perms.js';
 import { versionLine } from '../core/version.js';
+import { metricsOption } from '../ports/metrics.js';
+import { WireObservation } from '../ports/observe.js';
 import { runWire } from '../ports/runwire.js';
 import { parseLocator, resolveIndirection, type Locator } from '../ports/vnl.js';
 import type { WireSide } from '../ports/wire.js';
@@ -33,6 +35,8 @@ const OPTIONS = {
   port2: { type: 'string', describe: 'switch port for the second locator' },
   descr: { alias: 'D', type: 'string', default: 'vdeplug:', describe: 'description shown by the switch' },
   reconnect: { type: 'boolean', describe: 'when a switch or stream server goes away, keep the other end and re-attach with backoff' },
+  mgmt: { type: 'string', describe: 'management console socket PATH (vdecmd, vde_capture): capture/start, events, showinfo' },
+  metrics: { type: 'string', describe: 'serve Prometheus metrics on /metrics at tcp:HOST:PORT, tcp:PORT (127.0.0.1) or unix:PATH' },
   verbose: { type: 'boolean', describe: 'log debug messages' },
   'daemon-child': { type: 'boolean', hidden: true },
 } as const;
@@ -48,6 +52,7 @@ export const EXAMPLES: Example[] = [
   { command: "vde_plug /tmp/sw 'stream://unix:/tmp/q.sock[server]'", what: 'serve QEMU -netdev stream,server=off,addr.type=unix,addr.path=/tmp/q.sock' },
   { command: 'vde_plug switch:///tmp/node null://', what: 'a switch without a switch process: others join with vde_plug /tmp/node' },
   { command: "vde_plug 'vlan://10{vde:///tmp/sw}' tap://tap0", what: 'the tap sees VLAN 10 of the switch untagged' },
+  { command: 'vde_plug --mgmt /tmp/cable.mgmt /tmp/s1 /tmp/s2', what: 'a cable you can watch: vde_capture /tmp/cable.mgmt | tshark -r -' },
 ];
 
 function parser(argv: string[]) {
@@ -179,11 +184,20 @@ export async function main(argv: string[]): Promise<number> {
   if (a.verbose) setVerbose(true);
   const logFile = a.logfile ? path.resolve(String(a.logfile)) : undefined;
   const pidfile = a.pidfile ? path.resolve(String(a.pidfile)) : undefined;
+  const mgmt = a.mgmt ? path.resolve(String(a.mgmt)) : undefined;
+  let metrics: string | undefined;
+  try {
+    if (a.metrics !== undefined) metrics = metricsOption(String(a.metrics));
+  } catch (e) {
+    process.stderr.write(`vde_plug: ${errorText(e)}\n`);
+    return 1;
+  }
   if (a.daemon && !a['daemon-child']) {
     if (sides[1].locator.kind === 'stdio')
       process.stderr.write('vde_plug: note: in the background stdin and stdout are /dev/null, so this plug ends at once; give two locators (e.g. vde_plug -d /tmp/sw tap://tap0)\n');
     const rest = mainArgs.filter((x) => x !== '--daemon').map((x) => {
-      const m = /^--(pidfile|logfile)=(.*)$/.exec(x);
+      const m = /^--(pidfile|logfile|mgmt)=(.*)$/.exec(x);
+      if (/^--metrics=/.test(x) && metrics) return `--metrics=${metrics}`;
       return m ? `--${m[1]}=${path.resolve(m[2])}` : x;
     });
     return daemonize('vde_plug', command ? [...rest, '=', ...command] : rest, { logFile });
@@ -195,5 +209,16 @@ export async function main(argv: string[]): Promise<number> {
     logFile,
     syslog: Boolean(a.log || a.iplog),
     logStartStop: Boolean(a.log || a.iplog),
+    afterStart: mgmt || metrics ? async (wire) => {
+      const obs = new WireObservation(wire, 'vde_plug');
+      try {
+        if (mgmt) await obs.serveConsole(mgmt);
+        if (metrics) await obs.serveMetrics(metrics);
+      } catch (e) {
+        obs.close();
+        throw e;
+      }
+      return () => obs.close();
+    } : undefined,
   });
 }

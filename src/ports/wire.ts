@@ -25,6 +25,15 @@ export interface WireSide {
   reconnect: boolean;
 }
 
+/** What a tool watching a wire is told (capture, events: see observe.ts). */
+export interface WireObserver {
+  /** An engine event the wire does not handle itself; true when the observer took it. */
+  onEngineEvent(ev: EngineEvent): boolean;
+  /** An endpoint was attached to a port (side 1 or 2) or went away. */
+  onAttach(port: number, name: string): void;
+  onDetach(port: number, name: string, why: string): void;
+}
+
 interface Slot extends WireSide {
   port: number;
   at: Attachment | null;
@@ -41,6 +50,8 @@ export class Wire {
   private finish: ((r: { code: number; reason: string }) => void) | null = null;
   /** Resolves when the wire ends, with the exit status and the reason. */
   readonly done: Promise<{ code: number; reason: string }>;
+  /** Told about engine events, attachments and losses (set by the tool once the wire runs). */
+  observer: WireObserver | null = null;
 
   constructor(a: WireSide, b: WireSide) {
     this.engine = createEngine(3, (evs) => this.onEvents(evs));
@@ -72,6 +83,7 @@ export class Wire {
   private attach(slot: Slot, ep: OpenedEndpoint): void {
     slot.at = Attachment.attach(this.engine, slot.port, ep, (why) => this.lost(slot, why, false));
     log('debug', `port ${slot.port}: ${ep.name} attached`);
+    this.observer?.onAttach(slot.port, ep.name);
   }
 
   private onEvents(evs: EngineEvent[]): void {
@@ -81,6 +93,7 @@ export class Wire {
         this.stop(1, `the frame engine failed (${ev.detail}: errno ${ev.errno})`);
         return;
       }
+      if (this.observer?.onEngineEvent(ev)) continue;
       const slot = this.slots.find((s) => s.at?.engineId === ev.ep);
       if (!slot) continue;
       if (ev.type === 'epClosed') this.lost(slot, ev.detail + (ev.errno ? ` (errno ${ev.errno})` : ''), true);
@@ -93,6 +106,7 @@ export class Wire {
     const name = slot.at.ep.name;
     slot.at.close(engineDropped);
     slot.at = null;
+    this.observer?.onDetach(slot.port, name, why);
     if (slot.reconnect && reopenable(slot.locator)) {
       log('warning', `${name}: ${why}; reconnecting`);
       this.reopen(slot, RECONNECT_FIRST_MS);

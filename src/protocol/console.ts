@@ -15,17 +15,26 @@
  * - commands may be asynchronous (their `run` returns a Promise): each session's lines are still
  *   answered strictly in order, and scripts (`load`, rc files) run their lines in order, with
  *   failures reported with file and line number;
- * - asynchronous debug lines (`3NNN category message`) to the sessions that subscribed.
+ * - asynchronous debug lines (`3NNN category message`) to the sessions that subscribed;
+ * - a command may take a socket session over: it writes its own reply, then either streams on
+ *   (`events`: the session's `closed` promise says when the client left) or detaches the
+ *   connection (`capture/start`: `detach()` hands the socket's fd over, the console forgets
+ *   the session and writes nothing more to it).
  */
 import fs from 'node:fs';
 import type net from 'node:net';
 import { E, ErrnoError, strerror } from '../core/errors.js';
 import { log } from '../core/log.js';
+import { native } from '../native/index.js';
 
 export const DATA_HEADER = "0000 DATA END WITH '.'";
 export const END_OF_SESSION = '9999 END OF SESSION';
 /** What a command's run returns to end the session (logout, shutdown). */
 export const CONSOLE_END = -1;
+/** What a command's run returns after it took the connection over (session.detach()): nothing more is written. */
+export const CONSOLE_DETACHED = -2;
+/** execute()'s answer for a command that took the connection over. */
+export const DETACHED = '\u0000detached';
 /** Idle time after which input without a trailing newline is run as a command (vde2 treats every read as one). */
 export const CONSOLE_IDLE_COMMAND_MS = 100;
 /** Deepest nesting of `load` scripts. */
@@ -44,6 +53,15 @@ export interface Session {
   debug: Set<string>;
   write(s: string): void;
   end(): void;
+  /** Socket sessions: resolves when the client is gone. */
+  closed?: Promise<void>;
+  /** Socket sessions: bytes written and not yet taken by the kernel (a streaming command bounds it). */
+  backlog?(): number;
+  /**
+   * Socket sessions: stops reading, waits until everything written has left, and hands the
+   * connection over as a new fd (the caller owns it; the console forgets the session).
+   */
+  detach?(): Promise<number>;
 }
 
 /** One entry of a command table. */
@@ -188,6 +206,7 @@ export class ConsoleServer {
       }
     }
     if (errno === CONSOLE_END) return END_OF_SESSION;
+    if (errno === CONSOLE_DETACHED) return DETACHED;
     let reply = '';
     if (cmd.json && errno !== 0) {
       out.length = 0;
@@ -232,6 +251,8 @@ export class ConsoleServer {
    * an error. Returns the session (already registered for debug output).
    */
   serveSocket(sock: net.Socket, name = 'mgmt session'): Session {
+    let closedResolve: () => void = () => {};
+    const closed = new Promise<void>((r) => (closedResolve = r));
     const sess: Session = {
       name,
       interactive: true,
@@ -242,6 +263,13 @@ export class ConsoleServer {
       end: () => {
         sock.end(END_OF_SESSION);
       },
+      closed,
+      backlog: () => sock.writableLength,
+      detach: () => detachSocket(sock, () => {
+        input.close();
+        this.removeSession(sess);
+        sock.removeAllListeners('data');
+      }),
     };
     this.addSession(sess);
     const input = new LineInput(this, sess, { prompt: this.opts.prompt, endOnLogout: true });
@@ -252,6 +280,7 @@ export class ConsoleServer {
     sock.on('close', () => {
       input.close();
       this.removeSession(sess);
+      closedResolve();
     });
     return sess;
   }
@@ -260,6 +289,33 @@ export class ConsoleServer {
   lineInput(sess: Session, o: { prompt: string; endOnLogout: boolean }): LineInput {
     return new LineInput(this, sess, o);
   }
+}
+
+/** The fd of a connected unix socket (libuv keeps it in the handle), or -1. */
+function socketFd(sock: net.Socket): number {
+  const fd = (sock as unknown as { _handle?: { fd?: unknown } })._handle?.fd;
+  return typeof fd === 'number' ? fd : -1;
+}
+
+/**
+ * Takes a connection away from Node: stops reading, waits until what was written has left,
+ * duplicates the fd (close-on-exec) and destroys Node's socket. Resolves with the new fd.
+ */
+async function detachSocket(sock: net.Socket, forget: () => void): Promise<number> {
+  forget();
+  sock.pause();
+  await new Promise<void>((resolve, reject) => {
+    if (sock.destroyed) return reject(new ErrnoError(E.ECONNRESET, 'the client left'));
+    sock.write('', (e) => (e ? reject(e) : resolve()));
+  });
+  const fd = socketFd(sock);
+  if (fd < 0 || sock.writableLength > 0) {
+    sock.destroy();
+    throw new ErrnoError(E.EIO, 'the connection cannot be handed over');
+  }
+  const copy = native().dup(fd);
+  sock.destroy();
+  return copy;
 }
 
 /**
@@ -331,6 +387,10 @@ export class LineInput {
         const item = this.queue.shift()!;
         const r = typeof item === 'string' ? await this.server.execute(item, this.sess) : `${statusLine(E.EINVAL)}\n`;
         if (this.ended) return;
+        if (r === DETACHED) {
+          this.close();
+          return;
+        }
         if (r === END_OF_SESSION) {
           if (this.o.endOnLogout) {
             this.close();

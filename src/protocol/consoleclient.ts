@@ -24,8 +24,22 @@ function notConsole(sock: string, why: string): Error {
   return new Error(`${sock} is not a management console: ${why}${hint}`);
 }
 
-/** Sends one command over a console socket and collects its reply. */
-export function runCommand(sock: string, command: string, timeoutMs = REPLY_TIMEOUT_MS): Promise<CmdResult> {
+/** Options of runCommand. */
+export interface RunOptions {
+  /** How long to wait for the answer to begin (the whole answer when it has no data block). */
+  timeoutMs?: number;
+  /** Called with each data line as it arrives (streaming commands such as `events`). */
+  onLine?: (line: string) => void;
+}
+
+/**
+ * Sends one command over a console socket and collects its reply. Data lines are also handed to
+ * onLine as they arrive, and once the data block has begun there is no time limit (a streaming
+ * command such as `events` ends when the console or the caller closes the connection).
+ */
+export function runCommand(sock: string, command: string, opts: number | RunOptions = {}): Promise<CmdResult> {
+  const o: RunOptions = typeof opts === 'number' ? { timeoutMs: opts } : opts;
+  const timeoutMs = o.timeoutMs ?? REPLY_TIMEOUT_MS;
   try {
     if (fs.statSync(sock).isDirectory()) return Promise.reject(notConsole(sock, 'it is a directory (a switch directory? its management socket is the path given to vde_switch -M)'));
   } catch {
@@ -36,6 +50,9 @@ export function runCommand(sock: string, command: string, timeoutMs = REPLY_TIME
     let buf = '';
     let got = false;
     let done = false;
+    let prompted = false;
+    let inData = false;
+    const data: string[] = [];
     const finish = (e: Error | null, r?: CmdResult): void => {
       if (done) return;
       done = true;
@@ -57,21 +74,32 @@ export function runCommand(sock: string, command: string, timeoutMs = REPLY_TIME
       got = true;
       buf += d;
       // the command went out at once, so its reply follows the first prompt (which ends in "$ ")
-      const prompt = buf.indexOf('$ ');
-      if (prompt < 0) return;
-      const lines = buf.slice(prompt + 2).split('\n');
-      const idx = lines.findIndex((l) => /^1\d{3} /.test(l) || l.startsWith('9999'));
-      if (idx < 0) return;
-      const status = lines[idx].startsWith('9999') ? 0 : parseInt(lines[idx].slice(1, 4), 10);
-      const data: string[] = [];
-      const start = lines.findIndex((l) => l.startsWith('0000 '));
-      if (start >= 0 && start < idx) {
-        for (let i = start + 1; i < idx && lines[i] !== '.'; i++) data.push(lines[i]);
+      if (!prompted) {
+        const prompt = buf.indexOf('$ ');
+        if (prompt < 0) return;
+        prompted = true;
+        buf = buf.slice(prompt + 2);
       }
-      c.end('logout\n');
-      finish(null, { status, statusText: lines[idx].slice(5), data });
+      for (let nl = buf.indexOf('\n'); nl >= 0 && !done; nl = buf.indexOf('\n')) {
+        const line = buf.slice(0, nl).replace(/\r$/, '');
+        buf = buf.slice(nl + 1);
+        if (!inData && line.startsWith('0000 ')) {
+          inData = true;
+          clearTimeout(t);
+        } else if (inData && line === '.') {
+          inData = false;
+        } else if (inData) {
+          data.push(line);
+          o.onLine?.(line);
+        } else if (/^1\d{3} /.test(line) || line.startsWith('9999')) {
+          const status = line.startsWith('9999') ? 0 : parseInt(line.slice(1, 4), 10);
+          c.end('logout\n');
+          finish(null, { status, statusText: line.slice(5), data });
+        }
+      }
     });
     c.on('close', () => {
+      if (inData && o.onLine) finish(null, { status: 0, statusText: 'connection closed', data });
       finish(got ? new Error(`${sock}: connection closed before the reply`) : notConsole(sock, 'it closed the connection without a banner'));
     });
   });

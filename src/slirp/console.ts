@@ -4,12 +4,11 @@
  * line protocol of protocol/console.ts with slirpvde's banner, prompt and commands, so
  * `vdecmd -s PATH fwd/list` and vdeterm work with it.
  */
-import net from 'node:net';
 import { E } from '../core/errors.js';
 import { log } from '../core/log.js';
-import { claimSocketPath, listenUnix, OwnedPath } from '../core/sockpath.js';
 import { parseForward, SlirpOptionError, type HostForward } from '../ports/kinds/slirp-options.js';
 import type { SlirpHandle } from '../ports/kinds/slirp.js';
+import { listenConsole } from '../ports/observe.js';
 import { ConsoleServer, CONSOLE_END, type ConsoleCommand } from '../protocol/console.js';
 
 export const SLIRP_BANNER = 'VDE slirp (vde-ts)\n';
@@ -35,6 +34,10 @@ export function slirpCommands(h: SlirpHandle, forwards: HostForward[]): ConsoleC
         'fwd/list                               the host-to-guest forwards',
         'fwd/add tcp|udp [HOSTIP:]HPORT:GUESTIP:GPORT   add a forward',
         'fwd/del tcp|udp [HOSTIP:]HPORT         remove a forward',
+        'capture/start [JSON|PORT...]           this connection becomes a pcapng stream (vde_capture)',
+        'capture/list                           running capture sessions (JSON)',
+        'capture/ports                          the ports a capture can name (JSON)',
+        'events                                 stream events as JSON lines',
         'logout                                 end this session',
       );
     } },
@@ -83,18 +86,11 @@ export function slirpCommands(h: SlirpHandle, forwards: HostForward[]): ConsoleC
   ];
 }
 
-/** Serves the console on a unix socket; returns a function that closes it and removes the file. */
-export async function startSlirpConsole(sockPath: string, h: SlirpHandle, forwards: HostForward[]): Promise<() => void> {
+/** Serves the console (with the extra commands: capture, events) on a unix socket; returns a function that closes it and removes the file. */
+export async function startSlirpConsole(sockPath: string, h: SlirpHandle, forwards: HostForward[], extra: ConsoleCommand[] = []): Promise<() => void> {
   const server = new ConsoleServer({ banner: SLIRP_BANNER, prompt: SLIRP_PROMPT, maxLineBytes: MAX_SLIRP_LINE_BYTES });
-  server.setCommands(slirpCommands(h, forwards));
-  await claimSocketPath(sockPath, 'management socket');
-  const srv = net.createServer((s) => server.serveSocket(s));
-  await listenUnix(srv, sockPath, SLIRP_CONSOLE_MODE).catch((e) => {
-    throw new Error(`management socket ${sockPath}: ${(e as Error).message}`);
-  });
-  const owned = OwnedPath.record(sockPath);
-  return () => {
-    srv.close();
-    owned.release();
-  };
+  const cmds = slirpCommands(h, forwards);
+  const logout = cmds.pop()!;
+  server.setCommands([...cmds, ...extra, logout]);
+  return listenConsole(sockPath, server, SLIRP_CONSOLE_MODE);
 }

@@ -15,6 +15,8 @@ import { parseOctal } from '../core/perms.js';
 import { versionLine } from '../core/version.js';
 import { buildSlirpConfig, parseForward, SlirpOptionError, type HostForward, type SlirpConfig } from '../ports/kinds/slirp-options.js';
 import type { ConfiguredSlirpLocator, SlirpHandle } from '../ports/kinds/slirp.js';
+import { metricsOption } from '../ports/metrics.js';
+import { WireObservation } from '../ports/observe.js';
 import { runWire } from '../ports/runwire.js';
 import { parseLocator, type Locator } from '../ports/vnl.js';
 import type { WireSide } from '../ports/wire.js';
@@ -37,7 +39,8 @@ const OPTIONS = {
   U: { type: 'string', array: true, describe: 'UDP forward HPORT:GUESTIP:GPORT, repeatable' },
   X: { type: 'string', describe: 'X11 forward (not implemented)' },
   x: { type: 'string', describe: 'PORT:UNIXPATH forward (not implemented)' },
-  mgmt: { alias: 'M', type: 'string', describe: 'management socket: add/remove/list port forwards at run time' },
+  mgmt: { alias: 'M', type: 'string', describe: 'management socket: add/remove/list port forwards at run time, capture (vde_capture), events' },
+  metrics: { type: 'string', describe: 'serve Prometheus metrics on /metrics at tcp:HOST:PORT, tcp:PORT (127.0.0.1) or unix:PATH' },
   tftp: { alias: 't', type: 'string', describe: 'serve DIR over TFTP' },
   quiet: { alias: 'q', type: 'boolean', describe: 'no start-up messages' },
   verbose: { alias: 'v', type: 'boolean', describe: 'log debug messages and guest errors' },
@@ -171,8 +174,16 @@ export async function main(argv: string[]): Promise<number> {
   if (a.verbose) setVerbose(true);
   const logFile = a.logfile ? path.resolve(String(a.logfile)) : undefined;
   const mgmt = a.mgmt ? path.resolve(String(a.mgmt)) : undefined;
+  let metrics: string | undefined;
+  try {
+    if (a.metrics !== undefined) metrics = metricsOption(String(a.metrics));
+  } catch (e) {
+    process.stderr.write(`slirpvde: ${errorText(e)}\n`);
+    return 1;
+  }
   if (a.daemon && !a['daemon-child']) {
     const rest = args.filter((x) => x !== '--daemon').map((x) => {
+      if (/^--metrics=/.test(x) && metrics) return `--metrics=${metrics}`;
       const m = /^--(pidfile|logfile|mgmt|sock|tftp)=(.*)$/.exec(x);
       return m && !(m[1] === 'sock' && (m[2] === '-' || m[2].includes('://'))) ? `--${m[1]}=${path.resolve(m[2])}` : x;
     });
@@ -188,10 +199,25 @@ export async function main(argv: string[]): Promise<number> {
         const fw = config.forwards.map((f) => ` ${f.udp ? 'udp' : 'tcp'} ${f.hostAddr}:${f.hostPort}->${f.guestAddr}:${f.guestPort}`).join('');
         log('info', `gateway ${config.host}/${config.prefixLen}, DNS ${config.nameserver}, DHCP ${config.dhcp ? `from ${config.dhcpStart}` : 'off'}${config.tftpPath ? `, TFTP ${config.tftpPath}` : ''}${fw ? `, forwards${fw}` : ''}`);
       }
-      if (!mgmt) return;
-      const handle = (wire.endpoint(1) as { slirp?: SlirpHandle } | null)?.slirp;
-      if (!handle) throw new Error('the slirp endpoint is not available');
-      return startSlirpConsole(mgmt, handle, [...config.forwards]);
+      if (!mgmt && !metrics) return;
+      const obs = new WireObservation(wire, 'slirpvde');
+      let closeConsole: (() => void) | undefined;
+      try {
+        if (mgmt) {
+          const handle = (wire.endpoint(1) as { slirp?: SlirpHandle } | null)?.slirp;
+          if (!handle) throw new Error('the slirp endpoint is not available');
+          closeConsole = await startSlirpConsole(mgmt, handle, [...config.forwards], obs.commands());
+        }
+        if (metrics) await obs.serveMetrics(metrics);
+      } catch (e) {
+        closeConsole?.();
+        obs.close();
+        throw e;
+      }
+      return () => {
+        obs.close();
+        closeConsole?.();
+      };
     },
   });
 }

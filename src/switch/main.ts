@@ -16,6 +16,7 @@ import { errorText, installCrashGuard } from '../core/errors.js';
 import { log, setProgram, setVerbose, useLogFile, useSyslog } from '../core/log.js';
 import { deriveModes, lookupGroup, parseOctal, DEFAULT_MGMT_MODE } from '../core/perms.js';
 import { versionLine } from '../core/version.js';
+import { metricsOption } from '../ports/metrics.js';
 import { parseQemuSpec } from './qemu.js';
 import { DEFAULT_MAC_ENTRIES, MAX_HASH_SIZE_ENTRIES, MAX_MAC_ENTRIES, MAX_NUMPORTS, MIN_MAC_ENTRIES } from './state.js';
 import { VdeSwitch, type SwitchOptions } from './switch.js';
@@ -61,6 +62,7 @@ const OPTIONS = {
   tap: { alias: 't', type: 'string', array: true, describe: 'attach a Linux tap interface, created if missing (repeatable or comma-separated; needs root or CAP_NET_ADMIN)' },
   'tap-offload': { type: 'string', choices: ['on', 'off'], default: 'on', describe: 'taps opened by -t use a virtio-net header with TSO/checksum offloads (TCP between taps moves 64 KiB segments); off = plain frames' },
   debugclients: { alias: 'D', type: 'string', describe: 'accepted for vde2 compatibility; ignored', hidden: true },
+  metrics: { type: 'string', describe: 'serve Prometheus metrics on /metrics at tcp:HOST:PORT, tcp:PORT (127.0.0.1) or unix:PATH' },
   verbose: { type: 'boolean', describe: 'log debug messages' },
   'daemon-child': { type: 'boolean', hidden: true },
 } as const;
@@ -73,6 +75,7 @@ export const EXAMPLES: Example[] = [
   { command: 'vde_switch -F --priority 4096 -s /tmp/sw', what: 'spanning tree, preferred as root' },
   { command: 'vde_switch -s /tmp/sw --qemu-listen unix:/tmp/sw.qemu', what: 'then: qemu-system-x86_64 ... -netdev stream,id=n0,server=off,addr.type=unix,addr.path=/tmp/sw.qemu' },
   { command: 'qemu-system-x86_64 -netdev vde,id=n0,sock=/tmp/sw -device virtio-net-pci,netdev=n0', what: 'attach a VM' },
+  { command: 'vde_switch -s /tmp/sw -M /tmp/sw.mgmt --metrics tcp:127.0.0.1:9310', what: 'then: curl http://127.0.0.1:9310/metrics; vde_capture /tmp/sw.mgmt | tshark -r -' },
 ];
 
 function parser(argv: string[]) {
@@ -160,6 +163,7 @@ export function toOptions(a: Record<string, unknown>): SwitchOptions {
     foreignTags: (a['foreign-tags'] as 'pass' | 'drop') ?? 'pass',
     taps,
     tapOffload: (a['tap-offload'] ?? 'on') !== 'off',
+    metrics: a.metrics === undefined ? null : metricsOption(String(a.metrics)),
     qemu: [
       ...((a['qemu-listen'] as string[] | undefined) ?? []).map((v) => parseQemuSpec('listen', v)),
       ...((a['qemu-connect'] as string[] | undefined) ?? []).map((v) => parseQemuSpec('connect', v)),
@@ -204,6 +208,7 @@ export async function main(argv: string[]): Promise<number> {
     // the background copy starts in this directory and gets every path already absolute
     const abs = args.filter((x) => x !== '--daemon').map((x) => {
       const m = /^--(sock|pidfile|mgmt|rcfile|logfile)=(.*)$/.exec(x);
+      if (/^--metrics=unix:/.test(x)) return `--metrics=unix:${path.resolve(x.slice('--metrics=unix:'.length))}`;
       return m ? `--${m[1]}=${path.resolve(m[2])}` : x;
     });
     return daemonize('vde_switch', abs, { logFile });

@@ -27,6 +27,8 @@ export interface StpHost {
   flush(port?: number): void;
   /** Optional diagnostics sink. */
   log?(msg: string): void;
+  /** Optional: a port's role changed (from null when the port first got one). */
+  roleChanged?(port: number, from: PortRole | null, to: PortRole): void;
 }
 
 export interface StpOptions {
@@ -1036,7 +1038,10 @@ export class SpanningTree {
       const role = this.publicRole(p);
       if (role !== p.loggedRole) {
         if (p.loggedRole !== null) this.log(`port ${p.port}: role ${p.loggedRole} -> ${role}`);
+        const from = p.loggedRole;
         p.loggedRole = role;
+        const host = this.host;
+        if (host.roleChanged) this.callHost(() => host.roleChanged!(p.port, from, role));
       }
       const proto = p.sendRSTP ? 'rstp' : 'stp';
       if (proto !== p.loggedProtocol) {

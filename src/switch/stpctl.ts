@@ -34,6 +34,8 @@ export class SpanningTreeControl implements StpControl {
     priority: number,
     private debug: (category: string, msg: string) => void,
     timers: { helloSeconds?: number; forwardDelaySeconds?: number; maxAgeSeconds?: number } = {},
+    /** Told about state and role changes of ports (the event stream). */
+    private onEvent: (type: 'stp/state' | 'stp/role', fields: Record<string, unknown>) => void = () => {},
   ) {
     this.tree = new SpanningTree(
       {
@@ -41,10 +43,13 @@ export class SpanningTreeControl implements StpControl {
           this.state.engine.injectFrame(port, frame);
         },
         setPortState: (port, s) => {
+          const from = this.states.get(port) ?? null;
           this.states.set(port, s);
           this.state.setStpState(port, STATE_MAP[s]);
           this.debug('fstp/status', `Port ${String(port).padStart(4, '0')} ${s}`);
+          if (from !== s) this.onEvent('stp/state', { port, state: s, from });
         },
+        roleChanged: (port, from, to) => this.onEvent('stp/role', { port, role: to, from }),
         flush: (port) => {
           this.state.engine.flushMacs(port ?? -1, -1);
         },

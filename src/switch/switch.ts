@@ -13,6 +13,9 @@
  *   other existing directory (empty or not) is used as it is: never chmod'ed, chown'ed or removed;
  * - at exit only the sockets this process bound and the pidfile it wrote are removed, each only
  *   if the path still names what we created.
+ * Observation: `capture/start` on the management console makes the connection a live pcapng
+ * stream of any ports (ports/capture.ts), `events` streams JSON events (ports/events.ts), and
+ * `--metrics ADDR` serves Prometheus metrics (ports/metrics.ts).
  * The CLI (main.ts) only turns options into a SwitchOptions object.
  */
 import { randomBytes } from 'node:crypto';
@@ -20,12 +23,16 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { errorText } from '../core/errors.js';
+import { userName } from '../core/perms.js';
 import { flushLog, log } from '../core/log.js';
 import { PidFile } from '../core/pidfile.js';
 import { checkParentDir, claimSocketPath, listenUnix, OwnedPath, probeSocketPath, removeCreatedDir } from '../core/sockpath.js';
 import { createEngine, EpKind, MAX_STREAM_FRAME_BYTES, native, type EngineEvent, type NativeEngine } from '../native/index.js';
 import type { ConsoleServer, Session } from '../protocol/console.js';
+import { CaptureService } from '../ports/capture.js';
+import { EventHub, observeStages, publishMacChanges } from '../ports/events.js';
 import { openTapFd } from '../ports/kinds/local.js';
+import { startMetrics, type MetricsServer, type MetricsText } from '../ports/metrics.js';
 import { createSwitchConsole, PROMPT, type StpControl } from './console.js';
 import { CtlServer, DATA_SOCKET_NAME, reclaimStaleDataSockets } from './ctl.js';
 import { QemuPorts, type QemuSpec } from './qemu.js';
@@ -62,6 +69,8 @@ export interface SwitchOptions {
   taps: string[];
   /** Open taps with a virtio-net header and TSO/checksum offloads (default true). */
   tapOffload?: boolean;
+  /** Serve Prometheus metrics here (tcp:HOST:PORT or unix:PATH). */
+  metrics?: string | null;
 }
 
 /** Probes a unix socket path: 'live' (something answers), 'stale' (refused) or 'absent' (also for non-sockets). */
@@ -84,6 +93,9 @@ export class VdeSwitch {
   readonly console: ConsoleServer;
   readonly mac: Buffer;
   readonly stp: SpanningTreeControl;
+  readonly events: EventHub;
+  readonly capture: CaptureService;
+  private metrics: MetricsServer | null = null;
   private ctl: CtlServer | null = null;
   private qemu: QemuPorts | null = null;
   private mgmt: net.Server | null = null;
@@ -104,6 +116,8 @@ export class VdeSwitch {
     this.dir = opts.dir;
     this.mac = opts.mac ?? Buffer.concat([Buffer.from([0x00, 0xff]), randomBytes(4)]);
     this.engine = createEngine(opts.numPorts + 1, (evs) => this.onEvents(evs));
+    this.events = new EventHub((on) => this.engine.setMacEvents(on));
+    observeStages(this.engine, this.events);
     this.state = new SwitchState(this.engine, opts.numPorts, opts.hashSize);
     if (opts.maxMacs !== undefined) this.state.setMacTableMax(opts.maxMacs);
     this.state.applyAging();
@@ -111,7 +125,7 @@ export class VdeSwitch {
       helloSeconds: opts.stpHelloSeconds,
       forwardDelaySeconds: opts.stpForwardDelaySeconds,
       maxAgeSeconds: opts.stpMaxAgeSeconds,
-    });
+    }, (type, fields) => this.events.publish(type, fields));
     const stpCtl: StpControl = this.stp;
     this.console = createSwitchConsole({
       state: this.state,
@@ -119,19 +133,73 @@ export class VdeSwitch {
       info: () => ({ dir: this.dir, mode: opts.mode, mgmtPath: opts.mgmtPath, mgmtMode: opts.mgmtMode, mac: formatMac(this.mac), priority: opts.priority, startMs: this.startMs }),
       shutdown: (why) => void this.stop(why),
     });
+    this.capture = new CaptureService({
+      engine: this.engine,
+      title: () => `vde_switch ${this.dir}`,
+      ports: () => [...new Set([0, ...this.state.ports.keys()])].sort((a, b) => a - b),
+      checkPort: (p) => this.state.checkRange(p),
+      describe: (p) => ({ name: `${this.dir}[${p}]`, description: this.portDescription(p) }),
+      onSession: ({ type, ...f }) => this.events.publish(type, f),
+    });
+    this.console.setCommands([...this.console.table(), ...this.capture.commands(), this.events.command(() => ({ tool: 'vde_switch', dir: this.dir, pid: process.pid }))]);
     this.state.onPortChange = (ev, port, ep) => {
       const p2 = String(port).padStart(2, '0');
-      if (ev === 'port/+') this.console.debug('port/+', p2);
-      else if (ev === 'port/-') this.console.debug('port/-', p2);
-      else if (ev === 'ep/+') {
+      if (ev === 'port/+') {
+        this.console.debug('port/+', p2);
+        this.events.publish('port/create', { port });
+      } else if (ev === 'port/-') {
+        this.console.debug('port/-', p2);
+        this.events.publish('port/remove', { port });
+      } else if (ev === 'ep/+') {
         this.console.debug('port/ep/+', `Port ${p2} FD ${String(ep!.id).padStart(2)}`);
         this.console.debug('port/descr', `Port ${p2} FD ${String(ep!.id).padStart(2)} -> "${ep!.description}"`);
-        if (this.state.port(port).endpoints.size === 1) this.stp.portUp(port);
+        this.events.publish('endpoint/attach', { port, endpoint: ep!.id, module: ep!.module, description: ep!.description, uid: ep!.uid, user: ep!.uid === null ? null : userName(ep!.uid) });
+        if (this.state.port(port).endpoints.size === 1) {
+          this.stp.portUp(port);
+          this.events.publish('port/up', { port });
+        }
       } else {
         this.console.debug('port/ep/-', `Port ${p2} FD ${String(ep!.id).padStart(2)}`);
-        if (this.state.ports.get(port)?.endpoints.size === 0) this.stp.portDown(port);
+        this.events.publish('endpoint/detach', { port, endpoint: ep!.id, module: ep!.module, description: ep!.description });
+        if (this.state.ports.get(port)?.endpoints.size === 0) {
+          this.stp.portDown(port);
+          this.events.publish('port/down', { port });
+        }
       }
+      this.capture.portsChanged();
     };
+  }
+
+  /** What a capture names a port by: its endpoints' descriptions. */
+  private portDescription(port: number): string {
+    const p = this.state.ports.get(port);
+    const eps = p ? [...p.endpoints.values()] : [];
+    return eps.length ? eps.map((e) => `${e.module}: ${e.description || 'no description'}`).join('; ') : 'no endpoint';
+  }
+
+  /** The switch's own metrics families: port status, VLANs, spanning tree, capture sessions. */
+  private switchMetrics(m: MetricsText): void {
+    const ports = [...this.state.ports.values()].sort((a, b) => a.num - b.num);
+    // template lines, not m.sample(): this runs for every port of a 1000-port switch per scrape
+    const lines = (f: (p: (typeof ports)[number]) => string): void => {
+      m.raw(ports.map(f).join(''));
+    };
+    m.family('vde_port_up', 'gauge', 'Whether the port has an endpoint (1) or not (0).');
+    lines((p) => `vde_port_up{port="${p.num}"} ${p.endpoints.size > 0 ? 1 : 0}\n`);
+    m.family('vde_port_endpoints', 'gauge', 'Endpoints attached to the port.');
+    lines((p) => `vde_port_endpoints{port="${p.num}"} ${p.endpoints.size}\n`);
+    m.family('vde_port_vlan_member', 'gauge', 'VLAN membership of the port (1), untagged or tagged.');
+    lines((p) => (p.untagged !== 4095 ? `vde_port_vlan_member{port="${p.num}",vlan="${p.untagged}",tagged="false"} 1\n` : '') +
+      [...p.tagged].sort((a, b) => a - b).map((v) => `vde_port_vlan_member{port="${p.num}",vlan="${v}",tagged="true"} 1\n`).join(''));
+    m.family('vde_port_stp_state', 'gauge', 'Spanning-tree state of the port: 1 for the state it is in (forwarding, learning, discarding).');
+    const stpOn = this.stp.enabled();
+    lines((p) => {
+      const st = stpOn ? this.stp.portState(p.num) : 'Forwarding';
+      return `vde_port_stp_state{port="${p.num}",state="forwarding"} ${st === 'Forwarding' ? 1 : 0}\nvde_port_stp_state{port="${p.num}",state="learning"} ${st === 'Learning' ? 1 : 0}\nvde_port_stp_state{port="${p.num}",state="discarding"} ${st === 'Discarding' ? 1 : 0}\n`;
+    });
+    m.family('vde_stp_enabled', 'gauge', 'Whether spanning tree runs.').sample('vde_stp_enabled', null, this.stp.enabled() ? 1 : 0);
+    m.family('vde_capture_sessions', 'gauge', 'Running capture sessions.').sample('vde_capture_sessions', null, this.capture.count());
+    m.family('vde_start_time_seconds', 'gauge', 'When the switch started, seconds since the epoch.').sample('vde_start_time_seconds', null, Math.floor(this.startMs / 1000));
   }
 
   /** Creates the directory and sockets and starts serving; throws with a clear message on failure. */
@@ -157,6 +225,15 @@ export class VdeSwitch {
       await this.qemu.start(o.qemu);
     }
     if (o.mgmtPath) await this.startMgmt(o.mgmtPath);
+    if (o.metrics) {
+      this.metrics = await startMetrics(o.metrics, {
+        engine: this.engine,
+        tool: 'vde_switch',
+        ports: () => [...this.state.ports.keys()].sort((a, b) => a - b),
+        extra: (m) => this.switchMetrics(m),
+      });
+      log('info', `metrics on ${this.metrics.where}/metrics`);
+    }
     if (o.fstp && !o.hub) this.stp.setEnabled(true);
     if (o.rcFile) await this.runRc(o.rcFile, o.rcFileRequired);
     if (o.stdinConsole) this.startStdinConsole();
@@ -306,7 +383,9 @@ export class VdeSwitch {
         void this.stop('engine failure');
         return;
       }
-      if (ev.type === 'bpdu' && ev.frame) this.stp.receive(ev.port, ev.frame);
+      if (this.capture.onEngineEvent(ev)) continue;
+      if (ev.type === 'macs' && ev.macs) publishMacChanges(this.events, ev.macs);
+      else if (ev.type === 'bpdu' && ev.frame) this.stp.receive(ev.port, ev.frame);
       else if (ev.type === 'epError') log('warning', `port ${ev.port}: endpoint ${ev.detail}: errno ${ev.errno}`);
       else if (ev.type === 'epClosed') {
         log('info', `port ${ev.port}: endpoint closed (${ev.detail})`);
@@ -330,6 +409,8 @@ export class VdeSwitch {
     this.stp.setEnabled(false);
     this.stp.close();
     this.qemu?.close();
+    this.capture.stopAll();
+    this.metrics?.close();
     for (const p of this.state.ports.values()) for (const ep of [...p.endpoints.values()]) ep.close();
     this.ctl?.close();
     for (const s of this.mgmtSessions) s.destroy();

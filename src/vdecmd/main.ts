@@ -26,6 +26,7 @@ const SPECS = specsFromOptions(OPTIONS, standardSpecs());
 export const EXAMPLES: Example[] = [
   { command: 'vdecmd -s /tmp/sw.mgmt port/print', what: 'list the active ports' },
   { command: 'vdecmd -s /tmp/sw.mgmt json/hash/print', what: 'the MAC table as JSON' },
+  { command: 'vdecmd -s /tmp/sw.mgmt events', what: 'stream events (ports, endpoints, MACs, spanning tree, stages) as JSON lines until Ctrl-C' },
 ];
 
 function parser(argv: string[]) {
@@ -82,13 +83,25 @@ export async function main(argv: string[]): Promise<number> {
     return UNREACHABLE_EXIT_STATUS;
   }
   let r: CmdResult;
+  // data lines are printed as they arrive: a streaming command (events) runs until interrupted
+  let pending: Promise<boolean> = Promise.resolve(true);
+  let outGone = false;
+  const onLine = (l: string): void => {
+    pending = pending.then((ok) => (ok ? out(`${l}\n`) : false)).then((ok) => {
+      if (!ok && !outGone) {
+        outGone = true;
+        process.exit(0); // the reader went away (| head): nothing more to say
+      }
+      return ok;
+    });
+  };
   try {
-    r = await runCommand(a.sock, command);
+    r = await runCommand(a.sock, command, { onLine });
   } catch (e) {
     process.stderr.write(`vdecmd: ${errorText(e)}\n`);
     return UNREACHABLE_EXIT_STATUS;
   }
-  if (r.data.length) await out(r.data.map((l) => `${l}\n`).join(''));
+  await pending;
   if (r.status !== 0) process.stderr.write(`vdecmd: ${command}: ${r.statusText}\n`);
   return r.status;
 }

@@ -8,7 +8,7 @@ import { describe, expect, it } from 'vitest';
 
 const SRC = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..', 'src');
 const LAYERS: Record<string, number> = { native: 0, core: 1, protocol: 2, ports: 3 };
-const TOOLS = ['switch', 'plug', 'slirp', 'vdecmd', 'wirefilter'];
+const TOOLS = ['switch', 'plug', 'slirp', 'vdecmd', 'wirefilter', 'capture'];
 
 function sources(dir: string): string[] {
   return fs.readdirSync(dir, { withFileTypes: true }).flatMap((d) => {

@@ -76,6 +76,7 @@ class Endpoint {
   bool dead = false;     // closed; deleted at the end of the wakeup
   bool closeFds = true;  // the destructor closes the fds (false: the caller keeps them)
   PktQueue txq;
+  uint64_t pubFrames = 0, pubBytes = 0;  // txq's size as last added to the port's queue gauges
 
   /** Short kind name for messages. */
   virtual const char *kindName() const = 0;

@@ -8,6 +8,7 @@
 // Constructed with {manual: true} the engine has no thread (test harness): events then wait in
 // the wrapper until takeEvents() collects them.
 #include <errno.h>
+#include <ctype.h>
 #include <fcntl.h>
 
 #include <napi.h>
@@ -15,6 +16,7 @@
 #include <memory>
 #include <vector>
 
+#include "../capture_filter.h"
 #include "../customio.h"
 #include "../engine.h"
 #include "engine_wrap.h"
@@ -22,6 +24,9 @@
 
 namespace vde {
 namespace {
+
+/** Longest instance part of a stage name ("capture:INSTANCE"). */
+constexpr size_t MAX_STAGE_INSTANCE_BYTES = 32;
 
 std::string macString(uint64_t key) {
   char buf[18];
@@ -37,15 +42,39 @@ const char *typeName(EngineEvent::Type t) {
     case EngineEvent::EpClosed: return "epClosed";
     case EngineEvent::EngineFailed: return "engineFailed";
     case EngineEvent::Reply: return "reply";
+    case EngineEvent::StageNote: return "stage";
+    case EngineEvent::Macs: return "macs";
   }
   return "unknown";
 }
 
-/** Events on their way to JavaScript, with the counter of spanning-tree frames in flight. */
+const char *macChangeName(MacChange c) {
+  switch (c) {
+    case MacChange::Learned: return "learned";
+    case MacChange::Moved: return "moved";
+    case MacChange::Aged: return "aged";
+    case MacChange::Evicted: return "evicted";
+  }
+  return "unknown";
+}
+
+/** Events on their way to JavaScript, with the counters of spanning-tree frames and MAC changes in flight. */
 struct Payload {
   std::vector<EngineEvent> events;
   std::shared_ptr<std::atomic<int64_t>> bpduInflight;
+  std::shared_ptr<std::atomic<int64_t>> macInflight;
 };
+
+/** Subtracts what a batch of events carried from the engine's in-flight counters. */
+void consumed(const std::vector<EngineEvent> &evs, std::atomic<int64_t> *bpdus, std::atomic<int64_t> *macs) {
+  int64_t b = 0, m = 0;
+  for (const EngineEvent &e : evs) {
+    if (e.type == EngineEvent::Bpdu) b++;
+    if (e.type == EngineEvent::Macs) m += int64_t(e.macChanges.size());
+  }
+  if (b && bpdus) bpdus->fetch_sub(b, std::memory_order_relaxed);
+  if (m && macs) macs->fetch_sub(m, std::memory_order_relaxed);
+}
 
 Napi::Array toJs(Napi::Env env, const std::vector<EngineEvent> &evs) {
   Napi::Array arr = Napi::Array::New(env, evs.size());
@@ -58,6 +87,21 @@ Napi::Array toJs(Napi::Env env, const std::vector<EngineEvent> &evs) {
     o.Set("errno", e.err);
     o.Set("detail", e.detail);
     if (!e.frame.empty()) o.Set("frame", Napi::Buffer<uint8_t>::Copy(env, e.frame.data(), e.frame.size()));
+    if (e.type == EngineEvent::StageNote) o.Set("name", e.name);
+    if (e.type == EngineEvent::Macs) {
+      Napi::Array ch = Napi::Array::New(env, e.macChanges.size());
+      for (size_t k = 0; k < e.macChanges.size(); k++) {
+        const MacChangeRec &c = e.macChanges[k];
+        Napi::Object x = Napi::Object::New(env);
+        x.Set("what", macChangeName(c.what));
+        x.Set("mac", macString(c.key));
+        x.Set("vlan", double(keyVlan(c.key)));
+        x.Set("port", c.port);
+        if (c.oldPort >= 0) x.Set("oldPort", c.oldPort);
+        ch.Set(uint32_t(k), x);
+      }
+      o.Set("macs", ch);
+    }
     if (e.type == EngineEvent::Reply) {
       o.Set("queryId", double(e.queryId));
       Napi::Array macs = Napi::Array::New(env, e.macs.size());
@@ -94,10 +138,7 @@ Napi::Array toJs(Napi::Env env, const std::vector<EngineEvent> &evs) {
 void deliver(Napi::Env env, Napi::Function cb, void *, Payload *p) {
   std::unique_ptr<Payload> own(p);
   if (!p) return;
-  int64_t bpdus = 0;
-  for (const EngineEvent &e : p->events)
-    if (e.type == EngineEvent::Bpdu) bpdus++;
-  p->bpduInflight->fetch_sub(bpdus, std::memory_order_relaxed);
+  consumed(p->events, p->bpduInflight.get(), p->macInflight.get());
   if (env == nullptr || cb.IsEmpty()) return;
   cb.Call({toJs(env, p->events)});
 }
@@ -126,6 +167,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                            InstanceMethod("setStage", &EngineWrap::SetStage),
                            InstanceMethod("queryStages", &EngineWrap::QueryStages),
                            InstanceMethod("setMacTableMax", &EngineWrap::SetMacTableMax),
+                           InstanceMethod("setMacEvents", &EngineWrap::SetMacEvents),
+                           InstanceMethod("countersTable", &EngineWrap::CountersTable),
                            InstanceMethod("setQueueBudget", &EngineWrap::SetQueueBudget),
                            InstanceMethod("flushMacs", &EngineWrap::FlushMacs),
                            InstanceMethod("resetCounters", &EngineWrap::ResetCounters),
@@ -161,12 +204,13 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       hasTsfn_ = true;
       Tsfn t = tsfn_;
       auto inflight = std::make_shared<std::shared_ptr<std::atomic<int64_t>>>();
+      auto macInflight = std::make_shared<std::shared_ptr<std::atomic<int64_t>>>();
       inflight_ = inflight;
-      sink = [t, inflight](std::vector<EngineEvent> &&evs) mutable {
-        auto *p = new Payload{std::move(evs), *inflight};
+      macInflight_ = macInflight;
+      sink = [t, inflight, macInflight](std::vector<EngineEvent> &&evs) mutable {
+        auto *p = new Payload{std::move(evs), *inflight, *macInflight};
         if (t.NonBlockingCall(p) != napi_ok) {
-          for (const EngineEvent &e : p->events)
-            if (e.type == EngineEvent::Bpdu) p->bpduInflight->fetch_sub(1);
+          consumed(p->events, p->bpduInflight.get(), p->macInflight.get());
           delete p;
         }
       };
@@ -181,6 +225,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
       throw Napi::Error::New(env, e.what());
     }
     if (inflight_) *inflight_ = engine_->bpduInflight();
+    if (macInflight_) *macInflight_ = engine_->macInflight();
   }
 
   ~EngineWrap() override { shutdown(); }
@@ -264,12 +309,21 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     int port = I(info, 0);
     std::string dir = info[1].As<Napi::String>().Utf8Value();
     if (dir != "in" && dir != "out") throw Napi::TypeError::New(info.Env(), "setStage: direction must be \"in\" or \"out\"");
+    // "kind" or "kind:instance": several stages of one kind on a port direction under instance names
     std::string name = info[2].As<Napi::String>().Utf8Value();
-    StageFactory make = findStageKind(name);
+    size_t colon = name.find(':');
+    std::string kind = name.substr(0, colon);
+    if (colon != std::string::npos) {
+      std::string inst = name.substr(colon + 1);
+      bool ok = !inst.empty() && inst.size() <= MAX_STAGE_INSTANCE_BYTES;
+      for (char ch : inst) ok = ok && (isalnum(static_cast<unsigned char>(ch)) || ch == '_' || ch == '-' || ch == '.');
+      if (!ok) throw Napi::TypeError::New(info.Env(), "setStage: bad instance name in \"" + name + "\" (1-32 of A-Z a-z 0-9 _ - .)");
+    }
+    StageFactory make = findStageKind(kind);
     if (!make) {
       std::string known;
       for (const auto &k : stageKinds()) known += (known.empty() ? "" : ", ") + k;
-      throw Napi::Error::New(info.Env(), "unknown stage \"" + name + "\" (known: " + known + ")");
+      throw Napi::Error::New(info.Env(), "unknown stage \"" + kind + "\" (known: " + known + ")");
     }
     std::unique_ptr<Stage> s;
     if (info.Length() > 3 && info[3].IsObject()) {
@@ -292,6 +346,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     return Undef(info);
   }
   Napi::Value SetMacTableMax(const Napi::CallbackInfo &info) { eng(info).setMacTableMax(U(info, 0)); return Undef(info); }
+  Napi::Value SetMacEvents(const Napi::CallbackInfo &info) { eng(info).setMacEvents(info[0].ToBoolean()); return Undef(info); }
   Napi::Value SetQueueBudget(const Napi::CallbackInfo &info) { eng(info).setQueueBudget(size_t(info[0].As<Napi::Number>().Int64Value())); return Undef(info); }
   Napi::Value FlushMacs(const Napi::CallbackInfo &info) { eng(info).flushMacs(I(info, 0), I(info, 1)); return Undef(info); }
   Napi::Value ResetCounters(const Napi::CallbackInfo &info) { eng(info).resetCounters(I(info, 0)); return Undef(info); }
@@ -320,7 +375,31 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Napi::Object d = Napi::Object::New(env);
     for (int i = 0; i < DROP_COUNT; i++) d.Set(DROP_NAMES[i], double(c.drops[i]));
     o.Set("drops", d);
+    o.Set("queuedFrames", double(c.queuedFrames));
+    o.Set("queuedBytes", double(c.queuedBytes));
     return o;
+  }
+  // countersTable(): every port's counters in one Float64Array, COUNTER_COLUMNS per port:
+  // inFrames, inBytes, outFrames, outBytes, queuedFrames, queuedBytes, then one column per drop
+  // reason in dropNames() order. No object per port: what a metrics scrape of 1000 ports reads.
+  Napi::Value CountersTable(const Napi::CallbackInfo &info) {
+    Engine &e = eng(info);
+    int n = e.numPorts();
+    constexpr size_t COLS = 6 + DROP_COUNT;
+    Napi::Float64Array a = Napi::Float64Array::New(info.Env(), size_t(n) * COLS);
+    double *d = a.Data();
+    for (int p = 0; p < n; p++) {
+      CounterSnapshot c = e.counters(p);
+      double *r = d + size_t(p) * COLS;
+      r[0] = double(c.inFrames);
+      r[1] = double(c.inBytes);
+      r[2] = double(c.outFrames);
+      r[3] = double(c.outBytes);
+      r[4] = double(c.queuedFrames);
+      r[5] = double(c.queuedBytes);
+      for (int i = 0; i < DROP_COUNT; i++) r[6 + i] = double(c.drops[i]);
+    }
+    return a;
   }
   Napi::Value Counters(const Napi::CallbackInfo &info) { return countersJs(info.Env(), eng(info).counters(I(info, 0))); }
   // countersAll(): every port's counters in one call, index = port.
@@ -341,6 +420,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     o.Set("macMaxEntries", double(s.macMaxEntries));
     o.Set("macEvictions", double(s.macEvictions));
     o.Set("macSlots", double(s.macSlots));
+    o.Set("macEventDrops", double(s.macEventDrops));
     return o;
   }
   Napi::Value NowSeconds(const Napi::CallbackInfo &info) { return Napi::Number::New(info.Env(), double(eng(info).nowSeconds())); }
@@ -374,8 +454,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     needManual(info);
     std::vector<EngineEvent> evs;
     evs.swap(*pending_);
-    for (const EngineEvent &e : evs)
-      if (e.type == EngineEvent::Bpdu && engine_) engine_->bpduInflight()->fetch_sub(1);
+    if (engine_) consumed(evs, engine_->bpduInflight().get(), engine_->macInflight().get());
     return toJs(info.Env(), evs);
   }
 
@@ -384,13 +463,20 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   bool hasTsfn_ = false;
   bool manual_ = false;
   std::shared_ptr<std::vector<EngineEvent>> pending_ = std::make_shared<std::vector<EngineEvent>>();
-  std::shared_ptr<std::shared_ptr<std::atomic<int64_t>>> inflight_;
+  std::shared_ptr<std::shared_ptr<std::atomic<int64_t>>> inflight_, macInflight_;
 };
 
 }  // namespace
 
 void RegisterEngine(Napi::Env env, Napi::Object exports) {
   exports.Set("Engine", EngineWrap::Init(env));
+  // checkCaptureFilter(text): null when the capture filter parses, else the message saying why
+  exports.Set("checkCaptureFilter", Napi::Function::New(env, [](const Napi::CallbackInfo &info) -> Napi::Value {
+    CaptureFilter f;
+    std::string err;
+    if (f.parse(info[0].ToString().Utf8Value(), &err)) return info.Env().Null();
+    return Napi::String::New(info.Env(), err);
+  }));
   exports.Set("stageKinds", Napi::Function::New(env, [](const Napi::CallbackInfo &info) {
     std::vector<std::string> k = stageKinds();
     Napi::Array a = Napi::Array::New(info.Env(), k.size());

@@ -9,7 +9,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll } from 'vitest';
+import { TIME_SCALE } from './timescale.js';
 import { runCommand, type CmdResult } from '../../src/vdecmd/main.js';
+
+export { TIME_SCALE };
 
 export const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..', '..');
 export const SWITCH_BIN = path.join(ROOT, 'bin', 'vde_switch');
@@ -42,11 +45,6 @@ export function tmpdir(prefix = 'vdets-'): string {
   return d;
 }
 
-/**
- * How much longer waits may take: the sanitizer run (scripts/test-sanitized.mjs sets VDE_SANITIZED)
- * runs an instrumented addon several times slower, so every wait of the helpers stretches by this.
- */
-export const TIME_SCALE = process.env.VDE_SANITIZED === '1' ? 4 : 1;
 
 /** Waits until fn() is true (polling), throwing after timeoutMs (stretched by TIME_SCALE) with the given message. */
 export async function waitFor(fn: () => boolean | Promise<boolean>, timeoutMs: number, what: string): Promise<void> {

@@ -6,7 +6,7 @@
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { TIME_SCALE } from './switchproc.js';
+import { TIME_SCALE } from './timescale.js';
 import { native } from '../../src/native/index.js';
 import { encodeRequestV3, SOCKADDR_UN_BYTES } from '../../src/protocol/handshake.js';
 

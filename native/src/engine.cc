@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/prctl.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -21,7 +22,7 @@ namespace vde {
 
 const char *const DROP_NAMES[DROP_COUNT] = {"runt",      "oversize", "vlan",    "stp",      "storm",  "queueFull",
                                             "txError",   "framing",  "badVnetHdr", "loss", "capacity", "mtu",
-                                            "filter",    "police",   "auth"};
+                                            "filter",    "police",   "auth",     "linkDown"};
 
 namespace {
 
@@ -311,6 +312,12 @@ void Engine::setStage(int port, bool ingress, const std::string &name, std::uniq
   auto holder = std::make_shared<std::unique_ptr<Stage>>(std::move(s));
   post([this, port, ingress, name, holder] {
     if (port < 0 || port >= int(ports_.size())) return;
+    if (*holder)  // the new stage takes over what the one it replaces holds
+      for (auto &old : ingress ? ports_[port].ingress : ports_[port].egress)
+        if (name == old->name()) {
+          (*holder)->adopt(*old, pool_);
+          break;
+        }
     removeStages(port, ingress, name.c_str());
     if (*holder) {
       int t = (*holder)->targetPort();
@@ -470,6 +477,8 @@ void Engine::refreshClock() {
 }
 
 void Engine::run() {
+  // stage deadlines are µs-precise (link emulation): no 50 µs timer slack on this thread's waits
+  prctl(PR_SET_TIMERSLACK, 1UL, 0UL, 0UL, 0UL);
   while (running_.load(std::memory_order_relaxed)) loopOnce(pendingRx_.empty() ? EPOLL_WAIT_MS : 0);
   publishEvents();
 }

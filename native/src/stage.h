@@ -8,7 +8,8 @@
 // filtering and policing are meant to be added the same way, without touching the loop.
 //
 // Stages run on the engine thread. Their configuration is replaced, never edited in place, by
-// commands the engine applies between batches.
+// commands the engine applies between batches; a replacing stage may adopt() what the one it
+// replaces holds (the impairment stage keeps its queued frames and counters that way).
 #pragma once
 
 #include <cstdint>
@@ -99,6 +100,16 @@ class Stage {
   }
   /** Returns held frames to the pool (the stage is going away or the port closes). */
   virtual void clear(BlockPool &pool) { (void)pool; }
+  /**
+   * Takes over what `previous`, the stage of the same name this one replaces, holds (frames,
+   * counters, random state), so that reconfiguring a stage loses nothing; `previous` is left
+   * empty and then cleared. Runs on the engine thread, between batches. Default: nothing is
+   * taken and the previous stage's held frames are dropped with it.
+   */
+  virtual void adopt(Stage &previous, BlockPool &pool) {
+    (void)previous;
+    (void)pool;
+  }
   /** A port this stage sends to (mirrors), or -1. */
   virtual int targetPort() const { return -1; }
   /** Its configuration and state for queries (engine thread). */
@@ -106,7 +117,9 @@ class Stage {
 };
 
 /** Stage ranks (lower first). */
+constexpr int RANK_IMPAIR_IN = 1;  // link emulation: the cable comes before everything on the way in
 constexpr int RANK_MIRROR = 10;
 constexpr int RANK_STORM = 40;
+constexpr int RANK_IMPAIR_OUT = 99;  // and after everything on the way out
 
 }  // namespace vde

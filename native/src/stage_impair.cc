@@ -50,6 +50,8 @@ constexpr double MAX_TIME_US = 3600e6;
 constexpr double MAX_RATE_BPS = 1e13;
 /** Largest seed: 2^53 - 1, so that JSON and JavaScript numbers carry it exactly. */
 constexpr double MAX_SEED = 9007199254740991.0;
+/** Most bits one frame gets flipped by noise. */
+constexpr double MAX_FLIPS = 4096;
 /** netem's pareto table is clamped at 32767 / 8192 standard units. */
 constexpr double PARETO_CLAMP = 32767.0 / 8192.0;
 
@@ -694,8 +696,10 @@ class ImpairStage : public Stage {
       wire = segs * cells * (double(c_.cellBytes) + c_.cellOverheadBytes);
     }
     if (wire < 0) wire = 0;
+    double onWire = wire * 8 * NS_PER_S / bps;
+    if (!(onWire <= MAX_TIME_US * NS_PER_US)) return false;  // a drawn rate near zero: the frame never leaves
     double s = std::max(next, start);
-    next = s + wire * 8 * NS_PER_S / bps;
+    next = s + onWire;
     *finish = next;
     return true;
   }
@@ -801,14 +805,26 @@ class ImpairStage : public Stage {
     int n = 0;
     if (c_.corrupt > 0 && corruptCorr_.next(rng_, c_.corrupt / 100)) n++;
     if (c_.noise.active()) {
-      double perMiB = c_.noise.sample(rng_);
-      double p = double(bytes) * perMiB / 1048576.0;  // wirefilter draws another bit while u·8 Mi < bytes·8·noise
-      int maxBits = int(std::min<uint64_t>(uint64_t(bytes) * 8, 1u << 16));
-      if (p >= 1) n += maxBits;
-      else
-        while (n < maxBits && rng_.u01() < p) n++;
+      // noise N damages N bits per MiB: a Poisson number of bits with mean bytes·N/2^20 (wirefilter
+      // draws a geometric number, which never ends once the mean reaches one bit per frame)
+      double lambda = double(bytes) * std::max(c_.noise.sample(rng_), 0.0) / 1048576.0;
+      double cap = std::min<double>(double(bytes) * 8, MAX_FLIPS);
+      n += int(std::min(poisson(lambda), cap));
     }
     return n;
+  }
+
+  /** A Poisson-distributed number (multiplication method below 30, a rounded normal above). */
+  double poisson(double lambda) {
+    if (lambda <= 0) return 0;
+    if (lambda >= 30) return std::max(0.0, std::floor(lambda + std::sqrt(lambda) * normalQuantile(rng_.u01()) + 0.5));
+    double limit = std::exp(-lambda), prod = rng_.u01();
+    int k = 0;
+    while (prod > limit && k < 1000) {
+      prod *= rng_.u01();
+      k++;
+    }
+    return k;
   }
 
   /** Stores a copy of f for time t (GSO frames to be corrupted are segmented first, as netem does). */

@@ -380,15 +380,16 @@ describe('impair stage: duplication, corruption, reordering', () => {
   });
 
   it("flips wirefilter's noise bits per MiB", async () => {
+    // 100 bits per MiB on 1500-byte frames: a Poisson number of bits with mean 0.143 per frame
     const n = 4000;
-    const perMiB = 1000; // 1500-byte frames: p = 1500·1000/2^20 = 1.43 bits ... P(flip) per draw 0.143
-    const w = wire({ noise: perMiB / 10, seed: 23 });
+    const perMiB = 100;
+    const w = wire({ noise: perMiB, seed: 23 });
     for (let i = 0; i < n; i++) {
       w.h.ingress(1, seqFrame(i, 1486));
       if (i % DRAIN_EVERY_FRAMES === 0) drainEarly(w);
     }
     const arr = collect(w, 1, 1);
-    const p = (1500 * (perMiB / 10)) / 1048576;
+    const p = 1 - Math.exp(-(1500 * perMiB) / 1048576);
     const corrupted = (await values(w)).corrupted;
     const [lo, hi] = binomial(n, p);
     expect(arr).toHaveLength(n);

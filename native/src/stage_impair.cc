@@ -574,6 +574,8 @@ class ImpairStage : public Stage {
       if (h.seq < maxReleasedSeq_) reordered_++;  // overtaken by a later frame (fifo=0 with jitter)
       else maxReleasedSeq_ = h.seq;
       env.release(queues_[h.slot], port, ingress, index);
+      lateNsTotal_ += now - h.t;
+      lateNsMax_ = std::max(lateNsMax_, now - h.t);
       free_.push_back(h.slot);
       heldBytes_ -= h.len;
       released_++;
@@ -641,6 +643,8 @@ class ImpairStage : public Stage {
     overCapacity_ = o.overCapacity_;
     overMtu_ = o.overMtu_;
     linkDown_ = o.linkDown_;
+    lateNsTotal_ = o.lateNsTotal_;
+    lateNsMax_ = o.lateNsMax_;
   }
 
   void describe(StageValues &out) const override {
@@ -656,6 +660,8 @@ class ImpairStage : public Stage {
     out.emplace_back("overCapacity", double(overCapacity_));
     out.emplace_back("overMtu", double(overMtu_));
     out.emplace_back("linkDown", double(linkDown_));
+    out.emplace_back("lateUsMean", released_ ? double(lateNsTotal_) / double(released_) / NS_PER_US : 0);
+    out.emplace_back("lateUsMax", double(lateNsMax_) / NS_PER_US);
     out.emplace_back("up", c_.down || (lastNow_ && flapDown(lastNow_)) ? 0 : 1);
     out.emplace_back("seed", double(c_.seed));
     out.emplace_back("limit", double(c_.limit));
@@ -944,6 +950,7 @@ class ImpairStage : public Stage {
   std::unique_ptr<uint8_t[]> scratch_;
   std::unique_ptr<uint32_t[]> segLens_;
   // counters
+  uint64_t lateNsTotal_ = 0, lateNsMax_ = 0;  // how late the timer released frames (the clock's and scheduler's share of the error)
   uint64_t frames_ = 0, passed_ = 0, released_ = 0, lost_ = 0, duplicated_ = 0, corrupted_ = 0, reordered_ = 0, overCapacity_ = 0,
            overMtu_ = 0, linkDown_ = 0;
 };

@@ -6,7 +6,6 @@
  * options exit with status 1 and name the bad part. A plug whose two ends are the same switch
  * is refused (it would loop every broadcast back into the switch).
  */
-import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
 import { CliError, getoptLongOnly, helpText, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
@@ -15,8 +14,15 @@ import { errorText, installCrashGuard } from '../core/errors.js';
 import { setProgram, setVerbose } from '../core/log.js';
 import { parseOctal } from '../core/perms.js';
 import { versionLine } from '../core/version.js';
+import { cablePorts, Impairments, MAX_IMPAIR_SEED, parseDirected, type CableDir, type ImpairSpec } from '../ports/impair.js';
+import { formatLocator } from '../ports/vnl.js';
 import { runWire } from '../ports/runwire.js';
+import { startPlugConsole } from './console.js';
+import { absoluteLocator, switchDirOf } from '../ports/paths.js';
 import { parseLocator, resolveIndirection, type Locator } from '../ports/vnl.js';
+
+/** Default mode of the management socket. */
+export const PLUG_MGMT_MODE = 0o600;
 import type { WireSide } from '../ports/wire.js';
 
 const OPTIONS = {
@@ -33,6 +39,10 @@ const OPTIONS = {
   port2: { type: 'string', describe: 'switch port for the second locator' },
   descr: { alias: 'D', type: 'string', default: 'vdeplug:', describe: 'description shown by the switch' },
   reconnect: { type: 'boolean', describe: 'when a switch or stream server goes away, keep the other end and re-attach with backoff' },
+  impair: { type: 'string', array: true, describe: 'link emulation, [LR:|RL:]SPEC (LR: first locator to second; no prefix: both ways), e.g. "LR:delay 10ms loss 1%"; repeatable' },
+  seed: { type: 'string', describe: 'seed of the link emulation\'s random numbers (the same seed loses the same frames)' },
+  mgmt: { type: 'string', describe: 'management console on this unix socket: change --impair settings at run time (vdecmd, vdeterm)' },
+  mgmtmode: { type: 'string', describe: 'octal mode of the management socket (default 0600)' },
   verbose: { type: 'boolean', describe: 'log debug messages' },
   'daemon-child': { type: 'boolean', hidden: true },
 } as const;
@@ -48,6 +58,8 @@ export const EXAMPLES: Example[] = [
   { command: "vde_plug /tmp/sw 'stream://unix:/tmp/q.sock[server]'", what: 'serve QEMU -netdev stream,server=off,addr.type=unix,addr.path=/tmp/q.sock' },
   { command: 'vde_plug switch:///tmp/node null://', what: 'a switch without a switch process: others join with vde_plug /tmp/node' },
   { command: "vde_plug 'vlan://10{vde:///tmp/sw}' tap://tap0", what: 'the tap sees VLAN 10 of the switch untagged' },
+  { command: "vde_plug --impair 'LR:delay 10ms loss 1%' --impair 'RL:rate 10mbit' /tmp/s1 /tmp/s2", what: 'a cable with 10 ms and 1 % loss one way, 10 Mbit/s the other' },
+  { command: "vde_plug --mgmt /tmp/cable.mgmt --impair 'delay 5ms' /tmp/s1 /tmp/s2", what: 'the same, changed while it runs: vdecmd -s /tmp/cable.mgmt impair both delay 50ms' },
 ];
 
 function parser(argv: string[]) {
@@ -103,38 +115,6 @@ function side(loc: Locator, a: Record<string, unknown>, second: boolean, reconne
   };
 }
 
-/** The switch directory a vde:// side names, canonical, or null (other kinds, or a directory that does not exist). */
-function switchDirOf(l: Locator): string | null {
-  if (l.kind !== 'vde') return null;
-  try {
-    return fs.realpathSync(l.path || '/var/run/vde.ctl');
-  } catch {
-    return null;
-  }
-}
-
-/** Makes the paths of a locator absolute (the background copy of -d must not depend on its directory). */
-function absolute(l: Locator): Locator {
-  const abs = (p: string | undefined): string | undefined => (p ? path.resolve(p) : p);
-  switch (l.kind) {
-    case 'vde':
-    case 'switch':
-    case 'hub':
-    case 'multi':
-      return l.path ? { ...l, path: path.resolve(l.path) } : l;
-    case 'ptp':
-      return { ...l, path: path.resolve(l.path) };
-    case 'stream':
-      return l.transport === 'unix' ? { ...l, path: abs(l.path) } : l;
-    case 'dgram':
-      return l.transport === 'unix' ? { ...l, localPath: abs(l.localPath), remotePath: abs(l.remotePath) } : l;
-    case 'vlan':
-      return { ...l, inner: absolute(l.inner) };
-    default:
-      return l;
-  }
-}
-
 /** Parses a vde_plug command line (no side effects): the two sides and the parsed options. */
 export async function parsePlugArgs(argv: string[]): Promise<{ a: Record<string, unknown>; sides: [WireSide, WireSide] | null; mainArgs: string[]; command: string[] | null }> {
   const eq = argv.indexOf('=');
@@ -146,12 +126,44 @@ export async function parsePlugArgs(argv: string[]): Promise<{ a: Record<string,
   const reconnect = Boolean(a.reconnect);
   if (command !== null && command.length === 0) throw new CliError('"=" must be followed by a command');
   if (pos.length > (command ? 1 : 2)) throw new CliError(`too many locators: ${pos.join(' ')}`);
-  const first = absolute(locator(pos[0] ?? ''));
-  const secondLoc: Locator = command ? { kind: 'cmd', argv: command } : pos.length === 2 ? absolute(locator(pos[1])) : { kind: 'stdio' };
+  const first = absoluteLocator(locator(pos[0] ?? ''));
+  const secondLoc: Locator = command ? { kind: 'cmd', argv: command } : pos.length === 2 ? absoluteLocator(locator(pos[1])) : { kind: 'stdio' };
   const d1 = switchDirOf(first);
   if (d1 !== null && d1 === switchDirOf(secondLoc))
     throw new CliError(`both ends are the switch ${d1}: such a plug loops every broadcast back into the switch`);
   return { a, sides: [side(first, a, false, reconnect), side(secondLoc, a, true, reconnect)], mainArgs, command };
+}
+
+/** The plug's link emulation options, checked: --impair (each direction at most once), --seed, --mgmt, --mgmtmode. */
+export function impairOptions(a: Record<string, unknown>): { impairs: Array<{ dir: CableDir; spec: ImpairSpec }>; seed?: number; mgmt?: string; mgmtMode: number } {
+  const impairs: Array<{ dir: CableDir; spec: ImpairSpec }> = [];
+  const given = new Set<string>();
+  for (const v of (a.impair as string[] | undefined) ?? []) {
+    let d: { dir: CableDir; spec: ImpairSpec };
+    try {
+      d = parseDirected(String(v));
+    } catch (e) {
+      throw new CliError(`--impair: ${(e as Error).message}`);
+    }
+    for (const x of d.dir === 'both' ? ['LR', 'RL'] : [d.dir]) {
+      if (given.has(x)) throw new CliError(`--impair: direction ${x} is given twice`);
+      given.add(x);
+    }
+    impairs.push(d);
+  }
+  let seed: number | undefined;
+  if (a.seed !== undefined) {
+    const s = String(a.seed);
+    if (!/^\d+$/.test(s) || Number(s) > MAX_IMPAIR_SEED) throw new CliError(`--seed: "${s}" is not a whole number in 0..${MAX_IMPAIR_SEED}`);
+    seed = Number(s);
+  }
+  let mgmtMode = PLUG_MGMT_MODE;
+  if (a.mgmtmode !== undefined) {
+    const m = parseOctal(String(a.mgmtmode));
+    if (m === undefined) throw new CliError(`--mgmtmode: "${String(a.mgmtmode)}" is not an octal mode`);
+    mgmtMode = m;
+  }
+  return { impairs, seed, mgmt: a.mgmt === undefined ? undefined : path.resolve(String(a.mgmt)), mgmtMode };
 }
 
 /** Entry point of bin/vde_plug; resolves with the exit status. */
@@ -162,8 +174,10 @@ export async function main(argv: string[]): Promise<number> {
   let sides: [WireSide, WireSide] | null;
   let mainArgs: string[];
   let command: string[] | null;
+  let imp: ReturnType<typeof impairOptions>;
   try {
     ({ a, sides, mainArgs, command } = await parsePlugArgs(argv));
+    imp = impairOptions(a);
   } catch (e) {
     process.stderr.write(`vde_plug: ${errorText(e)}\nTry 'vde_plug --help' for the syntax.\n`);
     return 1;
@@ -177,13 +191,14 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (a.verbose) setVerbose(true);
+  let impairments: Impairments | null = null;
   const logFile = a.logfile ? path.resolve(String(a.logfile)) : undefined;
   const pidfile = a.pidfile ? path.resolve(String(a.pidfile)) : undefined;
   if (a.daemon && !a['daemon-child']) {
     if (sides[1].locator.kind === 'stdio')
       process.stderr.write('vde_plug: note: in the background stdin and stdout are /dev/null, so this plug ends at once; give two locators (e.g. vde_plug -d /tmp/sw tap://tap0)\n');
     const rest = mainArgs.filter((x) => x !== '--daemon').map((x) => {
-      const m = /^--(pidfile|logfile)=(.*)$/.exec(x);
+      const m = /^--(pidfile|logfile|mgmt)=(.*)$/.exec(x);
       return m ? `--${m[1]}=${path.resolve(m[2])}` : x;
     });
     return daemonize('vde_plug', command ? [...rest, '=', ...command] : rest, { logFile });
@@ -195,5 +210,20 @@ export async function main(argv: string[]): Promise<number> {
     logFile,
     syslog: Boolean(a.log || a.iplog),
     logStartStop: Boolean(a.log || a.iplog),
+    beforeStart: (wire) => {
+      impairments = new Impairments(wire.engine, imp.seed);
+      for (const { dir, spec } of imp.impairs) {
+        try {
+          for (const port of cablePorts(dir)) impairments.set(port, 'out', spec);
+        } catch (e) {
+          throw new Error(`--impair: ${(e as Error).message.replace(/^impair: /, '')}`);
+        }
+      }
+    },
+    afterStart: async () => {
+      if (!imp.mgmt || !impairments) return;
+      const s = sides!;
+      return startPlugConsole(imp.mgmt, imp.mgmtMode, impairments, () => ({ left: formatLocator(s[0].locator), right: formatLocator(s[1].locator) }));
+    },
   });
 }

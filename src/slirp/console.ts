@@ -4,13 +4,11 @@
  * line protocol of protocol/console.ts with slirpvde's banner, prompt and commands, so
  * `vdecmd -s PATH fwd/list` and vdeterm work with it.
  */
-import net from 'node:net';
 import { E } from '../core/errors.js';
 import { log } from '../core/log.js';
-import { claimSocketPath, listenUnix, OwnedPath } from '../core/sockpath.js';
 import { parseForward, SlirpOptionError, type HostForward } from '../ports/kinds/slirp-options.js';
 import type { SlirpHandle } from '../ports/kinds/slirp.js';
-import { ConsoleServer, CONSOLE_END, type ConsoleCommand } from '../protocol/console.js';
+import { ConsoleServer, CONSOLE_END, listenConsole, type ConsoleCommand } from '../protocol/console.js';
 
 export const SLIRP_BANNER = 'VDE slirp (vde-ts)\n';
 export const SLIRP_PROMPT = '\nslirp$ ';
@@ -87,14 +85,5 @@ export function slirpCommands(h: SlirpHandle, forwards: HostForward[]): ConsoleC
 export async function startSlirpConsole(sockPath: string, h: SlirpHandle, forwards: HostForward[]): Promise<() => void> {
   const server = new ConsoleServer({ banner: SLIRP_BANNER, prompt: SLIRP_PROMPT, maxLineBytes: MAX_SLIRP_LINE_BYTES });
   server.setCommands(slirpCommands(h, forwards));
-  await claimSocketPath(sockPath, 'management socket');
-  const srv = net.createServer((s) => server.serveSocket(s));
-  await listenUnix(srv, sockPath, SLIRP_CONSOLE_MODE).catch((e) => {
-    throw new Error(`management socket ${sockPath}: ${(e as Error).message}`);
-  });
-  const owned = OwnedPath.record(sockPath);
-  return () => {
-    srv.close();
-    owned.release();
-  };
+  return listenConsole(server, sockPath, SLIRP_CONSOLE_MODE);
 }

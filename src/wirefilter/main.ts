@@ -224,7 +224,7 @@ export function pipeSides(): { sides: [WireSide, WireSide]; bidirectional: boole
   if (!isPipeOrSocket(1)) throw new CliError('stdout is not a pipe: run wirefilter inside dpipe, or give -v SOCK1:SOCK2 or two locators');
   const altIn = envFd('ALTERNATE_STDIN');
   const a = native();
-  const side = (name: string, make: () => OpenedEndpoint): WireSide => ({ locator: { kind: 'stdio' }, options: {}, reconnect: false, opened: make, ...{ name } });
+  const side = (make: () => OpenedEndpoint): WireSide => ({ locator: { kind: 'stdio' }, options: {}, reconnect: false, opened: make });
   if (altIn === null) {
     // monodirectional: left reads stdin, right writes stdout; the unused halves are a pipe nobody writes and /dev/null
     const [idleR, idleW] = a.pipe();
@@ -233,8 +233,8 @@ export function pipeSides(): { sides: [WireSide, WireSide]; bidirectional: boole
     return {
       bidirectional: false,
       sides: [
-        side('stdin', () => simple('stdin', 0, EpKind.Stream2, MAX_VDEPLUG_FRAME_BYTES, { txFd: devNull })),
-        side('stdout', () => simple('stdout', idleR, EpKind.Stream2, MAX_VDEPLUG_FRAME_BYTES, { txFd: a.dup(1), close: () => void keep })),
+        side(() => simple('stdin', 0, EpKind.Stream2, MAX_VDEPLUG_FRAME_BYTES, { txFd: devNull })),
+        side(() => simple('stdout', idleR, EpKind.Stream2, MAX_VDEPLUG_FRAME_BYTES, { txFd: a.dup(1), close: () => void keep })),
       ],
     };
   }
@@ -243,9 +243,11 @@ export function pipeSides(): { sides: [WireSide, WireSide]; bidirectional: boole
   if (!isPipeOrSocket(altIn) || !isPipeOrSocket(altOut)) throw new CliError('ALTERNATE_STDIN and ALTERNATE_STDOUT must be pipes');
   return {
     bidirectional: true,
+    // the left end is the previous command of the chain (our stdin and stdout), the right end the
+    // next one (the alternate descriptors): stdin -> ALTERNATE_STDOUT, ALTERNATE_STDIN -> stdout
     sides: [
-      side('stdin/alternate stdout', () => simple('stdin -> ALTERNATE_STDOUT', 0, EpKind.Stream2, MAX_VDEPLUG_FRAME_BYTES, { txFd: altOut })),
-      side('alternate stdin/stdout', () => simple('ALTERNATE_STDIN -> stdout', altIn, EpKind.Stream2, MAX_VDEPLUG_FRAME_BYTES, { txFd: a.dup(1) })),
+      side(() => simple('stdin/stdout', 0, EpKind.Stream2, MAX_VDEPLUG_FRAME_BYTES, { txFd: 1 })),
+      side(() => simple('ALTERNATE_STDIN/ALTERNATE_STDOUT', altIn, EpKind.Stream2, MAX_VDEPLUG_FRAME_BYTES, { txFd: altOut })),
     ],
   };
 }

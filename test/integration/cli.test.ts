@@ -14,12 +14,13 @@ import { parsePlugArgs, EXAMPLES as PLUG_EXAMPLES } from '../../src/plug/main.js
 import { parseSlirpvdeArgs, EXAMPLES as SLIRP_EXAMPLES } from '../../src/slirp/main.js';
 import { parseSwitchArgs, EXAMPLES as SWITCH_EXAMPLES } from '../../src/switch/main.js';
 import { EXAMPLES as VDECMD_EXAMPLES } from '../../src/vdecmd/main.js';
+import { parseWfArgs, EXAMPLES as WF_EXAMPLES } from '../../src/wirefilter/main.js';
 import { ROOT, runBin, SWITCH_BIN, startSwitch, tmpdir, waitFor, type RunningSwitch } from '../helpers/switchproc.js';
 import { frame, VdeClient } from '../helpers/vdeclient.js';
 
 const run = promisify(execFile);
 const BIN = (t: string): string => path.join(ROOT, 'bin', t);
-const TOOLS = ['vde_switch', 'vde_plug', 'dpipe', 'slirpvde', 'vdecmd'];
+const TOOLS = ['vde_switch', 'vde_plug', 'dpipe', 'slirpvde', 'vdecmd', 'wirefilter'];
 
 const tool = runBin;
 
@@ -35,7 +36,7 @@ describe('repeated and incomplete options', () => {
 
   for (const [t, args] of [
     ['vde_switch', ['-M']], ['vde_switch', ['-p']], ['vde_switch', ['-s']], ['vde_switch', ['--mgmtmode']],
-    ['vde_plug', ['null://', 'null://', '-p']], ['slirpvde', ['-', '-p']], ['vdecmd', ['-s']],
+    ['vde_plug', ['null://', 'null://', '-p']], ['slirpvde', ['-', '-p']], ['vdecmd', ['-s']], ['wirefilter', ['-v']], ['wirefilter', ['-l']],
   ] as Array<[string, string[]]>) {
     it(`${t} ${args.join(' ')}: a missing value is an error naming the option`, async () => {
       const r = await tool(t, args);
@@ -87,7 +88,7 @@ describe('background mode and log files', () => {
 
 describe('--help examples', () => {
   it('print each command on one line, whatever the terminal width', async () => {
-    for (const [t, examples] of [['vde_switch', SWITCH_EXAMPLES], ['vde_plug', PLUG_EXAMPLES], ['slirpvde', SLIRP_EXAMPLES], ['vdecmd', VDECMD_EXAMPLES]] as const) {
+    for (const [t, examples] of [['vde_switch', SWITCH_EXAMPLES], ['vde_plug', PLUG_EXAMPLES], ['slirpvde', SLIRP_EXAMPLES], ['vdecmd', VDECMD_EXAMPLES], ['wirefilter', WF_EXAMPLES]] as const) {
       const r = await run(process.execPath, [BIN(t), '--help'], { env: { ...process.env, COLUMNS: '60' } });
       const lines = r.stdout.split('\n').map((l) => l.trim());
       for (const e of examples) expect(lines, `${t}: ${e.command}`).toContain(e.command);
@@ -95,13 +96,14 @@ describe('--help examples', () => {
   });
 
   it('are accepted by the tools\' own parsers', async () => {
-    for (const e of [...SWITCH_EXAMPLES, ...PLUG_EXAMPLES, ...SLIRP_EXAMPLES, ...VDECMD_EXAMPLES]) {
+    for (const e of [...SWITCH_EXAMPLES, ...PLUG_EXAMPLES, ...SLIRP_EXAMPLES, ...VDECMD_EXAMPLES, ...WF_EXAMPLES]) {
       const argv = shellWords(e.command);
       expect(argv, e.command).not.toBeNull();
       const [cmd, ...args] = argv!;
       if (cmd === 'vde_switch') expect((await parseSwitchArgs(args)).opts, e.command).not.toBeNull();
       else if (cmd === 'vde_plug') expect((await parsePlugArgs(args)).sides, e.command).not.toBeNull();
       else if (cmd === 'slirpvde') expect((await parseSlirpvdeArgs(args)).sides, e.command).not.toBeNull();
+      else if (cmd === 'wirefilter') expect((await parseWfArgs(args)).mode, e.command).toBeDefined();
       else expect(['vdecmd', 'dpipe', 'qemu-system-x86_64'], e.command).toContain(cmd);
     }
   });
@@ -129,6 +131,12 @@ describe('errors are one line, never a stack trace', () => {
     ['vdecmd', ['-s', '/nonexistent-vdets', 'help']],
     ['vdecmd', ['help']],
     ['dpipe', ['a']],
+    ['wirefilter', ['-l', 'abc']],
+    ['wirefilter', ['--blink', '/tmp/x']],
+    ['wirefilter', ['-v', '/nonexistent-vdets/a:/nonexistent-vdets/b', '--nostdin']],
+    ['wirefilter', []],
+    ['wirefilter', ['-M', '/nonexistent-vdets/dir/m', 'null://', 'null://', '--nostdin']],
+    ['wirefilter', ['-f', '/nonexistent-vdets/rc', 'null://', 'null://']],
     ['dpipe', ['-p', '/nonexistent-vdets/p', 'true', '=', 'true']],
   ];
   for (const [t, args] of BAD) {

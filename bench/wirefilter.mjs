@@ -23,6 +23,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { debianTool, oursArgv } from './reference.mjs';
+import { sleep, stopChild, until } from './util.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { runCommand } = await import(path.join(ROOT, 'dist', 'vdecmd', 'main.js'));
@@ -84,7 +85,6 @@ try {
 
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts });
 const shq = (cmd, args) => spawnSync(cmd, args, { stdio: 'ignore' });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const log = (m) => process.stderr.write(`wirefilter bench: ${m}\n`);
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -101,26 +101,7 @@ function start(argv, name) {
   procs.push(p);
   return p;
 }
-async function stop(p) {
-  if (!p || p.exitCode !== null || p.signalCode !== null) return;
-  const done = new Promise((r) => p.once('exit', r));
-  p.kill('SIGTERM');
-  const t = setTimeout(() => p.kill('SIGKILL'), 3000);
-  await done;
-  clearTimeout(t);
-}
-async function until(fn, ms, what) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    try {
-      if (await fn()) return;
-    } catch {
-      /* retry */
-    }
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
+const stop = stopChild;
 function cleanup() {
   for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
   for (const ns of [NS_A, NS_B]) shq('ip', ['netns', 'del', ns]);

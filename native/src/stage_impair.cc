@@ -306,91 +306,75 @@ bool parseWhole(const std::string &k, const std::string &v, double lo, double hi
   return true;
 }
 
+/** A setting that is a plain number: its range and where it goes. */
+struct NumberKey {
+  const char *name;
+  double lo, hi;
+  bool whole;
+  void (*store)(ImpairConfig &c, double x);
+};
+
+const NumberKey NUMBER_KEYS[] = {
+    {"seed", 0, MAX_SEED, true, [](ImpairConfig &c, double x) { c.seed = uint64_t(x), c.seedGiven = true; }},
+    {"stream", 0, 4294967295.0, true, [](ImpairConfig &c, double x) { c.stream = uint64_t(x); }},
+    {"loss_corr", 0, 100, false, [](ImpairConfig &c, double x) { c.lossCorr = x; }},
+    {"dup_corr", 0, 100, false, [](ImpairConfig &c, double x) { c.dupCorr = x; }},
+    {"corrupt", 0, 100, false, [](ImpairConfig &c, double x) { c.corrupt = x; }},
+    {"corrupt_corr", 0, 100, false, [](ImpairConfig &c, double x) { c.corruptCorr = x; }},
+    {"reorder", 0, 100, false, [](ImpairConfig &c, double x) { c.reorder = x; }},
+    {"reorder_corr", 0, 100, false, [](ImpairConfig &c, double x) { c.reorderCorr = x; }},
+    {"gap", 0, 4294967295.0, true, [](ImpairConfig &c, double x) { c.gap = uint32_t(x); }},
+    {"overhead_bytes", -65535, 65535, true, [](ImpairConfig &c, double x) { c.overheadBytes = int32_t(x); }},
+    {"cell_bytes", 0, 65535, true, [](ImpairConfig &c, double x) { c.cellBytes = uint32_t(x); }},
+    {"cell_overhead_bytes", -65535, 65535, true, [](ImpairConfig &c, double x) { c.cellOverheadBytes = int32_t(x); }},
+    {"slot_packets", 0, 4294967295.0, true, [](ImpairConfig &c, double x) { c.slotPackets = uint32_t(x); }},
+    {"slot_bytes", 0, 4294967295.0, true, [](ImpairConfig &c, double x) { c.slotBytes = uint32_t(x); }},
+    {"limit", 1, MAX_LIMIT_FRAMES, true, [](ImpairConfig &c, double x) { c.limit = uint32_t(x); }},
+    {"mtu", 0, 65536, true, [](ImpairConfig &c, double x) { c.mtu = uint32_t(x); }},
+    {"flap_up_us", 0, MAX_TIME_US, false, [](ImpairConfig &c, double x) { c.flapUpUs = x; }},
+    {"flap_down_us", 0, MAX_TIME_US, false, [](ImpairConfig &c, double x) { c.flapDownUs = x; }},
+    {"ge_p", 0, 100, false, [](ImpairConfig &c, double x) { c.ge[0] = x, c.geGiven[0] = true; }},
+    {"ge_r", 0, 100, false, [](ImpairConfig &c, double x) { c.ge[1] = x, c.geGiven[1] = true; }},
+    {"ge_1h", 0, 100, false, [](ImpairConfig &c, double x) { c.ge[2] = x, c.geGiven[2] = true; }},
+    {"ge_1k", 0, 100, false, [](ImpairConfig &c, double x) { c.ge[3] = x, c.geGiven[3] = true; }},
+    {"s4_p13", 0, 100, false, [](ImpairConfig &c, double x) { c.s4[0] = x, c.s4Given[0] = true; }},
+    {"s4_p31", 0, 100, false, [](ImpairConfig &c, double x) { c.s4[1] = x, c.s4Given[1] = true; }},
+    {"s4_p32", 0, 100, false, [](ImpairConfig &c, double x) { c.s4[2] = x, c.s4Given[2] = true; }},
+    {"s4_p23", 0, 100, false, [](ImpairConfig &c, double x) { c.s4[3] = x, c.s4Given[3] = true; }},
+    {"s4_p14", 0, 100, false, [](ImpairConfig &c, double x) { c.s4[4] = x, c.s4Given[4] = true; }},
+};
+
+/** A setting that is 0 or 1. */
+struct FlagKey {
+  const char *name;
+  bool ImpairConfig::*field;
+};
+
+const FlagKey FLAG_KEYS[] = {{"dup_repeat", &ImpairConfig::dupRepeat}, {"down", &ImpairConfig::down}, {"fifo", &ImpairConfig::fifo}};
+
 /** Validates a configuration; false with *err naming the setting otherwise. */
 bool parseConfig(const StageConfig &cfg, ImpairConfig &c, std::string *err) {
-  static const char *const GE_KEYS[4] = {"ge_p", "ge_r", "ge_1h", "ge_1k"};
-  static const char *const S4_KEYS[5] = {"s4_p13", "s4_p31", "s4_p32", "s4_p23", "s4_p14"};
   bool lossCorrGiven = false;
   for (const auto &[k, v] : cfg) {
-    double x = 0;
     bool matched = false;
     if (!parseVaryingKey(k, v, c, &matched, err)) return false;
-    if (matched) continue;
-    bool ok = true, known = true;
-    if (k == "seed") {
-      ok = parseWhole(k, v, 0, MAX_SEED, &x, err);
-      c.seed = uint64_t(x);
-      c.seedGiven = true;
-    } else if (k == "stream") {
-      ok = parseWhole(k, v, 0, 4294967295.0, &x, err);
-      c.stream = uint64_t(x);
-    } else if (k == "loss_corr") {
-      ok = parseNumber(k, v, 0, 100, &c.lossCorr, err);
-      lossCorrGiven = true;
-    } else if (k == "dup_corr") {
-      ok = parseNumber(k, v, 0, 100, &c.dupCorr, err);
-    } else if (k == "dup_repeat") {
-      ok = parseFlag(k, v, &c.dupRepeat, err);
-    } else if (k == "corrupt") {
-      ok = parseNumber(k, v, 0, 100, &c.corrupt, err);
-    } else if (k == "corrupt_corr") {
-      ok = parseNumber(k, v, 0, 100, &c.corruptCorr, err);
-    } else if (k == "reorder") {
-      ok = parseNumber(k, v, 0, 100, &c.reorder, err);
-    } else if (k == "reorder_corr") {
-      ok = parseNumber(k, v, 0, 100, &c.reorderCorr, err);
-    } else if (k == "gap") {
-      ok = parseWhole(k, v, 0, 4294967295.0, &x, err);
-      c.gap = uint32_t(x);
-    } else if (k == "overhead_bytes") {
-      ok = parseWhole(k, v, -65535, 65535, &x, err);
-      c.overheadBytes = int32_t(x);
-    } else if (k == "cell_bytes") {
-      ok = parseWhole(k, v, 0, 65535, &x, err);
-      c.cellBytes = uint32_t(x);
-    } else if (k == "cell_overhead_bytes") {
-      ok = parseWhole(k, v, -65535, 65535, &x, err);
-      c.cellOverheadBytes = int32_t(x);
-    } else if (k == "slot_packets") {
-      ok = parseWhole(k, v, 0, 4294967295.0, &x, err);
-      c.slotPackets = uint32_t(x);
-    } else if (k == "slot_bytes") {
-      ok = parseWhole(k, v, 0, 4294967295.0, &x, err);
-      c.slotBytes = uint32_t(x);
-    } else if (k == "limit") {
-      ok = parseWhole(k, v, 1, MAX_LIMIT_FRAMES, &x, err);
-      c.limit = uint32_t(x);
-    } else if (k == "mtu") {
-      ok = parseWhole(k, v, 0, 65536, &x, err);
-      c.mtu = uint32_t(x);
-    } else if (k == "down") {
-      ok = parseFlag(k, v, &c.down, err);
-    } else if (k == "flap_up_us") {
-      ok = parseNumber(k, v, 0, MAX_TIME_US, &c.flapUpUs, err);
-    } else if (k == "flap_down_us") {
-      ok = parseNumber(k, v, 0, MAX_TIME_US, &c.flapDownUs, err);
-    } else if (k == "fifo") {
-      ok = parseFlag(k, v, &c.fifo, err);
-    } else {
-      known = false;
-      for (int i = 0; i < 4 && !known; i++)
-        if (k == GE_KEYS[i]) {
-          known = true;
-          ok = parseNumber(k, v, 0, 100, &c.ge[i], err);
-          c.geGiven[i] = true;
-        }
-      for (int i = 0; i < 5 && !known; i++)
-        if (k == S4_KEYS[i]) {
-          known = true;
-          ok = parseNumber(k, v, 0, 100, &c.s4[i], err);
-          c.s4Given[i] = true;
-        }
+    for (const NumberKey &nk : NUMBER_KEYS) {
+      if (matched || k != nk.name) continue;
+      matched = true;
+      double x = 0;
+      if (!(nk.whole ? parseWhole(k, v, nk.lo, nk.hi, &x, err) : parseNumber(k, v, nk.lo, nk.hi, &x, err))) return false;
+      nk.store(c, x);
+      if (k == "loss_corr") lossCorrGiven = true;
     }
-    if (!known) {
+    for (const FlagKey &fk : FLAG_KEYS) {
+      if (matched || k != fk.name) continue;
+      matched = true;
+      if (!parseFlag(k, v, &(c.*(fk.field)), err)) return false;
+    }
+    if (!matched) {
       *err = "impair: unknown setting \"" + k + "\" (known: " + KNOWN_KEYS + ")";
       return false;
     }
-    if (!ok) return false;
   }
   // the loss model follows from the settings given; at most one
   bool ge = c.geGiven[0] || c.geGiven[1] || c.geGiven[2] || c.geGiven[3];

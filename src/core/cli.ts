@@ -7,6 +7,7 @@
  * ambiguous prefix, and lets the last occurrence of an option win (vde2) unless the option is
  * repeatable (`--tap`, `--qemu-*`). Strict integer and octal parsing live here too.
  */
+import { parseOctal } from './perms.js';
 
 /** A tool's option as getoptLongOnly needs to know it. */
 export interface OptSpec {
@@ -189,6 +190,14 @@ export function normalizeLongOnly(argv: string[], longNames: string[]): string[]
     out.push(a);
   }
   return out;
+}
+
+/** Parses an octal mode option (`0660`), or undefined when not given; throws a message naming the option. */
+export function octalOption(name: string, v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  const n = parseOctal(String(v));
+  if (n === undefined) throw new CliError(`--${name}: "${String(v)}" is not an octal mode`);
+  return n;
 }
 
 /** Parses a non-negative integer option strictly; throws a message naming the option. */

@@ -6,7 +6,7 @@
  */
 import { E } from '../core/errors.js';
 import { VDE_TS_VERSION } from '../core/version.js';
-import { cableDirOf, cablePorts, impairLines, ImpairSpecError, parseImpairSpec, type Impairments } from '../ports/impair.js';
+import { cableDirOf, cablePorts, impairErrorText, impairLines, parseImpairCommand, type Impairments } from '../ports/impair.js';
 import { ConsoleServer, CONSOLE_END, listenConsole, type ConsoleCommand } from '../protocol/console.js';
 
 export const PLUG_BANNER = `VDE plug (vde-ts ${VDE_TS_VERSION})\n`;
@@ -32,18 +32,13 @@ export function plugCommands(server: ConsoleServer, imp: Impairments, info: () =
       for (const r of await reports()) out.push(...impairLines(r.dir, { port: 0, dir: 'out', spec: r.spec, values: r.values }));
     } },
     { path: 'impair', syntax: 'LR|RL|both SPEC|off', help: 'link emulation of one direction (README: Link emulation)', text: true, run: (a, out) => {
-      const m = /^\s*(LR|RL|both)\b\s*(.*)$/i.exec(a);
-      if (!m) {
-        out.push('usage: impair LR|RL|both SPEC|off');
-        return E.EINVAL;
-      }
-      const d = m[1].toUpperCase();
       try {
-        const spec = parseImpairSpec(m[2]);
-        for (const port of cablePorts(d === 'BOTH' ? 'both' : (d as 'LR' | 'RL'))) imp.set(port, 'out', spec);
+        const { dir, spec } = parseImpairCommand(a);
+        for (const port of cablePorts(dir)) imp.set(port, 'out', spec);
       } catch (e) {
-        if (!(e instanceof ImpairSpecError) && !/^impair: /.test((e as Error).message)) throw e;
-        out.push(`impair: ${(e as Error).message.replace(/^impair: /, '')}`);
+        const text = impairErrorText(e);
+        if (text === null) throw e;
+        out.push(text.startsWith('usage:') ? text : `impair: ${text}`);
         return E.EINVAL;
       }
     } },

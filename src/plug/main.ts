@@ -8,13 +8,13 @@
  */
 import path from 'node:path';
 import yargs from 'yargs';
-import { CliError, getoptLongOnly, helpText, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
+import { CliError, getoptLongOnly, helpText, octalOption, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
 import { daemonize } from '../core/daemon.js';
 import { errorText, installCrashGuard } from '../core/errors.js';
 import { setProgram, setVerbose } from '../core/log.js';
 import { parseOctal } from '../core/perms.js';
 import { versionLine } from '../core/version.js';
-import { cablePorts, Impairments, MAX_IMPAIR_SEED, parseDirected, type CableDir, type ImpairSpec } from '../ports/impair.js';
+import { cablePorts, impairOptions, Impairments, seedOption, type CableDir, type ImpairSpec } from '../ports/impair.js';
 import { formatLocator } from '../ports/vnl.js';
 import { runWire } from '../ports/runwire.js';
 import { startPlugConsole } from './console.js';
@@ -135,35 +135,13 @@ export async function parsePlugArgs(argv: string[]): Promise<{ a: Record<string,
 }
 
 /** The plug's link emulation options, checked: --impair (each direction at most once), --seed, --mgmt, --mgmtmode. */
-export function impairOptions(a: Record<string, unknown>): { impairs: Array<{ dir: CableDir; spec: ImpairSpec }>; seed?: number; mgmt?: string; mgmtMode: number } {
-  const impairs: Array<{ dir: CableDir; spec: ImpairSpec }> = [];
-  const given = new Set<string>();
-  for (const v of (a.impair as string[] | undefined) ?? []) {
-    let d: { dir: CableDir; spec: ImpairSpec };
-    try {
-      d = parseDirected(String(v));
-    } catch (e) {
-      throw new CliError(`--impair: ${(e as Error).message}`);
-    }
-    for (const x of d.dir === 'both' ? ['LR', 'RL'] : [d.dir]) {
-      if (given.has(x)) throw new CliError(`--impair: direction ${x} is given twice`);
-      given.add(x);
-    }
-    impairs.push(d);
-  }
-  let seed: number | undefined;
-  if (a.seed !== undefined) {
-    const s = String(a.seed);
-    if (!/^\d+$/.test(s) || Number(s) > MAX_IMPAIR_SEED) throw new CliError(`--seed: "${s}" is not a whole number in 0..${MAX_IMPAIR_SEED}`);
-    seed = Number(s);
-  }
-  let mgmtMode = PLUG_MGMT_MODE;
-  if (a.mgmtmode !== undefined) {
-    const m = parseOctal(String(a.mgmtmode));
-    if (m === undefined) throw new CliError(`--mgmtmode: "${String(a.mgmtmode)}" is not an octal mode`);
-    mgmtMode = m;
-  }
-  return { impairs, seed, mgmt: a.mgmt === undefined ? undefined : path.resolve(String(a.mgmt)), mgmtMode };
+export function plugImpairOptions(a: Record<string, unknown>): { impairs: Array<{ dir: CableDir; spec: ImpairSpec }>; seed?: number; mgmt?: string; mgmtMode: number } {
+  return {
+    impairs: impairOptions(a.impair, true),
+    seed: seedOption(a.seed),
+    mgmt: a.mgmt === undefined ? undefined : path.resolve(String(a.mgmt)),
+    mgmtMode: octalOption('mgmtmode', a.mgmtmode) ?? PLUG_MGMT_MODE,
+  };
 }
 
 /** Entry point of bin/vde_plug; resolves with the exit status. */
@@ -174,10 +152,10 @@ export async function main(argv: string[]): Promise<number> {
   let sides: [WireSide, WireSide] | null;
   let mainArgs: string[];
   let command: string[] | null;
-  let imp: ReturnType<typeof impairOptions>;
+  let imp: ReturnType<typeof plugImpairOptions>;
   try {
     ({ a, sides, mainArgs, command } = await parsePlugArgs(argv));
-    imp = impairOptions(a);
+    imp = plugImpairOptions(a);
   } catch (e) {
     process.stderr.write(`vde_plug: ${errorText(e)}\nTry 'vde_plug --help' for the syntax.\n`);
     return 1;

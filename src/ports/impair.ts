@@ -8,6 +8,7 @@
  * counters back. wirefilter speaks vde2's own syntax (src/wirefilter/) and builds the same
  * canonical settings.
  */
+import { CliError } from '../core/cli.js';
 import type { NativeEngine } from '../native/index.js';
 
 /** The native stage kind. */
@@ -333,6 +334,49 @@ export function parseDirected(arg: string): { dir: CableDir; spec: ImpairSpec } 
   if (!m) return { dir: 'both', spec: parseImpairSpec(arg) };
   const d = m[1].toUpperCase();
   return { dir: d === 'BOTH' ? 'both' : (d as CableDir), spec: parseImpairSpec(m[2]) };
+}
+
+/** A tool's --seed: a whole number in 0..2^53-1, or undefined when not given. */
+export function seedOption(v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  const s = String(v);
+  if (!/^\d+$/.test(s) || Number(s) > MAX_IMPAIR_SEED) throw new CliError(`--seed: "${s}" is not a whole number in 0..${MAX_IMPAIR_SEED}`);
+  return Number(s);
+}
+
+/** A tool's --impair values, each `[LR:|RL:]SPEC`; with `once`, each direction at most once. */
+export function impairOptions(values: unknown, once: boolean): Array<{ dir: CableDir; spec: ImpairSpec }> {
+  const out: Array<{ dir: CableDir; spec: ImpairSpec }> = [];
+  const given = new Set<string>();
+  for (const v of (values as unknown[] | undefined) ?? []) {
+    let d: { dir: CableDir; spec: ImpairSpec };
+    try {
+      d = parseDirected(String(v));
+    } catch (e) {
+      throw new CliError(`--impair: ${(e as Error).message}`);
+    }
+    for (const x of d.dir === 'both' ? ['LR', 'RL'] : [d.dir]) {
+      if (once && given.has(x)) throw new CliError(`--impair: direction ${x} is given twice`);
+      given.add(x);
+    }
+    out.push(d);
+  }
+  return out;
+}
+
+/** The argument of an `impair` console command: `LR|RL|both SPEC|off`; throws ImpairSpecError. */
+export function parseImpairCommand(a: string): { dir: CableDir; spec: ImpairSpec } {
+  const m = /^\s*(LR|RL|both)\b\s*(.*)$/is.exec(a);
+  if (!m) throw new ImpairSpecError('usage: impair LR|RL|both SPEC|off');
+  const d = m[1].toUpperCase();
+  return { dir: d === 'BOTH' ? 'both' : (d as CableDir), spec: parseImpairSpec(m[2]) };
+}
+
+/** What a console shows for a refused spec (ours, or the native stage's `impair: ...`), or null for any other error. */
+export function impairErrorText(e: unknown): string | null {
+  const msg = (e as Error)?.message ?? '';
+  if (e instanceof ImpairSpecError) return msg;
+  return /^impair: /.test(msg) ? msg.replace(/^impair: /, '') : null;
 }
 
 /** One impaired port direction as printed. */

@@ -9,7 +9,7 @@
 import { VDE2_VERSION, VDE_TS_VERSION } from '../core/version.js';
 import { lookupGroup, lookupUser } from '../core/perms.js';
 import type { MacEntryInfo } from '../native/index.js';
-import { impairLines, ImpairSpecError, parseImpairSpec } from '../ports/impair.js';
+import { impairErrorText, impairLines, parseImpairSpec } from '../ports/impair.js';
 import { ConsoleServer, CONSOLE_END, type ConsoleCommand, type DebugCategory, type Session } from '../protocol/console.js';
 import { hashLine, portJson, portLines } from './format.js';
 import { E, SwitchError, type SwitchState } from './state.js';
@@ -314,8 +314,9 @@ export function switchCommands(server: ConsoleServer, h: ConsoleHost): ConsoleCo
       try {
         st().setImpair(n, dir, parseImpairSpec(m[3]));
       } catch (e) {
-        if (!(e instanceof ImpairSpecError) && (e as { errno?: number }).errno !== undefined) throw e;
-        out.push(`port/impair: ${(e as Error).message}`);
+        const text = impairErrorText(e);
+        if (text === null) throw e;
+        out.push(`port/impair: ${text}`);
         return E.EINVAL;
       }
     } },

@@ -9,7 +9,7 @@
 import { E } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { VDE_TS_VERSION } from '../core/version.js';
-import { IMPAIR_COUNTERS, ImpairSpecError, parseImpairSpec } from '../ports/impair.js';
+import { IMPAIR_COUNTERS, impairErrorText, parseImpairCommand } from '../ports/impair.js';
 import { ConsoleServer, CONSOLE_END, type ConsoleCommand, type Session } from '../protocol/console.js';
 import type { WireFilter } from './filter.js';
 import { fmtG, fmtWireValue, LR, RL, WfValueError, type WfParam } from './model.js';
@@ -245,17 +245,13 @@ export function wfCommands(server: ConsoleServer, h: WfConsoleHost): ConsoleComm
       return CONSOLE_END;
     } },
     { path: 'impair', syntax: '', help: '', text: true, run: (a, out) => {
-      const r = /^\s*(LR|RL|both)\b\s*(.*)$/i.exec(a);
-      if (!r) {
-        out.push('usage: impair LR|RL|both SPEC|off');
-        return E.EINVAL;
-      }
-      const d = r[1].toUpperCase();
       try {
-        f.setExtra(d === 'BOTH' ? 'both' : (d as 'LR' | 'RL'), parseImpairSpec(r[2]));
+        const { dir, spec } = parseImpairCommand(a);
+        f.setExtra(dir, spec);
       } catch (e) {
-        if (!(e instanceof ImpairSpecError) && !/^impair: /.test((e as Error).message)) throw e;
-        out.push(`impair: ${(e as Error).message.replace(/^impair: /, '')}`);
+        const text = impairErrorText(e);
+        if (text === null) throw e;
+        out.push(text.startsWith('usage:') ? text : `impair: ${text}`);
         return E.EINVAL;
       }
     } },

@@ -17,15 +17,14 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import yargs from 'yargs';
-import { CliError, getoptLongOnly, helpText, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
+import { CliError, getoptLongOnly, helpText, octalOption, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
 import { daemonize } from '../core/daemon.js';
 import { errorText, installCrashGuard } from '../core/errors.js';
 import { log, setProgram, setVerbose } from '../core/log.js';
-import { parseOctal } from '../core/perms.js';
 import { versionLine } from '../core/version.js';
 import { EpKind, native } from '../native/index.js';
 import { MAX_VDEPLUG_FRAME_BYTES, simple, type OpenedEndpoint } from '../ports/endpoint.js';
-import { MAX_IMPAIR_SEED, parseDirected, type CableDir, type ImpairSpec } from '../ports/impair.js';
+import { impairOptions, seedOption, type CableDir, type ImpairSpec } from '../ports/impair.js';
 import { absoluteLocator, switchDirOf } from '../ports/paths.js';
 import { runWire } from '../ports/runwire.js';
 import { formatLocator, parseLocator, resolveIndirection, type Locator } from '../ports/vnl.js';
@@ -160,26 +159,9 @@ export async function parseWfArgs(argv: string[]): Promise<WfArgs> {
     const d = switchDirOf(mode.left);
     if (d !== null && d === switchDirOf(mode.right)) throw new CliError(`both ends are the switch ${d}: such a cable loops every broadcast back into the switch`);
   }
-  const impairs: WfArgs['impairs'] = [];
-  for (const v of (a.impair as string[] | undefined) ?? []) {
-    try {
-      impairs.push(parseDirected(String(v)));
-    } catch (e) {
-      throw new CliError(`--impair: ${(e as Error).message}`);
-    }
-  }
-  let seed: number | undefined;
-  if (a.seed !== undefined) {
-    const s = String(a.seed);
-    if (!/^\d+$/.test(s) || Number(s) > MAX_IMPAIR_SEED) throw new CliError(`--seed: "${s}" is not a whole number in 0..${MAX_IMPAIR_SEED}`);
-    seed = Number(s);
-  }
-  let mgmtMode = WF_MGMT_MODE;
-  if (a.mgmtmode !== undefined) {
-    const m = parseOctal(String(a.mgmtmode));
-    if (m === undefined) throw new CliError(`--mgmtmode: "${String(a.mgmtmode)}" is not an octal mode`);
-    mgmtMode = m;
-  }
+  const impairs = impairOptions(a.impair, false);
+  const seed = seedOption(a.seed);
+  const mgmtMode = octalOption('mgmtmode', a.mgmtmode) ?? WF_MGMT_MODE;
   return { a, mainArgs, mode, values, impairs, seed, mgmtMode };
 }
 

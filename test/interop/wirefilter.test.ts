@@ -296,11 +296,18 @@ describe('port/impair on a switch port whose taps carry 64 KiB GSO frames', () =
     const portD = ports.find((x) => x.endpoints.some((e) => e.description === taps[1]))!.port;
     const set = await runCommand(mgmt, `port/impair ${portD} out rate 100mbit delay 1ms`);
     expect(set.status, set.data.join('\n')).toBe(0);
+    const outBytes = async (): Promise<number> =>
+      (JSON.parse((await runCommand(mgmt, 'json/port/print')).data.join('')) as Array<{ port: number; counters: { outBytes: number } }>).find((x) => x.port === portD)!.counters.outBytes;
+    const before = await outBytes();
+    const t0 = Date.now();
     const mbps = await iperf(nsC, nsD, 4, cleanup);
-    // 100 Mbit/s counted on every segment's bytes: 1448/1514 of it is TCP payload (95.6 Mbit/s);
-    // without the rate the same path carries several Gbit/s. On shared CPUs a late release stalls
-    // TCP's ACK clock for a moment, hence the low bound.
-    expect(mbps).toBeGreaterThan(60);
+    const sentMbps = (((await outBytes()) - before) * 8) / ((Date.now() - t0) / 1000) / 1e6;
+    // 100 Mbit/s counted on every segment's bytes: 1448/1514 of it is TCP payload (95.6 Mbit/s,
+    // 89 to 95 measured on an idle machine); without the rate the same path carries several
+    // Gbit/s. The port never sends faster than the rate; on busy shared CPUs (or under the
+    // sanitizers) TCP gets less of it, hence the loose low bound.
+    expect(sentMbps).toBeLessThan(100.5);
+    expect(mbps).toBeGreaterThan(30);
     expect(mbps).toBeLessThan(100.5);
     const j = JSON.parse((await runCommand(mgmt, `json/port/impair ${portD}`)).data.join('')) as Array<{ values: Record<string, number> }>;
     const v = j[0].values;

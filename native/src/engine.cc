@@ -1003,7 +1003,8 @@ void Engine::armTimer() {
   if (next != NO_DEADLINE_NS) {
     // wake up early by the usual lateness of a wake-up; timerWoke() waits out the rest
     wake = next > timerEarlyNs_ ? next - timerEarlyNs_ : next;
-    if (wake <= nowNs_) wake = nowNs_ + 1;
+    // already inside the early window (a wake-up that could not spin): wake at the deadline itself
+    if (wake <= nowNs_) wake = next > nowNs_ ? next : nowNs_ + 1;
     its.it_value.tv_sec = time_t(wake / NS_PER_SECOND);
     its.it_value.tv_nsec = long(wake % NS_PER_SECOND);
   }

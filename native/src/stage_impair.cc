@@ -21,6 +21,8 @@
 // impair.ts, src/wirefilter/); the factory validates every value and names the bad one.
 // Changing the settings replaces the stage; the new one adopt()s the old one's held frames,
 // counters, generator and model states, so nothing queued is lost and no frame overtakes another.
+#include <sys/mman.h>
+
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
@@ -421,6 +423,89 @@ struct HeapEntry {
   uint32_t len;
 };
 
+/**
+ * Room for held frames: a PktQueue per slot, the heap, a stack of freed slots. The arrays are
+ * anonymous mappings, so they cost address space only until used (a stage replaced ten times a
+ * second by a Markov chain allocates nothing that is touched); a slot's queue is constructed the
+ * first time the slot is taken. Moves by swapping.
+ */
+class SlotArrays {
+ public:
+  SlotArrays() = default;
+  SlotArrays(const SlotArrays &) = delete;
+  SlotArrays &operator=(const SlotArrays &) = delete;
+  ~SlotArrays() { release(); }
+
+  /** Maps room for n slots (control path); false when the address space is not there. */
+  bool reserve(uint32_t n) {
+    release();
+    size_t bytes = size_t(n) * (sizeof(PktQueue) + sizeof(HeapEntry) + sizeof(uint32_t));
+    void *m = bytes ? mmap(nullptr, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0) : MAP_FAILED;
+    if (m == MAP_FAILED) return false;
+    base_ = m;
+    bytes_ = bytes;
+    queues_ = static_cast<PktQueue *>(m);
+    heap_ = reinterpret_cast<HeapEntry *>(queues_ + n);
+    free_ = reinterpret_cast<uint32_t *>(heap_ + n);
+    cap_ = n;
+    return true;
+  }
+  /** Takes a free slot; false when all are in use. */
+  bool take(uint32_t *slot) {
+    if (nfree_) {
+      *slot = free_[--nfree_];
+      return true;
+    }
+    if (bump_ == cap_) return false;
+    *slot = bump_++;
+    new (&queues_[*slot]) PktQueue();
+    return true;
+  }
+  /** Returns a slot (its queue is empty). */
+  void give(uint32_t slot) { free_[nfree_++] = slot; }
+  /** Slots that may still be taken. */
+  uint32_t available() const { return nfree_ + (cap_ - bump_); }
+  uint32_t capacity() const { return cap_; }
+  PktQueue &queue(uint32_t slot) { return queues_[slot]; }
+  HeapEntry *heap() { return heap_; }
+  const HeapEntry *heap() const { return heap_; }
+  /** Copies what `o` holds (its first `heapN` heap entries) into these larger arrays (control path). */
+  void copyFrom(const SlotArrays &o, uint32_t heapN) {
+    memcpy(static_cast<void *>(queues_), o.queues_, size_t(o.bump_) * sizeof(PktQueue));
+    memcpy(heap_, o.heap_, size_t(heapN) * sizeof(HeapEntry));
+    memcpy(free_, o.free_, size_t(o.nfree_) * sizeof(uint32_t));
+    bump_ = o.bump_;
+    nfree_ = o.nfree_;
+  }
+  void swap(SlotArrays &o) {
+    std::swap(base_, o.base_);
+    std::swap(bytes_, o.bytes_);
+    std::swap(queues_, o.queues_);
+    std::swap(heap_, o.heap_);
+    std::swap(free_, o.free_);
+    std::swap(cap_, o.cap_);
+    std::swap(bump_, o.bump_);
+    std::swap(nfree_, o.nfree_);
+  }
+
+ private:
+  void release() {
+    if (base_) munmap(base_, bytes_);
+    base_ = nullptr;
+    queues_ = nullptr;
+    heap_ = nullptr;
+    free_ = nullptr;
+    cap_ = bump_ = nfree_ = 0;
+  }
+
+  void *base_ = nullptr;
+  size_t bytes_ = 0;
+  PktQueue *queues_ = nullptr;
+  HeapEntry *heap_ = nullptr;
+  uint32_t *free_ = nullptr;
+  uint32_t cap_ = 0, bump_ = 0, nfree_ = 0;
+};
+
 class ImpairStage : public Stage {
  public:
   /** A stage with validated settings, for a port's ingress or egress. */
@@ -437,7 +522,7 @@ class ImpairStage : public Stage {
     }
     rng_.seed(seed, c.stream);
     slotRng_.seed(seed, c.stream ^ 0x5107ull);
-    grow(c.limit);
+    slots_.reserve(c.limit);  // a failed mapping leaves no room: frames that must wait are dropped (capacity)
     trivial_ = !c.down && c.flapUpUs <= 0 && c.mtu == 0 && c.lossModel == LossModel::None && !c.dup.active() && c.corrupt <= 0 &&
                !c.noise.active() && c.reorder <= 0 && !c.rateBps.active() && !c.speedBps.active() && !c.delayUs.active() && !slotting() &&
                !c.capacityBytes.active();
@@ -454,7 +539,7 @@ class ImpairStage : public Stage {
 
   uint64_t deadlineNs() const override {
     if (!heapN_) return NO_DEADLINE_NS;
-    uint64_t t = heap_[0].t;
+    uint64_t t = slots_.heap()[0].t;
     if (slotting() && slotNext_ >= t) return slotNext_;
     return t;
   }
@@ -548,7 +633,7 @@ class ImpairStage : public Stage {
     uint64_t now = env.nowNs();
     lastNow_ = now;
     while (heapN_) {
-      const HeapEntry h = heap_[0];
+      const HeapEntry h = slots_.heap()[0];
       if (h.t > now) break;
       if (slotting()) {
         if (slotNext_ < h.t) newSlot(h.t);  // the link was idle: the next slot starts from here (netem)
@@ -557,10 +642,10 @@ class ImpairStage : public Stage {
       popHeap();
       if (h.seq < maxReleasedSeq_) reordered_++;  // overtaken by a later frame (fifo=0 with jitter)
       else maxReleasedSeq_ = h.seq;
-      env.release(queues_[h.slot], port, ingress, index);
+      env.release(slots_.queue(h.slot), port, ingress, index);
       lateNsTotal_ += now - h.t;
       lateNsMax_ = std::max(lateNsMax_, now - h.t);
-      free_.push_back(h.slot);
+      slots_.give(h.slot);
       heldBytes_ -= h.len;
       released_++;
       if (slotting()) {
@@ -572,24 +657,26 @@ class ImpairStage : public Stage {
   }
 
   void clear(BlockPool &pool) override {
-    for (uint32_t i = 0; i < heapN_; i++) queues_[heap_[i].slot].clear(pool);
+    for (uint32_t i = 0; i < heapN_; i++) {
+      slots_.queue(slots_.heap()[i].slot).clear(pool);
+      slots_.give(slots_.heap()[i].slot);
+    }
     heapN_ = 0;
     heldBytes_ = 0;
-    free_.clear();
-    for (uint32_t i = uint32_t(queues_.size()); i-- > 0;) free_.push_back(i);
   }
 
   void adopt(Stage &previous, BlockPool &pool) override {
     (void)pool;
     if (std::strcmp(previous.name(), IMPAIR_NAME) != 0) return;
     ImpairStage &o = static_cast<ImpairStage &>(previous);
-    // held frames: the queues move over whole; the arrays grow to hold at least the new limit
-    queues_.swap(o.queues_);
-    heap_.swap(o.heap_);
-    free_.swap(o.free_);
-    std::swap(heapN_, o.heapN_);
-    std::swap(heldBytes_, o.heldBytes_);
-    grow(std::max<uint32_t>(c_.limit, uint32_t(queues_.size())));
+    // held frames: the old arrays move over whole when they are large enough for the new limit,
+    // else they are copied into this stage's larger ones
+    if (o.slots_.capacity() >= c_.limit || slots_.capacity() < o.slots_.capacity()) slots_.swap(o.slots_);
+    else slots_.copyFrom(o.slots_, o.heapN_);
+    heapN_ = o.heapN_;
+    heldBytes_ = o.heldBytes_;
+    o.heapN_ = 0;
+    o.heldBytes_ = 0;
     seq_ = o.seq_;
     lastT_ = o.lastT_;
     maxReleasedSeq_ = o.maxReleasedSeq_;
@@ -821,7 +908,7 @@ class ImpairStage : public Stage {
   bool hold(StageEnv &env, const StageFrame &f, uint64_t t, int flips) {
     if (flips > 0 && f.out.vnet && scratch_) {
       int k = vnetResolve(*f.out.vnet, f.out.data, f.out.len, scratch_.get(), segLens_.get());
-      if (k <= 0 || heapN_ + uint32_t(k) > c_.limit || free_.size() < size_t(k)) return false;
+      if (k <= 0 || heapN_ + uint32_t(k) > c_.limit || slots_.available() < uint32_t(k)) return false;
       int victim = int(rng_.below(uint64_t(k)));
       uint8_t *o = scratch_.get();
       for (int j = 0; j < k; j++) {
@@ -836,11 +923,13 @@ class ImpairStage : public Stage {
   }
 
   bool holdOne(StageEnv &env, const StageFrame &f, uint64_t t, int flips) {
-    if (heapN_ >= c_.limit || free_.empty()) return false;
-    uint32_t slot = free_.back();
-    PktQueue &q = queues_[slot];
-    if (!env.store(q, f, t, 0)) return false;
-    free_.pop_back();
+    uint32_t slot;
+    if (heapN_ >= c_.limit || !slots_.take(&slot)) return false;
+    PktQueue &q = slots_.queue(slot);
+    if (!env.store(q, f, t, 0)) {
+      slots_.give(slot);
+      return false;
+    }
     uint32_t len = q.frontLen(env.pool());
     if (flips > 0) {
       flip(env.pool(), q, len, flips);
@@ -874,41 +963,33 @@ class ImpairStage : public Stage {
     slotBytesLeft_ = int64_t(c_.slotBytes);
   }
 
-  /** Makes room for n held frames (control path only: construction and adopt). */
-  void grow(uint32_t n) {
-    if (n < queues_.size()) return;
-    uint32_t old = uint32_t(queues_.size());
-    queues_.resize(n);
-    heap_.resize(n);
-    free_.reserve(n);
-    for (uint32_t i = n; i-- > old;) free_.push_back(i);
-  }
-
   static bool before(const HeapEntry &a, const HeapEntry &b) { return a.t < b.t || (a.t == b.t && a.seq < b.seq); }
 
   void pushHeap(const HeapEntry &e) {
+    HeapEntry *heap = slots_.heap();
     uint32_t k = heapN_++;
     while (k > 0) {
       uint32_t parent = (k - 1) / 2;
-      if (!before(e, heap_[parent])) break;
-      heap_[k] = heap_[parent];
+      if (!before(e, heap[parent])) break;
+      heap[k] = heap[parent];
       k = parent;
     }
-    heap_[k] = e;
+    heap[k] = e;
   }
 
   void popHeap() {
-    HeapEntry last = heap_[--heapN_];
+    HeapEntry *heap = slots_.heap();
+    HeapEntry last = heap[--heapN_];
     uint32_t k = 0;
     for (;;) {
       uint32_t child = 2 * k + 1;
       if (child >= heapN_) break;
-      if (child + 1 < heapN_ && before(heap_[child + 1], heap_[child])) child++;
-      if (!before(heap_[child], last)) break;
-      heap_[k] = heap_[child];
+      if (child + 1 < heapN_ && before(heap[child + 1], heap[child])) child++;
+      if (!before(heap[child], last)) break;
+      heap[k] = heap[child];
       k = child;
     }
-    if (heapN_) heap_[k] = last;
+    if (heapN_) heap[k] = last;
   }
 
   ImpairConfig c_;
@@ -917,9 +998,7 @@ class ImpairStage : public Stage {
   Rng rng_, slotRng_;
   CorrEvent lossCorr_, dupCorr_, corruptCorr_, reorderCorr_;
   // held frames: one single-item queue per slot, a heap over them, the free slots
-  std::vector<PktQueue> queues_;
-  std::vector<HeapEntry> heap_;
-  std::vector<uint32_t> free_;
+  SlotArrays slots_;
   uint32_t heapN_ = 0;
   uint64_t heldBytes_ = 0;
   uint64_t seq_ = 0, maxReleasedSeq_ = 0;

@@ -7,8 +7,8 @@
  * is refused (it would loop every broadcast back into the switch).
  */
 import path from 'node:path';
-import yargs from 'yargs';
-import { CliError, getoptLongOnly, helpText, octalOption, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
+import type { Options } from 'yargs';
+import { CliError, getoptLongOnly, helpText, octalOption, specsFromOptions, standardSpecs, toolParser, type Example } from '../core/cli.js';
 import { daemonize } from '../core/daemon.js';
 import { errorText, installCrashGuard } from '../core/errors.js';
 import { setProgram, setVerbose } from '../core/log.js';
@@ -63,32 +63,22 @@ export const EXAMPLES: Example[] = [
 ];
 
 function parser(argv: string[]) {
-  return yargs(argv)
-    .scriptName('vde_plug')
-    .usage(
-      'Usage:\n' +
-        '  vde_plug [OPTIONS] [LOCATOR]              plug LOCATOR into stdin/stdout (2-byte length framing)\n' +
-        '  vde_plug [OPTIONS] LOCATOR LOCATOR        join two endpoints\n' +
-        '  vde_plug [OPTIONS] [LOCATOR] = CMD ARGS   join LOCATOR to a command\'s stdin/stdout\n\n' +
-        'A LOCATOR without "://" is a switch directory (vde://). Kinds:\n' +
-        '  vde://DIR[PORT/group=G/mode=M]   tap://IF   null://   ptp://PATH   cmd://COMMAND ARGS\n' +
-        '  udp://[SRC:]SPORT->HOST:PORT     vxlan://GROUP/vni=N/port=P/if=IF   vxvde://GROUP\n' +
-        '  stream://unix:PATH[server/framing=2]   stream://tcp:HOST:PORT[server/framing=2]   (QEMU: framing=4)\n' +
-        '  dgram://unix:LOCAL->REMOTE   dgram://udp:[LADDR:]LPORT->HOST:PORT   slirp:///OPTIONS\n' +
-        '  switch://DIR[mode=M/hashsize=N]   hub://DIR   multi://DIR   seqpacket://FD\n' +
-        '  vlan://VLAN[untag=V/tag=V:V/trunk]{LOCATOR}',
-    )
-    .options(OPTIONS)
-    .version(false)
-    .option('version', { type: 'boolean', describe: 'print the version' })
-    .strictOptions()
-    .wrap(Math.min(110, process.stdout.columns || 100))
-    .help(false)
-    .option('help', { alias: 'h', type: 'boolean', describe: 'show this help' })
-    .parserConfiguration({ 'unknown-options-as-args': false, 'greedy-arrays': false })
-    .fail((msg, err) => {
-      throw err ?? new Error(msg);
-    });
+  return toolParser(
+    argv,
+    'vde_plug',
+    'Usage:\n' +
+      '  vde_plug [OPTIONS] [LOCATOR]              plug LOCATOR into stdin/stdout (2-byte length framing)\n' +
+      '  vde_plug [OPTIONS] LOCATOR LOCATOR        join two endpoints\n' +
+      '  vde_plug [OPTIONS] [LOCATOR] = CMD ARGS   join LOCATOR to a command\'s stdin/stdout\n\n' +
+      'A LOCATOR without "://" is a switch directory (vde://). Kinds:\n' +
+      '  vde://DIR[PORT/group=G/mode=M]   tap://IF   null://   ptp://PATH   cmd://COMMAND ARGS\n' +
+      '  udp://[SRC:]SPORT->HOST:PORT     vxlan://GROUP/vni=N/port=P/if=IF   vxvde://GROUP\n' +
+      '  stream://unix:PATH[server/framing=2]   stream://tcp:HOST:PORT[server/framing=2]   (QEMU: framing=4)\n' +
+      '  dgram://unix:LOCAL->REMOTE   dgram://udp:[LADDR:]LPORT->HOST:PORT   slirp:///OPTIONS\n' +
+      '  switch://DIR[mode=M/hashsize=N]   hub://DIR   multi://DIR   seqpacket://FD\n' +
+      '  vlan://VLAN[untag=V/tag=V:V/trunk]{LOCATOR}',
+    OPTIONS as unknown as Record<string, Options>,
+  );
 }
 
 function locator(s: string): Locator {

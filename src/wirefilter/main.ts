@@ -16,8 +16,8 @@
  */
 import fs from 'node:fs';
 import path from 'node:path';
-import yargs from 'yargs';
-import { CliError, getoptLongOnly, helpText, octalOption, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
+import type { Options } from 'yargs';
+import { CliError, getoptLongOnly, helpText, octalOption, specsFromOptions, standardSpecs, toolParser, type Example } from '../core/cli.js';
 import { daemonize } from '../core/daemon.js';
 import { errorText, installCrashGuard } from '../core/errors.js';
 import { log, setProgram, setVerbose } from '../core/log.js';
@@ -78,27 +78,17 @@ export const EXAMPLES: Example[] = [
 ];
 
 function parser(argv: string[]) {
-  return yargs(argv)
-    .scriptName('wirefilter')
-    .usage(
-      'Usage:\n' +
-        '  dpipe ... = wirefilter [OPTIONS] = ...     a filter in a dpipe cable (stdin/stdout and ALTERNATE_STDIN/ALTERNATE_STDOUT)\n' +
-        '  wirefilter [OPTIONS] -v SOCK1:SOCK2       a filter between two switches\n' +
-        '  wirefilter [OPTIONS] LOCATOR LOCATOR      a filter between any two endpoints (vde://, tap://, ...)\n\n' +
-        'Values: [LR|RL]N[+J][K|M|G][U|N] - LR/RL: one direction (default both), +J: a random spread\n' +
-        '(U uniform, N normal), K/M/G: 2^10/2^20/2^30. Left is SOCK1 (or stdin), right SOCK2.',
-    )
-    .options(OPTIONS)
-    .version(false)
-    .option('version', { type: 'boolean', describe: 'print the version' })
-    .strictOptions()
-    .wrap(Math.min(110, process.stdout.columns || 100))
-    .help(false)
-    .option('help', { alias: 'h', type: 'boolean', describe: 'show this help' })
-    .parserConfiguration({ 'unknown-options-as-args': false, 'greedy-arrays': false })
-    .fail((msg, err) => {
-      throw err ?? new Error(msg);
-    });
+  return toolParser(
+    argv,
+    'wirefilter',
+    'Usage:\n' +
+      '  dpipe ... = wirefilter [OPTIONS] = ...     a filter in a dpipe cable (stdin/stdout and ALTERNATE_STDIN/ALTERNATE_STDOUT)\n' +
+      '  wirefilter [OPTIONS] -v SOCK1:SOCK2       a filter between two switches\n' +
+      '  wirefilter [OPTIONS] LOCATOR LOCATOR      a filter between any two endpoints (vde://, tap://, ...)\n\n' +
+      'Values: [LR|RL]N[+J][K|M|G][U|N] - LR/RL: one direction (default both), +J: a random spread\n' +
+      '(U uniform, N normal), K/M/G: 2^10/2^20/2^30. Left is SOCK1 (or stdin), right SOCK2.',
+    OPTIONS as unknown as Record<string, Options>,
+  );
 }
 
 /** Splits -v's SOCK1:SOCK2 at the first colon that does not start "://" (vde2 splits at the first colon). */

@@ -13,6 +13,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { debianTool, oursArgv } from './reference.mjs';
+import { sleep, until } from './util.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const IPERF_SECONDS = 5;
@@ -31,7 +32,6 @@ try {
 }
 
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 function start(cmd, args) {
   const p = spawn(cmd, args, { stdio: ['pipe', 'ignore', 'pipe'] });
   let err = '';
@@ -39,18 +39,6 @@ function start(cmd, args) {
   p.errText = () => err;
   procs.push(p);
   return p;
-}
-async function until(fn, ms, what) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    try {
-      if (await fn()) return;
-    } catch {
-      /* retry */
-    }
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
 }
 function cleanup() {
   for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');

@@ -19,8 +19,8 @@ enum DropReason {
   DROP_RUNT, DROP_OVERSIZE, DROP_VLAN, DROP_STP, DROP_STORM, DROP_QUEUE_FULL, DROP_TX_ERROR,
   DROP_FRAMING, DROP_BAD_VNET,
   // stages: link emulation (random loss, a full channel buffer, above the link MTU), filters,
-  // policers, authenticated encryption that failed
-  DROP_LOSS, DROP_CAPACITY, DROP_MTU, DROP_FILTER, DROP_POLICE, DROP_AUTH,
+  // policers, authenticated encryption that failed; link emulation again: the link is down
+  DROP_LOSS, DROP_CAPACITY, DROP_MTU, DROP_FILTER, DROP_POLICE, DROP_AUTH, DROP_LINK_DOWN,
   DROP_COUNT
 };
 extern const char *const DROP_NAMES[DROP_COUNT];

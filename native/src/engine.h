@@ -249,6 +249,7 @@ class Engine : private StageEnv, private MacObserver {
   void rebuildTimed();
   void runTimers();
   void armTimer();
+  void timerWoke();
   void tick();
   void fail(const char *what, int err);
   void pushEvent(EngineEvent &&e);
@@ -305,7 +306,10 @@ class Engine : private StageEnv, private MacObserver {
   int pausedCount_ = 0;
   uint32_t nextTickSec_ = 0;
   std::vector<TimedStage> timed_;
-  uint64_t armedNs_ = NO_DEADLINE_NS;
+  uint64_t armedNs_ = NO_DEADLINE_NS;  // the deadline the timerfd is armed for
+  uint64_t armedWakeNs_ = 0;          // when it was asked to wake up (earlier, see timerWoke)
+  uint64_t timerEarlyNs_;             // how much earlier than a deadline to wake up
+  uint64_t spinWindowStartNs_ = 0, spinNsInWindow_ = 0;
   std::vector<uint32_t> pendingRx_;  // endpoints with buffered input (More)
 
   // batch and egress lists

@@ -16,6 +16,9 @@
 // its flush() once at the end of a wakeup when the stage asked for it (so a stage that collects
 // output per frame writes it with one system call per wakeup). Stages learn the port they sit on
 // when they are installed (attached) and when they go (detached).
+//
+// A replacing stage may adopt() what the one it replaces holds (the impairment stage keeps its
+// queued frames and counters that way).
 #pragma once
 
 #include <cstdint>
@@ -138,6 +141,16 @@ class Stage {
   }
   /** Returns held frames to the pool (the stage is going away or the port closes). */
   virtual void clear(BlockPool &pool) { (void)pool; }
+  /**
+   * Takes over what `previous`, the stage of the same name this one replaces, holds (frames,
+   * counters, random state), so that reconfiguring a stage loses nothing; `previous` is left
+   * empty and then cleared. Runs on the engine thread, between batches. Default: nothing is
+   * taken and the previous stage's held frames are dropped with it.
+   */
+  virtual void adopt(Stage &previous, BlockPool &pool) {
+    (void)previous;
+    (void)pool;
+  }
   /** A port this stage sends to (mirrors), or -1. */
   virtual int targetPort() const { return -1; }
   /** Its configuration and state for queries (engine thread). */
@@ -158,9 +171,11 @@ class Stage {
 };
 
 /** Stage ranks (lower first). */
-constexpr int RANK_CAPTURE_IN = 0;        // capture on ingress: first, sees what arrives
+constexpr int RANK_IMPAIR_IN = 0;         // link emulation: the cable comes before everything on the way in
+constexpr int RANK_CAPTURE_IN = 1;        // capture on ingress: sees what arrives at the switch
 constexpr int RANK_MIRROR = 10;
 constexpr int RANK_STORM = 40;
+constexpr int RANK_IMPAIR_OUT = 99;       // and after everything on the way out
 constexpr int RANK_CAPTURE_OUT = 1000;    // capture on egress: last, sees what leaves
 
 }  // namespace vde

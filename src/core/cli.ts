@@ -7,6 +7,8 @@
  * ambiguous prefix, and lets the last occurrence of an option win (vde2) unless the option is
  * repeatable (`--tap`, `--qemu-*`). Strict integer and octal parsing live here too.
  */
+import yargs, { type Options } from 'yargs';
+import { parseOctal } from './perms.js';
 
 /** A tool's option as getoptLongOnly needs to know it. */
 export interface OptSpec {
@@ -191,6 +193,14 @@ export function normalizeLongOnly(argv: string[], longNames: string[]): string[]
   return out;
 }
 
+/** Parses an octal mode option (`0660`), or undefined when not given; throws a message naming the option. */
+export function octalOption(name: string, v: unknown): number | undefined {
+  if (v === undefined) return undefined;
+  const n = parseOctal(String(v));
+  if (n === undefined) throw new CliError(`--${name}: "${String(v)}" is not an octal mode`);
+  return n;
+}
+
 /** Parses a non-negative integer option strictly; throws a message naming the option. */
 export function intOption(name: string, v: unknown, min = 0, max = Number.MAX_SAFE_INTEGER): number {
   const s = String(v);
@@ -277,4 +287,26 @@ interface HelpSource {
  */
 export async function helpText(y: HelpSource, examples: Example[], extra = ''): Promise<string> {
   return `${(await y.getHelp()).trimEnd()}\n\n${extra ? `${extra}\n\n` : ''}${formatExamples(examples)}\n`;
+}
+
+/**
+ * A tool's yargs parser with the settings every tool wants: its own --version and --help (the
+ * tool prints them), strict options, help wrapped to the terminal, errors thrown (the tool prints
+ * one line), repeated array options kept apart from positionals.
+ */
+export function toolParser(argv: string[], name: string, usage: string, options: Record<string, Options>) {
+  return yargs(argv)
+    .scriptName(name)
+    .usage(usage)
+    .options(options)
+    .version(false)
+    .option('version', { type: 'boolean', describe: 'print the version' })
+    .strictOptions()
+    .wrap(Math.min(110, process.stdout.columns || 100))
+    .help(false)
+    .option('help', { alias: 'h', type: 'boolean', describe: 'show this help' })
+    .parserConfiguration({ 'unknown-options-as-args': false, 'greedy-arrays': false })
+    .fail((msg, err) => {
+      throw err ?? new Error(msg);
+    });
 }

@@ -6,10 +6,9 @@
  * options exit with status 1 and name the bad part. A plug whose two ends are the same switch
  * is refused (it would loop every broadcast back into the switch).
  */
-import fs from 'node:fs';
 import path from 'node:path';
-import yargs from 'yargs';
-import { CliError, getoptLongOnly, helpText, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
+import type { Options } from 'yargs';
+import { CliError, getoptLongOnly, helpText, octalOption, specsFromOptions, standardSpecs, toolParser, type Example } from '../core/cli.js';
 import { daemonize } from '../core/daemon.js';
 import { errorText, installCrashGuard } from '../core/errors.js';
 import { setProgram, setVerbose } from '../core/log.js';
@@ -17,8 +16,15 @@ import { parseOctal } from '../core/perms.js';
 import { versionLine } from '../core/version.js';
 import { metricsOption } from '../ports/metrics.js';
 import { WireObservation } from '../ports/observe.js';
+import { cablePorts, impairOptions, Impairments, seedOption, type CableDir, type ImpairSpec } from '../ports/impair.js';
+import { formatLocator } from '../ports/vnl.js';
 import { runWire } from '../ports/runwire.js';
+import { startPlugConsole } from './console.js';
+import { absoluteLocator, switchDirOf } from '../ports/paths.js';
 import { parseLocator, resolveIndirection, type Locator } from '../ports/vnl.js';
+
+/** Default mode of the management socket. */
+export const PLUG_MGMT_MODE = 0o600;
 import type { WireSide } from '../ports/wire.js';
 
 const OPTIONS = {
@@ -35,8 +41,11 @@ const OPTIONS = {
   port2: { type: 'string', describe: 'switch port for the second locator' },
   descr: { alias: 'D', type: 'string', default: 'vdeplug:', describe: 'description shown by the switch' },
   reconnect: { type: 'boolean', describe: 'when a switch or stream server goes away, keep the other end and re-attach with backoff' },
-  mgmt: { type: 'string', describe: 'management console socket PATH (vdecmd, vde_capture): capture/start, events, showinfo' },
+  mgmt: { type: 'string', describe: 'management console on this unix socket (vdecmd, vdeterm, vde_capture): impair, capture/start, events, showinfo' },
+  mgmtmode: { type: 'string', describe: 'octal mode of the management socket (default 0600)' },
   metrics: { type: 'string', describe: 'serve Prometheus metrics on /metrics at tcp:HOST:PORT, tcp:PORT (127.0.0.1) or unix:PATH' },
+  impair: { type: 'string', array: true, describe: 'link emulation, [LR:|RL:]SPEC (LR: first locator to second; no prefix: both ways), e.g. "LR:delay 10ms loss 1%"; repeatable' },
+  seed: { type: 'string', describe: 'seed of the link emulation\'s random numbers (the same seed loses the same frames)' },
   verbose: { type: 'boolean', describe: 'log debug messages' },
   'daemon-child': { type: 'boolean', hidden: true },
 } as const;
@@ -53,35 +62,27 @@ export const EXAMPLES: Example[] = [
   { command: 'vde_plug switch:///tmp/node null://', what: 'a switch without a switch process: others join with vde_plug /tmp/node' },
   { command: "vde_plug 'vlan://10{vde:///tmp/sw}' tap://tap0", what: 'the tap sees VLAN 10 of the switch untagged' },
   { command: 'vde_plug --mgmt /tmp/cable.mgmt /tmp/s1 /tmp/s2', what: 'a cable you can watch: vde_capture /tmp/cable.mgmt | tshark -r -' },
+  { command: "vde_plug --impair 'LR:delay 10ms loss 1%' --impair 'RL:rate 10mbit' /tmp/s1 /tmp/s2", what: 'a cable with 10 ms and 1 % loss one way, 10 Mbit/s the other' },
+  { command: "vde_plug --mgmt /tmp/cable.mgmt --impair 'delay 5ms' /tmp/s1 /tmp/s2", what: 'the same, changed while it runs: vdecmd -s /tmp/cable.mgmt impair both delay 50ms' },
 ];
 
 function parser(argv: string[]) {
-  return yargs(argv)
-    .scriptName('vde_plug')
-    .usage(
-      'Usage:\n' +
-        '  vde_plug [OPTIONS] [LOCATOR]              plug LOCATOR into stdin/stdout (2-byte length framing)\n' +
-        '  vde_plug [OPTIONS] LOCATOR LOCATOR        join two endpoints\n' +
-        '  vde_plug [OPTIONS] [LOCATOR] = CMD ARGS   join LOCATOR to a command\'s stdin/stdout\n\n' +
-        'A LOCATOR without "://" is a switch directory (vde://). Kinds:\n' +
-        '  vde://DIR[PORT/group=G/mode=M]   tap://IF   null://   ptp://PATH   cmd://COMMAND ARGS\n' +
-        '  udp://[SRC:]SPORT->HOST:PORT     vxlan://GROUP/vni=N/port=P/if=IF   vxvde://GROUP\n' +
-        '  stream://unix:PATH[server/framing=2]   stream://tcp:HOST:PORT[server/framing=2]   (QEMU: framing=4)\n' +
-        '  dgram://unix:LOCAL->REMOTE   dgram://udp:[LADDR:]LPORT->HOST:PORT   slirp:///OPTIONS\n' +
-        '  switch://DIR[mode=M/hashsize=N]   hub://DIR   multi://DIR   seqpacket://FD\n' +
-        '  vlan://VLAN[untag=V/tag=V:V/trunk]{LOCATOR}',
-    )
-    .options(OPTIONS)
-    .version(false)
-    .option('version', { type: 'boolean', describe: 'print the version' })
-    .strictOptions()
-    .wrap(Math.min(110, process.stdout.columns || 100))
-    .help(false)
-    .option('help', { alias: 'h', type: 'boolean', describe: 'show this help' })
-    .parserConfiguration({ 'unknown-options-as-args': false, 'greedy-arrays': false })
-    .fail((msg, err) => {
-      throw err ?? new Error(msg);
-    });
+  return toolParser(
+    argv,
+    'vde_plug',
+    'Usage:\n' +
+      '  vde_plug [OPTIONS] [LOCATOR]              plug LOCATOR into stdin/stdout (2-byte length framing)\n' +
+      '  vde_plug [OPTIONS] LOCATOR LOCATOR        join two endpoints\n' +
+      '  vde_plug [OPTIONS] [LOCATOR] = CMD ARGS   join LOCATOR to a command\'s stdin/stdout\n\n' +
+      'A LOCATOR without "://" is a switch directory (vde://). Kinds:\n' +
+      '  vde://DIR[PORT/group=G/mode=M]   tap://IF   null://   ptp://PATH   cmd://COMMAND ARGS\n' +
+      '  udp://[SRC:]SPORT->HOST:PORT     vxlan://GROUP/vni=N/port=P/if=IF   vxvde://GROUP\n' +
+      '  stream://unix:PATH[server/framing=2]   stream://tcp:HOST:PORT[server/framing=2]   (QEMU: framing=4)\n' +
+      '  dgram://unix:LOCAL->REMOTE   dgram://udp:[LADDR:]LPORT->HOST:PORT   slirp:///OPTIONS\n' +
+      '  switch://DIR[mode=M/hashsize=N]   hub://DIR   multi://DIR   seqpacket://FD\n' +
+      '  vlan://VLAN[untag=V/tag=V:V/trunk]{LOCATOR}',
+    OPTIONS as unknown as Record<string, Options>,
+  );
 }
 
 function locator(s: string): Locator {
@@ -108,38 +109,6 @@ function side(loc: Locator, a: Record<string, unknown>, second: boolean, reconne
   };
 }
 
-/** The switch directory a vde:// side names, canonical, or null (other kinds, or a directory that does not exist). */
-function switchDirOf(l: Locator): string | null {
-  if (l.kind !== 'vde') return null;
-  try {
-    return fs.realpathSync(l.path || '/var/run/vde.ctl');
-  } catch {
-    return null;
-  }
-}
-
-/** Makes the paths of a locator absolute (the background copy of -d must not depend on its directory). */
-function absolute(l: Locator): Locator {
-  const abs = (p: string | undefined): string | undefined => (p ? path.resolve(p) : p);
-  switch (l.kind) {
-    case 'vde':
-    case 'switch':
-    case 'hub':
-    case 'multi':
-      return l.path ? { ...l, path: path.resolve(l.path) } : l;
-    case 'ptp':
-      return { ...l, path: path.resolve(l.path) };
-    case 'stream':
-      return l.transport === 'unix' ? { ...l, path: abs(l.path) } : l;
-    case 'dgram':
-      return l.transport === 'unix' ? { ...l, localPath: abs(l.localPath), remotePath: abs(l.remotePath) } : l;
-    case 'vlan':
-      return { ...l, inner: absolute(l.inner) };
-    default:
-      return l;
-  }
-}
-
 /** Parses a vde_plug command line (no side effects): the two sides and the parsed options. */
 export async function parsePlugArgs(argv: string[]): Promise<{ a: Record<string, unknown>; sides: [WireSide, WireSide] | null; mainArgs: string[]; command: string[] | null }> {
   const eq = argv.indexOf('=');
@@ -151,12 +120,22 @@ export async function parsePlugArgs(argv: string[]): Promise<{ a: Record<string,
   const reconnect = Boolean(a.reconnect);
   if (command !== null && command.length === 0) throw new CliError('"=" must be followed by a command');
   if (pos.length > (command ? 1 : 2)) throw new CliError(`too many locators: ${pos.join(' ')}`);
-  const first = absolute(locator(pos[0] ?? ''));
-  const secondLoc: Locator = command ? { kind: 'cmd', argv: command } : pos.length === 2 ? absolute(locator(pos[1])) : { kind: 'stdio' };
+  const first = absoluteLocator(locator(pos[0] ?? ''));
+  const secondLoc: Locator = command ? { kind: 'cmd', argv: command } : pos.length === 2 ? absoluteLocator(locator(pos[1])) : { kind: 'stdio' };
   const d1 = switchDirOf(first);
   if (d1 !== null && d1 === switchDirOf(secondLoc))
     throw new CliError(`both ends are the switch ${d1}: such a plug loops every broadcast back into the switch`);
   return { a, sides: [side(first, a, false, reconnect), side(secondLoc, a, true, reconnect)], mainArgs, command };
+}
+
+/** The plug's link emulation options, checked: --impair (each direction at most once), --seed, --mgmt, --mgmtmode. */
+export function plugImpairOptions(a: Record<string, unknown>): { impairs: Array<{ dir: CableDir; spec: ImpairSpec }>; seed?: number; mgmt?: string; mgmtMode: number } {
+  return {
+    impairs: impairOptions(a.impair, true),
+    seed: seedOption(a.seed),
+    mgmt: a.mgmt === undefined ? undefined : path.resolve(String(a.mgmt)),
+    mgmtMode: octalOption('mgmtmode', a.mgmtmode) ?? PLUG_MGMT_MODE,
+  };
 }
 
 /** Entry point of bin/vde_plug; resolves with the exit status. */
@@ -167,8 +146,10 @@ export async function main(argv: string[]): Promise<number> {
   let sides: [WireSide, WireSide] | null;
   let mainArgs: string[];
   let command: string[] | null;
+  let imp: ReturnType<typeof plugImpairOptions>;
   try {
     ({ a, sides, mainArgs, command } = await parsePlugArgs(argv));
+    imp = plugImpairOptions(a);
   } catch (e) {
     process.stderr.write(`vde_plug: ${errorText(e)}\nTry 'vde_plug --help' for the syntax.\n`);
     return 1;
@@ -182,9 +163,9 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   if (a.verbose) setVerbose(true);
+  let impairments: Impairments | null = null;
   const logFile = a.logfile ? path.resolve(String(a.logfile)) : undefined;
   const pidfile = a.pidfile ? path.resolve(String(a.pidfile)) : undefined;
-  const mgmt = a.mgmt ? path.resolve(String(a.mgmt)) : undefined;
   let metrics: string | undefined;
   try {
     if (a.metrics !== undefined) metrics = metricsOption(String(a.metrics));
@@ -209,16 +190,30 @@ export async function main(argv: string[]): Promise<number> {
     logFile,
     syslog: Boolean(a.log || a.iplog),
     logStartStop: Boolean(a.log || a.iplog),
-    afterStart: mgmt || metrics ? async (wire) => {
+    beforeStart: (wire) => {
+      impairments = new Impairments(wire.engine, imp.seed);
+      for (const { dir, spec } of imp.impairs) {
+        try {
+          for (const port of cablePorts(dir)) impairments.set(port, 'out', spec);
+        } catch (e) {
+          throw new Error(`--impair: ${(e as Error).message.replace(/^impair: /, '')}`);
+        }
+      }
+    },
+    afterStart: imp.mgmt || metrics ? async (wire) => {
       const obs = new WireObservation(wire, 'vde_plug');
+      const closers: Array<() => void> = [() => obs.close()];
+      const closeAll = (): void => closers.splice(0).reverse().forEach((c) => c());
       try {
-        if (mgmt) await obs.serveConsole(mgmt);
+        const s = sides!;
+        if (imp.mgmt && impairments)
+          closers.push(await startPlugConsole(imp.mgmt, imp.mgmtMode, impairments, () => ({ left: formatLocator(s[0].locator), right: formatLocator(s[1].locator) }), obs.commands()));
         if (metrics) await obs.serveMetrics(metrics);
       } catch (e) {
-        obs.close();
+        closeAll();
         throw e;
       }
-      return () => obs.close();
+      return closeAll;
     } : undefined,
   });
 }

@@ -22,6 +22,8 @@ export interface RunWireOptions {
   syslog?: boolean;
   /** Log START/STOP lines (vde_plug -l). */
   logStartStop?: boolean;
+  /** Runs on the new wire before its ends are opened (stages that must see the first frame); a throw ends the tool with its message. */
+  beforeStart?: (wire: Wire) => void | Promise<void>;
   /** Runs once both ends are open; may return a clean-up function for the end. */
   afterStart?: (wire: Wire) => Promise<(() => void) | void>;
 }
@@ -49,6 +51,13 @@ export async function runWire(sides: [WireSide, WireSide], o: RunWireOptions): P
   // ends the wire cleanly too, instead of killing the process with its pidfile left behind
   for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) process.on(sig, () => wire.stop(0, `caught ${sig}`));
   process.on('SIGPIPE', () => {});
+  try {
+    await o.beforeStart?.(wire);
+  } catch (e) {
+    wire.stop(1, errorText(e));
+    pid?.remove();
+    return fail(errorText(e));
+  }
   try {
     const starting = wire.start();
     starting.catch(() => {}); // a start-up that a signal overtook may still fail later: nothing to report then

@@ -1,7 +1,7 @@
 /**
  * Wire: an engine with two ports and the wire policy (hub mode with two ports copies every frame
  * to the other side), one opened endpoint on each port. vde_plug and slirpvde are a Wire; so is
- * the coming wirefilter. It watches both ends: when one goes away it either ends (vdeplug4's
+ * wirefilter. It watches both ends: when one goes away it either ends (vdeplug4's
  * behaviour) or, with reconnect, keeps the other end alive and re-opens the lost one with a
  * capped exponential backoff. Endpoints are opened through the kind registry and attached with
  * the one attach lifecycle (attach.ts).
@@ -23,6 +23,8 @@ export interface WireSide {
   locator: Locator;
   options: OpenOptions;
   reconnect: boolean;
+  /** An endpoint made by the tool itself (wirefilter's pipes), used instead of opening the locator; never re-opened. */
+  opened?: () => OpenedEndpoint;
 }
 
 /** What a tool watching a wire is told (capture, events: see observe.ts). */
@@ -63,7 +65,7 @@ export class Wire {
 
   /** Opens both ends (concurrently: a stream server may wait for its client). */
   async start(): Promise<void> {
-    const opened = await Promise.allSettled(this.slots.map((s) => openEndpoint(s.locator, s.options)));
+    const opened = await Promise.allSettled(this.slots.map((s) => (s.opened ? Promise.resolve().then(s.opened) : openEndpoint(s.locator, s.options))));
     const failed = opened.find((r) => r.status === 'rejected') as PromiseRejectedResult | undefined;
     if (failed) {
       for (const r of opened) if (r.status === 'fulfilled') releaseEndpoint(r.value);
@@ -107,7 +109,7 @@ export class Wire {
     slot.at.close(engineDropped);
     slot.at = null;
     this.observer?.onDetach(slot.port, name, why);
-    if (slot.reconnect && reopenable(slot.locator)) {
+    if (slot.reconnect && !slot.opened && reopenable(slot.locator)) {
       log('warning', `${name}: ${why}; reconnecting`);
       this.reopen(slot, RECONNECT_FIRST_MS);
       return;

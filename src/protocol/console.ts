@@ -22,10 +22,11 @@
  *   the session and writes nothing more to it).
  */
 import fs from 'node:fs';
-import type net from 'node:net';
+import net from 'node:net';
 import { E, ErrnoError, strerror } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { native } from '../native/index.js';
+import { claimSocketPath, listenUnix, OwnedPath } from '../core/sockpath.js';
 
 export const DATA_HEADER = "0000 DATA END WITH '.'";
 export const END_OF_SESSION = '9999 END OF SESSION';
@@ -94,6 +95,8 @@ export interface ConsoleOptions {
   echoLine?: (file: string, line: string) => string;
   /** Debug categories that sessions may subscribe to. */
   debugCategories?: DebugCategory[];
+  /** What a socket session gets when it ends with logout (default END_OF_SESSION). */
+  endOfSession?: string;
 }
 
 /** Result of running a script. */
@@ -169,6 +172,11 @@ export class ConsoleServer {
   /** The debug categories this console offers. */
   debugCategories(): DebugCategory[] {
     return this.opts.debugCategories ?? [];
+  }
+
+  /** Sends a line as it is to every session subscribed to the category (tools whose debug lines have their own layout). */
+  debugRaw(category: string, line: string): void {
+    for (const s of this.sessions) if (s.debug.has(category)) s.write(line);
   }
 
   /** Sends an asynchronous debug line to every session subscribed to the category. */
@@ -261,7 +269,7 @@ export class ConsoleServer {
         if (!sock.destroyed && sock.writable) sock.write(t);
       },
       end: () => {
-        sock.end(END_OF_SESSION);
+        sock.end(this.opts.endOfSession ?? END_OF_SESSION);
       },
       closed,
       backlog: () => sock.writableLength,
@@ -405,4 +413,29 @@ export class LineInput {
       this.busy = false;
     }
   }
+}
+
+/**
+ * Serves a console on a unix stream socket at sockPath (refused when something answers there; a
+ * stale socket is reclaimed), created with `mode`; resolves with a function that closes it and
+ * removes the socket (only while the path still names it).
+ */
+export async function listenConsole(server: ConsoleServer, sockPath: string, mode: number): Promise<() => void> {
+  await claimSocketPath(sockPath, 'management socket');
+  const sockets = new Set<net.Socket>();
+  const srv = net.createServer((s) => {
+    sockets.add(s);
+    s.on('close', () => sockets.delete(s));
+    server.serveSocket(s);
+  });
+  await listenUnix(srv, sockPath, mode).catch((e) => {
+    throw new Error(`management socket ${sockPath}: ${(e as Error).message}`);
+  });
+  srv.on('error', (e) => log('error', `management socket: ${e.message}`));
+  const owned = OwnedPath.record(sockPath);
+  return () => {
+    for (const s of sockets) s.destroy();
+    srv.close();
+    owned.release();
+  };
 }

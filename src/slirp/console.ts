@@ -8,8 +8,7 @@ import { E } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { parseForward, SlirpOptionError, type HostForward } from '../ports/kinds/slirp-options.js';
 import type { SlirpHandle } from '../ports/kinds/slirp.js';
-import { listenConsole } from '../ports/observe.js';
-import { ConsoleServer, CONSOLE_END, type ConsoleCommand } from '../protocol/console.js';
+import { ConsoleServer, CONSOLE_END, listenConsole, type ConsoleCommand } from '../protocol/console.js';
 
 export const SLIRP_BANNER = 'VDE slirp (vde-ts)\n';
 export const SLIRP_PROMPT = '\nslirp$ ';
@@ -92,5 +91,5 @@ export async function startSlirpConsole(sockPath: string, h: SlirpHandle, forwar
   const cmds = slirpCommands(h, forwards);
   const logout = cmds.pop()!;
   server.setCommands([...cmds, ...extra, logout]);
-  return listenConsole(sockPath, server, SLIRP_CONSOLE_MODE);
+  return listenConsole(server, sockPath, SLIRP_CONSOLE_MODE);
 }

@@ -9,6 +9,7 @@
 import { VDE2_VERSION, VDE_TS_VERSION } from '../core/version.js';
 import { lookupGroup, lookupUser } from '../core/perms.js';
 import type { MacEntryInfo } from '../native/index.js';
+import { impairErrorText, impairLines, parseImpairSpec } from '../ports/impair.js';
 import { ConsoleServer, CONSOLE_END, type ConsoleCommand, type DebugCategory, type Session } from '../protocol/console.js';
 import { hashLine, portJson, portLines } from './format.js';
 import { E, SwitchError, type SwitchState } from './state.js';
@@ -304,6 +305,25 @@ export function switchCommands(server: ConsoleServer, h: ConsoleHost): ConsoleCo
       if (!['in', 'out', 'both'].includes(dir)) return E.EINVAL;
       st().setMirror(n, v[1] === 'none' ? -1 : portArg(v[1]), dir);
     } },
+    { path: 'port/impair', syntax: 'N in|out|both SPEC|off', help: 'link emulation on port N: delay, loss, rate... (README: Link emulation)', text: true, run: (a, out) => {
+      const m = /^\s*(\S+)\s+(\S+)\s*(.*)$/.exec(a);
+      if (!m) { out.push('usage: port/impair N in|out|both SPEC|off'); return E.EINVAL; }
+      const n = portArg(m[1]);
+      const dir = m[2];
+      if (dir !== 'in' && dir !== 'out' && dir !== 'both') { out.push(`direction "${dir}" is not in, out or both`); return E.EINVAL; }
+      try {
+        st().setImpair(n, dir, parseImpairSpec(m[3]));
+      } catch (e) {
+        const text = impairErrorText(e);
+        if (text === null) throw e;
+        out.push(`port/impair: ${text}`);
+        return E.EINVAL;
+      }
+    } },
+    { path: 'port/showimpair', syntax: '[N]', help: 'link emulation settings and counters', text: true, run: async (a, out) => {
+      const n = a.trim() === '' ? -1 : st().port(portArg(a)).num;
+      for (const r of await st().impair.report(n)) out.push(...impairLines(`Port ${String(r.port).padStart(4, '0')} ${r.dir}`, r));
+    } },
     { path: 'port/stormctl', syntax: 'N PPS', help: 'limit broadcast/multicast frames entering port N (0=off)', run: (a) => { const [p, v] = two(a); st().setStorm(portArg(p), strictInt(v, 'limit')); } },
     { path: 'vlan', syntax: '============', help: 'VLAN MANAGEMENT MENU', menu: true },
     { path: 'vlan/create', syntax: 'N', help: 'create the VLAN with tag N', run: (a) => { st().createVlan(strictInt(a, 'VLAN')); } },
@@ -327,6 +347,10 @@ export function switchCommands(server: ConsoleServer, h: ConsoleHost): ConsoleCo
     { path: 'json/hash/showinfo', syntax: '', help: 'hash settings as JSON', text: true, json: true, run: (_a, out) => {
       const s = st().engine.stats();
       out.push(JSON.stringify({ hashSize: st().hashSize, gcIntervalSeconds: st().gcIntervalSeconds, expireSeconds: st().expireSeconds, minPersistSeconds: st().minPersistSeconds, entries: s.macEntries, maxEntries: s.macMaxEntries, evictions: s.macEvictions }));
+    } },
+    { path: 'json/port/impair', syntax: '[N]', help: 'link emulation settings and counters as JSON', text: true, json: true, run: async (a, out) => {
+      const n = a.trim() === '' ? -1 : st().port(portArg(a)).num;
+      out.push(JSON.stringify(await st().impair.report(n)));
     } },
     { path: 'json/vlan/print', syntax: '', help: 'VLANs as JSON', text: true, json: true, run: (_a, out) => { out.push(JSON.stringify(vlanJson())); } },
     { path: 'json/fstp/print', syntax: '', help: 'spanning tree state as JSON', text: true, json: true, run: (_a, out) => { out.push(JSON.stringify(h.stp.json())); } },

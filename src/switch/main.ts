@@ -10,11 +10,11 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import yargs from 'yargs';
-import { CliError, getoptLongOnly, helpText, intOption, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
+import { CliError, getoptLongOnly, helpText, intOption, octalOption, specsFromOptions, standardSpecs, type Example } from '../core/cli.js';
 import { daemonize, reportStarted } from '../core/daemon.js';
 import { errorText, installCrashGuard } from '../core/errors.js';
 import { log, setProgram, setVerbose, useLogFile, useSyslog } from '../core/log.js';
-import { deriveModes, lookupGroup, parseOctal, DEFAULT_MGMT_MODE } from '../core/perms.js';
+import { deriveModes, lookupGroup, DEFAULT_MGMT_MODE } from '../core/perms.js';
 import { versionLine } from '../core/version.js';
 import { metricsOption } from '../ports/metrics.js';
 import { parseQemuSpec } from './qemu.js';
@@ -108,12 +108,7 @@ function parseMac(s: string): Buffer {
   return Buffer.from(m.slice(1).map((x) => parseInt(x, 16)));
 }
 
-function octal(name: string, v: string | undefined): number | undefined {
-  if (v === undefined) return undefined;
-  const n = parseOctal(v);
-  if (n === undefined) throw new CliError(`--${name}: "${v}" is not an octal mode`);
-  return n;
-}
+const octal = octalOption;
 
 function group(name: string, v: string | undefined): number | null {
   if (v === undefined) return null;

@@ -8,6 +8,7 @@
 import { E, ErrnoError } from '../core/errors.js';
 import { userInGroup } from '../core/perms.js';
 import { NativeStpState, type NativeEngine, type PortCounters } from '../native/index.js';
+import { Impairments, type ImpairSpec } from '../ports/impair.js';
 
 export { E };
 
@@ -65,6 +66,8 @@ export class SwitchState {
   hashSize: number;
   macTableMax = DEFAULT_MAC_ENTRIES;
   onPortChange: ((ev: 'port/+' | 'port/-' | 'ep/+' | 'ep/-', port: number, ep?: EndpointInfo) => void) | null = null;
+  /** Link emulation on port directions (port/impair). */
+  readonly impair: Impairments;
 
   constructor(
     readonly engine: NativeEngine,
@@ -73,6 +76,7 @@ export class SwitchState {
   ) {
     this.numPorts = numPorts;
     this.hashSize = hashSize;
+    this.impair = new Impairments(engine);
   }
 
   /** Returns port n or throws ENXIO. */
@@ -118,6 +122,8 @@ export class SwitchState {
     for (const v of p.tagged) this.engine.setTagged(n, v, false);
     this.engine.setMirror(n, -1, -1);
     this.engine.setStorm(n, 0);
+    this.impair.set(n, 'in', null);
+    this.impair.set(n, 'out', null);
     for (const q of this.ports.values()) if (q.mirror?.target === n) this.setMirror(q.num, -1, 'both');
     this.ports.delete(n);
     this.onPortChange?.('port/-', n);
@@ -278,6 +284,15 @@ export class SwitchState {
     if (!Number.isInteger(pps) || pps < 0) throw new SwitchError(E.EINVAL, `bad storm limit ${pps}`);
     p.stormLimitPps = pps;
     this.engine.setStorm(n, pps);
+  }
+
+  /**
+   * Sets link emulation on what port n receives (in), sends (out) or both: the spec replaces the
+   * previous one of that direction; frames it holds and its counters carry over.
+   */
+  setImpair(n: number, dir: 'in' | 'out' | 'both', spec: ImpairSpec): void {
+    this.port(n);
+    for (const d of dir === 'both' ? (['in', 'out'] as const) : [dir]) this.impair.set(n, d, spec);
   }
 
   /** Counters of a port. */

@@ -15,12 +15,13 @@ import { parseSlirpvdeArgs, EXAMPLES as SLIRP_EXAMPLES } from '../../src/slirp/m
 import { parseSwitchArgs, EXAMPLES as SWITCH_EXAMPLES } from '../../src/switch/main.js';
 import { EXAMPLES as VDECMD_EXAMPLES } from '../../src/vdecmd/main.js';
 import { parseCaptureArgs, EXAMPLES as CAPTURE_EXAMPLES } from '../../src/capture/main.js';
+import { parseWfArgs, EXAMPLES as WF_EXAMPLES } from '../../src/wirefilter/main.js';
 import { ROOT, runBin, SWITCH_BIN, startSwitch, tmpdir, waitFor, type RunningSwitch } from '../helpers/switchproc.js';
 import { frame, VdeClient } from '../helpers/vdeclient.js';
 
 const run = promisify(execFile);
 const BIN = (t: string): string => path.join(ROOT, 'bin', t);
-const TOOLS = ['vde_switch', 'vde_plug', 'dpipe', 'slirpvde', 'vdecmd', 'vde_capture'];
+const TOOLS = ['vde_switch', 'vde_plug', 'dpipe', 'slirpvde', 'vdecmd', 'vde_capture', 'wirefilter'];
 
 const tool = runBin;
 
@@ -36,7 +37,7 @@ describe('repeated and incomplete options', () => {
 
   for (const [t, args] of [
     ['vde_switch', ['-M']], ['vde_switch', ['-p']], ['vde_switch', ['-s']], ['vde_switch', ['--mgmtmode']],
-    ['vde_plug', ['null://', 'null://', '-p']], ['slirpvde', ['-', '-p']], ['vdecmd', ['-s']], ['vde_capture', ['/tmp/m', '-w']],
+    ['vde_plug', ['null://', 'null://', '-p']], ['slirpvde', ['-', '-p']], ['vdecmd', ['-s']], ['vde_capture', ['/tmp/m', '-w']], ['wirefilter', ['-v']], ['wirefilter', ['-l']],
   ] as Array<[string, string[]]>) {
     it(`${t} ${args.join(' ')}: a missing value is an error naming the option`, async () => {
       const r = await tool(t, args);
@@ -88,7 +89,7 @@ describe('background mode and log files', () => {
 
 describe('--help examples', () => {
   it('print each command on one line, whatever the terminal width', async () => {
-    for (const [t, examples] of [['vde_switch', SWITCH_EXAMPLES], ['vde_plug', PLUG_EXAMPLES], ['slirpvde', SLIRP_EXAMPLES], ['vdecmd', VDECMD_EXAMPLES], ['vde_capture', CAPTURE_EXAMPLES]] as const) {
+    for (const [t, examples] of [['vde_switch', SWITCH_EXAMPLES], ['vde_plug', PLUG_EXAMPLES], ['slirpvde', SLIRP_EXAMPLES], ['vdecmd', VDECMD_EXAMPLES], ['vde_capture', CAPTURE_EXAMPLES], ['wirefilter', WF_EXAMPLES]] as const) {
       const r = await run(process.execPath, [BIN(t), '--help'], { env: { ...process.env, COLUMNS: '60' } });
       const lines = r.stdout.split('\n').map((l) => l.trim());
       for (const e of examples) expect(lines, `${t}: ${e.command}`).toContain(e.command);
@@ -96,7 +97,7 @@ describe('--help examples', () => {
   });
 
   it('are accepted by the tools\' own parsers', async () => {
-    for (const e of [...SWITCH_EXAMPLES, ...PLUG_EXAMPLES, ...SLIRP_EXAMPLES, ...VDECMD_EXAMPLES, ...CAPTURE_EXAMPLES]) {
+    for (const e of [...SWITCH_EXAMPLES, ...PLUG_EXAMPLES, ...SLIRP_EXAMPLES, ...VDECMD_EXAMPLES, ...CAPTURE_EXAMPLES, ...WF_EXAMPLES]) {
       // a pipeline's first command is ours (vde_capture SOCK | tshark -r -)
       const argv = shellWords(e.command.split(' | ')[0]);
       expect(argv, e.command).not.toBeNull();
@@ -106,6 +107,7 @@ describe('--help examples', () => {
       else if (cmd === 'slirpvde') expect((await parseSlirpvdeArgs(args)).sides, e.command).not.toBeNull();
       else if (cmd === 'vde_capture' && args[0]?.startsWith('--extcap')) expect(args, e.command).toEqual(['--extcap-interfaces']);
       else if (cmd === 'vde_capture') expect((await parseCaptureArgs(args)).run, e.command).not.toBeNull();
+      else if (cmd === 'wirefilter') expect((await parseWfArgs(args)).mode, e.command).toBeDefined();
       else expect(['vdecmd', 'dpipe', 'qemu-system-x86_64'], e.command).toContain(cmd);
     }
   });
@@ -137,6 +139,12 @@ describe('errors are one line, never a stack trace', () => {
     ['vde_capture', ['-w', '/nonexistent-vdets/x.pcapng', '/tmp/m']],
     ['vde_capture', ['-c', 'x', '/tmp/m']],
     ['dpipe', ['a']],
+    ['wirefilter', ['-l', 'abc']],
+    ['wirefilter', ['--blink', '/tmp/x']],
+    ['wirefilter', ['-v', '/nonexistent-vdets/a:/nonexistent-vdets/b', '--nostdin']],
+    ['wirefilter', []],
+    ['wirefilter', ['-M', '/nonexistent-vdets/dir/m', 'null://', 'null://', '--nostdin']],
+    ['wirefilter', ['-f', '/nonexistent-vdets/rc', 'null://', 'null://']],
     ['dpipe', ['-p', '/nonexistent-vdets/p', 'true', '=', 'true']],
   ];
   for (const [t, args] of BAD) {

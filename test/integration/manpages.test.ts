@@ -156,6 +156,26 @@ describe('locators and console commands', () => {
     expect(commands.filter((c) => !mentions(text, c))).toEqual([]);
   });
 
+  it('every console command of a running wirefilter and vde_plug --mgmt is in its page', async () => {
+    for (const [command, args, page] of [
+      ['wirefilter', ['--nostdin', 'null://', 'null://'], 'man/wirefilter.1'],
+      ['vde_plug', ['null://', 'null://'], 'man/vde_plug.1'],
+    ] as const) {
+      const mgmt = path.join(tmp, `${command}.mgmt`);
+      const p = startBackground(command, [command === 'wirefilter' ? '-M' : '--mgmt', mgmt, ...args]);
+      await waitForFile(mgmt, p.proc, p.out, command);
+      const help = await bin('vdecmd', ['-s', mgmt, 'help']);
+      p.proc.kill('SIGTERM');
+      // wirefilter's help is vde2's: "COMMAND  HELP" lines with the command first
+      const commands = command === 'wirefilter'
+        ? help.split('\n').map((l) => l.split(/\s+/)[0]).filter((c) => /^[a-z][a-z/-]+$/.test(c) && c !== 'COMMAND')
+        : consoleCommands(help);
+      expect(commands.length).toBeGreaterThan(3);
+      const text = plainSource(page);
+      expect(commands.filter((c) => !mentions(text, c))).toEqual([]);
+    }
+  });
+
   it('every console command of a running slirpvde is in slirpvde.1', async () => {
     const mgmt = path.join(tmp, 'nat.mgmt');
     const nat = startBackground('slirpvde', ['-q', '-M', mgmt, '-']);

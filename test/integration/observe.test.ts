@@ -239,6 +239,37 @@ describe('metrics', () => {
       expect(r.stderr).toMatch(/--metrics: "[^"]+" is not tcp:HOST:PORT|--metrics: "[^"]+": port \d+ is out of range/);
     }
   }, 60_000);
+
+  it('wirefilter -M captures both sides after the impairment and --metrics shows its counters', async () => {
+    const s1 = await sw();
+    const s2 = await sw();
+    const dir = tmpdir();
+    const wfMgmt = path.join(dir, 'wf.mgmt');
+    const port = await freePort();
+    const wf = spawn(process.execPath, [path.join(ROOT, 'bin', 'wirefilter'), '-M', wfMgmt, '--metrics', `tcp:${port}`, '--nostdin', '-d', '1', '-v', `${s1.dir}:${s2.dir}`], { stdio: 'ignore' });
+    procs.push(wf);
+    await waitFor(() => fs.existsSync(wfMgmt), 10_000, 'the wirefilter console');
+    const ports = JSON.parse((await runBin('vdecmd', ['-s', wfMgmt, 'capture/ports'])).stdout) as { title: string; ports: Array<{ port: number }> };
+    expect(ports.title).toBe(`wirefilter ${wf.pid}`);
+    expect(ports.ports.map((p) => p.port)).toEqual([1, 2]);
+    // vde2's own commands still answer as before
+    expect((await runBin('vdecmd', ['-s', wfMgmt, 'showinfo'])).stdout).toMatch(/Delay/);
+    const file = path.join(dir, 'wf.pcapng');
+    const cap = spawn(process.execPath, [path.join(ROOT, 'bin', 'vde_capture'), '-w', file, '-c', '2', wfMgmt], { stdio: 'ignore' });
+    procs.push(cap);
+    await waitFor(async () => (await runBin('vdecmd', ['-s', wfMgmt, 'capture/list'])).stdout.includes('session'), 10_000, 'the wirefilter capture');
+    const c1 = await client(s1);
+    const c2 = await client(s2);
+    c1.send(frame('ff:ff:ff:ff:ff:ff', A));
+    expect(await c2.recv()).not.toBeNull();
+    await new Promise<number | null>((r) => cap.on('exit', r));
+    const rows = await run([tools.tshark, '-r', file, '-T', 'fields', '-e', 'frame.interface_name', '-e', 'eth.src']);
+    expect(rows.stdout.trim().split('\n')).toEqual([`wirefilter ${wf.pid} side 1\t${A}`, `wirefilter ${wf.pid} side 2\t${A}`]);
+    const m = await scrape({ port });
+    expect(value(m.body, 'vde_port_receive_frames_total{port="1"}')).toBe(1);
+    expect(value(m.body, 'vde_port_transmit_frames_total{port="2"}')).toBe(1);
+    expect(m.body).toMatch(/vde_stage_value\{[^}]*stage="impair[^}]*\} \d/);
+  }, 60_000);
 });
 
 describe('Wireshark extcap', () => {

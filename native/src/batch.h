@@ -91,13 +91,22 @@ struct Batch {
   // recvmmsg headers pointing at the slots, built once (kinds set the iovec lengths)
   struct mmsghdr msgs[RX_BATCH_FRAMES];
   struct iovec iovs[RX_BATCH_FRAMES];
+  // the same for datagrams that start with a virtio-net header: header i lands in vhdr[i], the frame in slot i
+  uint8_t vhdr[RX_BATCH_FRAMES][VNET_HDR_BYTES];
+  struct mmsghdr vmsgs[RX_BATCH_FRAMES];
+  struct iovec viovs[RX_BATCH_FRAMES][2];
 
   Batch() {
     memset(msgs, 0, sizeof msgs);
+    memset(vmsgs, 0, sizeof vmsgs);
     for (int i = 0; i < RX_BATCH_FRAMES; i++) {
       iovs[i] = {frame(i), SLOT_BYTES};
       msgs[i].msg_hdr.msg_iov = &iovs[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
+      viovs[i][0] = {vhdr[i], VNET_HDR_BYTES};
+      viovs[i][1] = {frame(i), SLOT_BYTES};
+      vmsgs[i].msg_hdr.msg_iov = viovs[i];
+      vmsgs[i].msg_hdr.msg_iovlen = 2;
     }
   }
   Batch(const Batch &) = delete;

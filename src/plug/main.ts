@@ -33,6 +33,12 @@ const OPTIONS = {
   port2: { type: 'string', describe: 'switch port for the second locator' },
   descr: { alias: 'D', type: 'string', default: 'vdeplug:', describe: 'description shown by the switch' },
   reconnect: { type: 'boolean', describe: 'when a switch or stream server goes away, keep the other end and re-attach with backoff' },
+  offload: {
+    type: 'string',
+    choices: ['on', 'off'],
+    default: 'on',
+    describe: 'on: 64 KiB TCP segments with a virtio-net header where the other end is vde-ts too (switch, cable), taps with TSO/checksum offloads; off: plain frames only',
+  },
   verbose: { type: 'boolean', describe: 'log debug messages' },
   'daemon-child': { type: 'boolean', hidden: true },
 } as const;
@@ -98,7 +104,7 @@ function side(loc: Locator, a: Record<string, unknown>, second: boolean, reconne
   }
   return {
     locator: loc,
-    options: { description: String(a.descr ?? 'vdeplug:'), group: (second ? a.group2 : a.group) as string | undefined, mode, port },
+    options: { description: String(a.descr ?? 'vdeplug:'), group: (second ? a.group2 : a.group) as string | undefined, mode, port, offload: a.offload !== 'off' },
     reconnect,
   };
 }

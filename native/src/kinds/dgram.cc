@@ -3,6 +3,10 @@
 // into the slab; output goes out with one sendmmsg per batch, and queued frames drain the same
 // way. A socket without a fixed peer (adoptPeer) connects to its first sender, and a zero-length
 // datagram (VDE's hang-up) dissolves that association so the next sender can take over.
+//
+// A VDE data socket whose two vde-ts ends agreed on it at the handshake (vnet) carries a 10-byte
+// virtio-net header before every frame, and GSO frames of up to 64 KiB: they arrive as they are,
+// validated once, and leave as they are (takesVnet); unix datagram sockets carry them whole.
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -16,7 +20,8 @@ namespace {
 
 class DgramEndpoint : public Endpoint {
  public:
-  DgramEndpoint(int fd, int txFd, bool adoptPeer) : fd_(fd), txFd_(txFd < 0 ? fd : txFd), adopt_(adoptPeer), peerConnected_(!adoptPeer) {}
+  DgramEndpoint(int fd, int txFd, bool adoptPeer, bool vnet)
+      : fd_(fd), txFd_(txFd < 0 ? fd : txFd), adopt_(adoptPeer && !vnet), peerConnected_(!adopt_), vnet_(vnet) {}
   ~DgramEndpoint() override {
     if (!closeFds) return;
     close(fd_);
@@ -27,9 +32,11 @@ class DgramEndpoint : public Endpoint {
   int txFd() const override { return txFd_; }
   // A pending socket error without a hang-up is reported, not fatal (the peer may come back).
   HupAction onHangup(bool hup) const override { return hup ? HupAction::Close : HupAction::Report; }
+  bool takesVnet() const override { return vnet_; }
 
   RxResult receive(int fd, Batch &b, DropCounts &d, EpStatus &st) override {
     if (adopt_) return receiveAdopting(fd, b, d, st);
+    if (vnet_) return receiveVnet(fd, b, d, st);
     int room = RX_BATCH_FRAMES - b.count;
     for (int i = b.count; i < RX_BATCH_FRAMES; i++) {
       b.iovs[i].iov_len = maxFrame;
@@ -54,14 +61,29 @@ class DgramEndpoint : public Endpoint {
     return RxResult::Ok;
   }
 
+  int wire(const OutFrame &f, uint8_t *pre, struct iovec *iov, uint32_t *wireBytes) const override {
+    if (!vnet_) return Endpoint::wire(f, pre, iov, wireBytes);
+    if (f.vnet) vnetEncode(*f.vnet, f.delta(), pre);
+    else memset(pre, 0, VNET_HDR_BYTES);
+    iov[0] = {pre, VNET_HDR_BYTES};
+    *wireBytes = uint32_t(VNET_HDR_BYTES) + f.wireLen();
+    return 1 + f.parts(iov + 1);
+  }
+
   int send(SendCtx &c, const OutFrame *f, int n) override {
     struct mmsghdr msgs[RX_BATCH_FRAMES];
     struct iovec iovs[RX_BATCH_FRAMES][MAX_WIRE_IOV];
+    uint8_t pres[RX_BATCH_FRAMES][16];
     int m = n < RX_BATCH_FRAMES ? n : RX_BATCH_FRAMES;
     for (int i = 0; i < m; i++) {
       memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);
       msgs[i].msg_hdr.msg_iov = iovs[i];
-      msgs[i].msg_hdr.msg_iovlen = size_t(f[i].parts(iovs[i]));
+      if (vnet_) {
+        uint32_t wb;
+        msgs[i].msg_hdr.msg_iovlen = size_t(wire(f[i], pres[i], iovs[i], &wb));
+      } else {
+        msgs[i].msg_hdr.msg_iovlen = size_t(f[i].parts(iovs[i]));
+      }
     }
     int sent = 0;
     while (sent < m) {
@@ -112,6 +134,32 @@ class DgramEndpoint : public Endpoint {
   }
 
  private:
+  // recvmmsg with the header of datagram i in b.vhdr[i] and its frame in slot i.
+  RxResult receiveVnet(int fd, Batch &b, DropCounts &d, EpStatus &st) {
+    int base = b.count;
+    for (int i = base; i < RX_BATCH_FRAMES; i++) {
+      b.viovs[i][1].iov_len = SLOT_BYTES;
+      b.vmsgs[i].msg_hdr.msg_flags = 0;
+    }
+    int n;
+    do n = recvmmsg(fd, b.vmsgs + base, unsigned(RX_BATCH_FRAMES - base), MSG_DONTWAIT, nullptr);
+    while (n < 0 && errno == EINTR);
+    if (n < 0) {
+      if (errno != EAGAIN) st.fail(errno, "receive error");
+      return RxResult::Ok;
+    }
+    for (int i = base; i < base + n; i++) {
+      uint32_t len = b.vmsgs[i].msg_len;
+      if (len == 0) continue;  // VDE "hang-up" datagram: ignored by switches
+      if (b.vmsgs[i].msg_hdr.msg_flags & MSG_TRUNC) { d.drops[DROP_OVERSIZE]++; continue; }
+      if (len < VNET_HDR_BYTES + MIN_FRAME_BYTES) { d.drops[DROP_RUNT]++; continue; }
+      uint32_t flen = len - uint32_t(VNET_HDR_BYTES);
+      if (b.count != i) memcpy(b.next(), b.frame(i), flen);  // an earlier datagram was dropped
+      commitVnetFrame(b, d, b.vhdr[i], flen, maxFrame);
+    }
+    return RxResult::Ok;
+  }
+
   RxResult receiveAdopting(int fd, Batch &b, DropCounts &d, EpStatus &st) {
     while (!b.full()) {
       struct sockaddr_storage from;
@@ -143,12 +191,13 @@ class DgramEndpoint : public Endpoint {
 
   int fd_, txFd_;
   bool adopt_, peerConnected_;
+  bool vnet_;
 };
 
 }  // namespace
 
-std::unique_ptr<Endpoint> makeDgramEndpoint(int fd, int txFd, bool adoptPeer) {
-  return std::make_unique<DgramEndpoint>(fd, txFd, adoptPeer);
+std::unique_ptr<Endpoint> makeDgramEndpoint(int fd, int txFd, bool adoptPeer, bool vnet) {
+  return std::make_unique<DgramEndpoint>(fd, txFd, adoptPeer, vnet);
 }
 
 }  // namespace vde

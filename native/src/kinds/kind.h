@@ -159,10 +159,53 @@ class Endpoint {
   virtual HupAction onHangup(bool hup) const { return hup ? HupAction::Close : HupAction::Close; }
 };
 
-/** Creates a datagram endpoint (VDE data socket, slirp socketpair, UDP, ptp, QEMU dgram). */
-std::unique_ptr<Endpoint> makeDgramEndpoint(int fd, int txFd, bool adoptPeer);
-/** Creates a byte-stream endpoint with 2- or 4-byte framing. */
-std::unique_ptr<Endpoint> makeStreamEndpoint(int fd, int txFd, uint8_t hdrBytes, uint32_t maxFrame);
+/**
+ * Keeps the frame of len bytes that a kind wrote into b.next() and that arrived behind the
+ * virtio-net header hdr (VNET_HDR_BYTES): the header is checked against the frame once here
+ * (offload.h), so every destination can trust it. A GSO frame may fill a batch slot; any other
+ * frame is held to maxFrame. Returns false when the frame was dropped (counted in d).
+ */
+inline bool commitVnetFrame(Batch &b, DropCounts &d, const uint8_t *hdr, uint32_t len, uint32_t maxFrame) {
+  if (len < MIN_FRAME_BYTES) {
+    d.drops[DROP_RUNT]++;
+    return false;
+  }
+  if (len >= SLOT_BYTES) {
+    d.drops[DROP_OVERSIZE]++;
+    return false;
+  }
+  VnetHdr h;
+  vnetDecode(hdr, h);
+  VnetVerdict v = (h.flags | h.gsoType) ? vnetCheck(h, b.next(), len) : VnetVerdict::Plain;
+  if (v == VnetVerdict::Bad) {
+    d.drops[DROP_BAD_VNET]++;
+    return false;
+  }
+  if (h.gsoType == VNET_GSO_NONE && len > maxFrame) {
+    d.drops[DROP_OVERSIZE]++;
+    return false;
+  }
+  FrameMeta &m = b.meta[b.count];
+  b.commit(len);
+  if (v == VnetVerdict::NeedsWork) {
+    m.flags |= FM_VNET;
+    m.vnet = h;
+  }
+  return true;
+}
+
+/**
+ * Creates a datagram endpoint (VDE data socket, slirp socketpair, UDP, ptp, QEMU dgram). With
+ * vnet every datagram starts with a virtio-net header and GSO frames fill up to a batch slot (a
+ * VDE data socket whose two vde-ts ends agreed on it at the handshake).
+ */
+std::unique_ptr<Endpoint> makeDgramEndpoint(int fd, int txFd, bool adoptPeer, bool vnet = false);
+/**
+ * Creates a byte-stream endpoint with 2- or 4-byte framing. With negotiate (2-byte framing
+ * only) the endpoint offers the peer the segment format of cable.h and switches to it when the
+ * peer is a vde-ts end too.
+ */
+std::unique_ptr<Endpoint> makeStreamEndpoint(int fd, int txFd, uint8_t hdrBytes, uint32_t maxFrame, bool negotiate = false);
 /** Creates a tap endpoint (non-blocking); asks the tap whether it carries a virtio-net header. Returns null (errno set) on failure. */
 std::unique_ptr<Endpoint> makeTapEndpoint(int fd);
 

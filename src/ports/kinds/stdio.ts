@@ -4,11 +4,13 @@
  * regular file or /dev/null cannot be polled, so then stdin is pumped into a pipe we create, in
  * large chunks (never frame by frame): `vde_plug SW < capture` replays a recorded stream, and
  * `vde_plug SW < /dev/null` (or `-d`, whose stdio is /dev/null) ends at once with status 0.
+ * When both stdin and stdout are pipes or sockets (a dpipe or ssh cable), the plug offers the
+ * peer 64 KiB segments in-band (cable.h); a file or terminal gets exactly the old format.
  */
 import fs from 'node:fs';
 import tty from 'node:tty';
 import { EpKind, native } from '../../native/index.js';
-import { MAX_VDEPLUG_FRAME_BYTES, simple, type OpenedEndpoint } from '../endpoint.js';
+import { MAX_VDEPLUG_FRAME_BYTES, simple, type OpenedEndpoint, type OpenOptions } from '../endpoint.js';
 
 /** True when epoll cannot watch fd (regular files, block devices, /dev/null and other character devices that are not terminals). */
 export function needsPump(fd: number): boolean {
@@ -41,9 +43,19 @@ function pumpIntoPipe(from: number): { fd: number; stop: () => void } {
   };
 }
 
+/** True when fd is a pipe or a socket: the far end may be another program (a cable), not a file or a terminal. */
+export function isChannel(fd: number): boolean {
+  try {
+    const st = fs.fstatSync(fd);
+    return st.isFIFO() || st.isSocket();
+  } catch {
+    return false;
+  }
+}
+
 /** Opens stdin/stdout as an endpoint. */
-export function openStdio(): OpenedEndpoint {
-  if (!needsPump(0)) return simple('stdin/stdout', 0, EpKind.Stream2, MAX_VDEPLUG_FRAME_BYTES, { txFd: 1 });
+export function openStdio(o: OpenOptions = {}): OpenedEndpoint {
+  if (!needsPump(0)) return simple('stdin/stdout', 0, EpKind.Stream2, MAX_VDEPLUG_FRAME_BYTES, { txFd: 1, offload: o.offload !== false && isChannel(0) && isChannel(1) });
   const p = pumpIntoPipe(0);
   // the engine closes both fds of an endpoint it owns: give it a copy of stdout, not stdout
   return simple('stdin/stdout', p.fd, EpKind.Stream2, MAX_VDEPLUG_FRAME_BYTES, { txFd: native().dup(1), close: p.stop });

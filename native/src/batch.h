@@ -161,7 +161,14 @@ struct OutFrame {
   }
 };
 
-/** Most iovecs a kind's wire form of one frame uses (prefix + 3 frame parts). */
-constexpr int MAX_WIRE_IOV = 4;
+/** iovecs of a frame with a prefix: the prefix and the frame's 3 parts at most. */
+constexpr int PREFIX_WIRE_IOV = 4;
+/**
+ * Most iovecs and prefix bytes a kind's wire form of one frame may use: a cable's segment format
+ * (cable.h) cuts a 64 KiB frame into records, each with its own prefix. Callers of a kind's
+ * wire() size their buffers with these; a kind that only calls its own wire() may use less.
+ */
+constexpr int MAX_WIRE_IOV = 100;
+constexpr size_t MAX_WIRE_PRE_BYTES = 160;
 
 }  // namespace vde

@@ -756,7 +756,7 @@ void Engine::sendRun(Endpoint *ep, int port, const OutFrame *f, int n) {
 }
 
 void Engine::enqueue(Endpoint *ep, int port, const OutFrame &f) {
-  uint8_t pre[16];
+  uint8_t pre[MAX_WIRE_PRE_BYTES];
   struct iovec iov[MAX_WIRE_IOV];
   uint32_t bytes;
   int k = ep->wire(f, pre, iov, &bytes);
@@ -1001,7 +1001,7 @@ void Engine::tick() {
 }
 
 bool Engine::store(PktQueue &q, const StageFrame &f, uint64_t timeNs, uint16_t aux) {
-  struct iovec iov[MAX_WIRE_IOV];
+  struct iovec iov[PREFIX_WIRE_IOV];
   int k = f.out.parts(iov);
   ItemMeta meta;
   meta.frameLen = f.out.wireLen();

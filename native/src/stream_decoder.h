@@ -4,8 +4,8 @@
 // runt (skipped, counted by the caller; its bytes are handed out too, because a vde-ts cable
 // carries its offload negotiation in runts, see cable.h); a length above the limit means the
 // stream cannot be trusted any more (the caller closes it with a reason instead of
-// "resynchronising" on garbage). The framing may change once, at a record boundary
-// (switchFraming), when both ends of a cable agreed on it in-band.
+// "resynchronising" on garbage). A caller may also parse the pending bytes itself (data(),
+// consume()): cable.h gathers a frame from several records that way.
 // Pure: no system calls, one buffer allocated at construction. The fuzz targets drive it too.
 #pragma once
 
@@ -23,22 +23,15 @@ class StreamDecoder {
 
   /**
    * hdrBytes is 2 or 4; maxFrame is the largest frame accepted. The buffer holds two of the
-   * largest records either maxFrame or a later switchFraming() limit (maxFrameLater) allows.
+   * larger of maxFrame and capFrame (a caller that gathers several records into one frame).
    */
-  StreamDecoder(uint8_t hdrBytes, uint32_t maxFrame, uint32_t maxFrameLater = 0)
+  StreamDecoder(uint8_t hdrBytes, uint32_t maxFrame, uint32_t capFrame = 0)
       : hdr_(hdrBytes == 2 ? 2 : 4),
         maxFrame_(maxFrame),
-        capFrame_(maxFrameLater > maxFrame ? maxFrameLater : maxFrame),
+        capFrame_(capFrame > maxFrame ? capFrame : maxFrame),
         cap_(2 * (size_t(capFrame_) + 4)),
         buf_(new uint8_t[cap_]) {}
 
-  /** From the next record on, lengths have hdrBytes bytes and may reach maxFrame (at most the constructor's larger limit). */
-  void switchFraming(uint8_t hdrBytes, uint32_t maxFrame) {
-    hdr_ = hdrBytes == 2 ? 2 : 4;
-    maxFrame_ = maxFrame < capFrame_ ? maxFrame : capFrame_;
-  }
-  /** Length-field bytes of the current framing. */
-  uint8_t hdrBytes() const { return hdr_; }
   /** Zero-length records that came right before the record next() returned last. */
   uint32_t zerosBefore() const { return zerosBefore_; }
 
@@ -52,6 +45,14 @@ class StreamDecoder {
   void commit(size_t n) { end_ += n; }
   /** Bytes received but not yet handed out (a partial header or frame). */
   size_t pending() const { return end_ - off_; }
+  /** The first byte not handed out yet (pending() bytes follow; valid until the next space() call). */
+  const uint8_t *data() const { return buf_.get() + off_; }
+  /** Hands out n pending bytes without parsing them (a caller that parses records itself). */
+  void consume(size_t n) { off_ += n < end_ - off_ ? n : end_ - off_; }
+  /** Bytes the buffer holds. */
+  size_t capacity() const { return cap_; }
+  /** Largest record the current framing accepts. */
+  uint32_t maxFrame() const { return maxFrame_; }
 
   /**
    * Takes the next complete frame: Frame sets the frame pointer and length (valid until the next space() call); Runt

@@ -24,6 +24,8 @@ export interface OpenedEndpoint {
   adoptPeer?: boolean;
   /** Datagram: frames carry a virtio-net header (agreed at the handshake); Stream2: negotiate 64 KiB segments in-band (see addEndpoint). */
   offload?: boolean;
+  /** Streams: one record per write, a pipe in packet mode (the reader is Debian's wirefilter). */
+  recordWrites?: boolean;
   /** Human-readable name for messages. */
   name: string;
   /** A native custom endpoint handle (EpKind.Custom): handed to engine.addCustomEndpoint instead of fd. */

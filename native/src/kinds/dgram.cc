@@ -72,8 +72,8 @@ class DgramEndpoint : public Endpoint {
 
   int send(SendCtx &c, const OutFrame *f, int n) override {
     struct mmsghdr msgs[RX_BATCH_FRAMES];
-    struct iovec iovs[RX_BATCH_FRAMES][MAX_WIRE_IOV];
-    uint8_t pres[RX_BATCH_FRAMES][16];
+    struct iovec iovs[RX_BATCH_FRAMES][PREFIX_WIRE_IOV];  // this kind's wire(): a prefix and 3 parts at most
+    uint8_t pres[RX_BATCH_FRAMES][VNET_HDR_BYTES];
     int m = n < RX_BATCH_FRAMES ? n : RX_BATCH_FRAMES;
     for (int i = 0; i < m; i++) {
       memset(&msgs[i].msg_hdr, 0, sizeof msgs[i].msg_hdr);

@@ -97,7 +97,7 @@ class Endpoint {
    */
   virtual RxResult receive(int readyFd, Batch &b, DropCounts &d, EpStatus &st) = 0;
 
-  /** Builds the wire form of f (a prefix in pre, up to 16 bytes, then the frame parts); returns the iovec count. */
+  /** Builds the wire form of f (prefix bytes in pre, at most MAX_WIRE_PRE_BYTES, and at most MAX_WIRE_IOV iovecs); returns the iovec count. */
   virtual int wire(const OutFrame &f, uint8_t *pre, struct iovec *iov, uint32_t *wireBytes) const {
     (void)pre;
     int c = f.parts(iov);
@@ -120,7 +120,7 @@ class Endpoint {
    */
   virtual int send(SendCtx &c, const OutFrame *f, int n) {
     for (int i = 0; i < n; i++) {
-      uint8_t pre[16];
+      uint8_t pre[MAX_WIRE_PRE_BYTES];
       struct iovec iov[MAX_WIRE_IOV];
       uint32_t len;
       int k = wire(f[i], pre, iov, &len);
@@ -203,9 +203,12 @@ std::unique_ptr<Endpoint> makeDgramEndpoint(int fd, int txFd, bool adoptPeer, bo
 /**
  * Creates a byte-stream endpoint with 2- or 4-byte framing. With negotiate (2-byte framing
  * only) the endpoint offers the peer the segment format of cable.h and switches to it when the
- * peer is a vde-ts end too.
+ * peer is a vde-ts end too. With recordWrites every record is one write, and a pipe is put in
+ * packet mode (O_DIRECT), so that a reader whose reads must end on record boundaries (Debian's
+ * wirefilter loses its place when a read ends inside a length field) gets exactly one record
+ * per read.
  */
-std::unique_ptr<Endpoint> makeStreamEndpoint(int fd, int txFd, uint8_t hdrBytes, uint32_t maxFrame, bool negotiate = false);
+std::unique_ptr<Endpoint> makeStreamEndpoint(int fd, int txFd, uint8_t hdrBytes, uint32_t maxFrame, bool negotiate = false, bool recordWrites = false);
 /** Creates a tap endpoint (non-blocking); asks the tap whether it carries a virtio-net header. Returns null (errno set) on failure. */
 std::unique_ptr<Endpoint> makeTapEndpoint(int fd);
 

@@ -6,12 +6,16 @@
 //
 // A 2-byte stream opened with negotiation (a cable between two vde_plugs) offers the peer the
 // segment format of cable.h at once (HELLO). When the peer's HELLO arrives, the next write
-// sends GO and switches this direction to 64 KiB segments behind a virtio-net header; from then
-// on the endpoint takes GSO frames as they are (takesVnet). Control bytes (HELLO, or a GO written
-// while nothing was queued) wait in a small buffer that always leaves before the queue; a GO
-// decided while frames are queued goes to the queue's tail, after them.
+// sends GO and switches this direction to the segment format: 64 KiB frames with their
+// virtio-net header, cut into records no relay chokes on; from then on the endpoint takes GSO
+// frames as they are (takesVnet). Control bytes (HELLO, or a GO written while nothing was
+// queued) wait in a small buffer that always leaves before the queue; a GO decided while frames
+// are queued goes to the queue's tail, after them. A pipe is enlarged (F_SETPIPE_SZ, best effort)
+// so that a 64 KiB frame fits in it whole.
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
@@ -22,12 +26,37 @@ namespace vde {
 namespace {
 
 constexpr int MAX_STREAM_IOV = 1024;
+/** Pipe size asked for (F_SETPIPE_SZ) on a cable's pipes: room for a few 64 KiB frames. */
+constexpr int CABLE_PIPE_BYTES = 1 << 20;
+
+static_assert(CABLE_MAX_PRE_BYTES <= MAX_WIRE_PRE_BYTES && CABLE_MAX_IOV <= MAX_WIRE_IOV, "a cable frame's wire form must fit the kind interface's buffers");
+
+// Puts a pipe's write end in packet mode (O_DIRECT): each write is read by one read; errors are ignored.
+void packetMode(int fd) {
+  struct stat st;
+  int fl = fcntl(fd, F_GETFL);
+  if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && fl >= 0) fcntl(fd, F_SETFL, fl | O_DIRECT);
+}
+
+// Enlarges fd's pipe (when it is one) so that whole 64 KiB frames fit; errors are ignored.
+void growPipe(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && fcntl(fd, F_GETPIPE_SZ) < CABLE_PIPE_BYTES) fcntl(fd, F_SETPIPE_SZ, CABLE_PIPE_BYTES);
+}
 
 class StreamEndpoint : public Endpoint {
  public:
-  StreamEndpoint(int fd, int txFd, uint8_t hdrBytes, uint32_t maxFrameBytes, bool negotiate)
-      : fd_(fd), txFd_(txFd < 0 ? fd : txFd), hdr_(hdrBytes == 2 ? 2 : 4), negotiate_(negotiate && hdr_ == 2), dec_(hdr_, maxFrameBytes, negotiate_) {
+  StreamEndpoint(int fd, int txFd, uint8_t hdrBytes, uint32_t maxFrameBytes, bool negotiate, bool recordWrites)
+      : fd_(fd),
+        txFd_(txFd < 0 ? fd : txFd),
+        hdr_(hdrBytes == 2 ? 2 : 4),
+        negotiate_(negotiate && hdr_ == 2),
+        recordWrites_(recordWrites),
+        dec_(hdr_, maxFrameBytes, negotiate_) {
+    if (recordWrites_) packetMode(txFd_);
     if (negotiate_) {
+      growPipe(fd_);
+      if (txFd_ != fd_) growPipe(txFd_);
       ctlLen_ = cableEncodeMsg(CABLE_HELLO, ctl_);
       EpStatus ignored;
       flushCtl(ignored);  // best effort now; whatever is left goes before the first frame
@@ -41,7 +70,9 @@ class StreamEndpoint : public Endpoint {
   const char *kindName() const override { return hdr_ == 2 ? "stream2" : "stream4"; }
   int rxFd() const override { return fd_; }
   int txFd() const override { return txFd_; }
-  bool takesVnet() const override { return seg_; }
+  // GSO frames may come as they are once this direction writes segments, or will before the
+  // next byte: the peer said HELLO and nothing is queued (send() then writes GO first).
+  bool takesVnet() const override { return seg_ || (peerHello_ && txq.empty()); }
   // A hang-up: read what is left, then the end of stream (or a cut frame) closes the endpoint.
   HupAction onHangup(bool) const override { return HupAction::Drain; }
 
@@ -68,17 +99,12 @@ class StreamEndpoint : public Endpoint {
   }
 
   int wire(const OutFrame &f, uint8_t *pre, struct iovec *iov, uint32_t *wireBytes) const override {
+    if (seg_) return cableSegWire(f, pre, iov, wireBytes);
     uint32_t l = f.wireLen();
-    size_t p;
-    if (seg_) {
-      p = cableEncodeSegPrefix(f.vnet, f.delta(), l, pre);
-    } else {
-      putLen(pre, l);
-      p = hdr_;
-    }
-    iov[0] = {pre, p};
+    putLen(pre, l);
+    iov[0] = {pre, hdr_};
     int c = 1 + f.parts(iov + 1);
-    *wireBytes = uint32_t(p) + l;
+    *wireBytes = hdr_ + l;
     return c;
   }
 
@@ -86,13 +112,14 @@ class StreamEndpoint : public Endpoint {
     // (the engine calls send only while nothing is queued: control bytes go first)
     if (!ctlReady(c)) return c.st.close ? n : 0;
     struct iovec iov[MAX_STREAM_IOV];
-    uint8_t pres[RX_BATCH_FRAMES][16];
+    uint8_t pres[RX_BATCH_FRAMES][MAX_WIRE_PRE_BYTES];
     uint32_t wires[RX_BATCH_FRAMES];
     int i = 0;
     while (i < n) {
       int k = 0, first = i;
       size_t total = 0;
-      for (; i < n && i - first < RX_BATCH_FRAMES && k + MAX_WIRE_IOV <= MAX_STREAM_IOV; i++) {
+      int most = recordWrites_ ? 1 : RX_BATCH_FRAMES;
+      for (; i < n && i - first < most && k + MAX_WIRE_IOV <= MAX_STREAM_IOV; i++) {
         k += wire(f[i], pres[i - first], iov + k, &wires[i - first]);
         total += wires[i - first];
       }
@@ -112,7 +139,7 @@ class StreamEndpoint : public Endpoint {
           continue;
         }
         if (done == 0) return j;
-        uint8_t pre[16];
+        uint8_t pre[MAX_WIRE_PRE_BYTES];
         struct iovec one[MAX_WIRE_IOV];
         uint32_t wb;
         int m = wire(f[j], pre, one, &wb);
@@ -190,13 +217,16 @@ class StreamEndpoint : public Endpoint {
   // Moves complete frames from the decoder into the batch; false when the stream is broken.
   bool takeFrames(Batch &b, DropCounts &d, EpStatus &st) {
     while (!b.full()) {
-      const uint8_t *f = nullptr, *vh = nullptr;
+      uint8_t vh[VNET_HDR_BYTES];
       uint32_t len = 0;
-      switch (dec_.next(&f, &len, &vh)) {
+      switch (dec_.next(b.next(), SLOT_BYTES, &len, vh)) {
         case CableDecoder::Item::NeedMore:
           return true;
         case CableDecoder::Item::Runt:
           d.drops[DROP_RUNT]++;
+          break;
+        case CableDecoder::Item::Bad:
+          d.drops[DROP_FRAMING]++;
           break;
         case CableDecoder::Item::Hello:
           peerHello_ = true;
@@ -208,15 +238,9 @@ class StreamEndpoint : public Endpoint {
           st.closeWith(EMSGSIZE, "frame length above the limit");
           return false;
         case CableDecoder::Item::Frame:
-          memcpy(b.next(), f, len);
           b.commit(len);
           break;
         case CableDecoder::Item::SegFrame:
-          if (len > SLOT_BYTES) {
-            d.drops[DROP_OVERSIZE]++;
-            break;
-          }
-          memcpy(b.next(), f, len);
           commitVnetFrame(b, d, vh, len, maxFrame);
           break;
       }
@@ -238,6 +262,7 @@ class StreamEndpoint : public Endpoint {
   int fd_, txFd_;
   uint8_t hdr_;
   bool negotiate_;
+  bool recordWrites_;  // one record per write (packet-mode pipe)
   CableDecoder dec_;
   bool peerHello_ = false;  // the peer decodes segments: switch at the next write
   bool seg_ = false;        // this direction writes segments (GO sent or queued)
@@ -247,8 +272,8 @@ class StreamEndpoint : public Endpoint {
 
 }  // namespace
 
-std::unique_ptr<Endpoint> makeStreamEndpoint(int fd, int txFd, uint8_t hdrBytes, uint32_t maxFrame, bool negotiate) {
-  return std::make_unique<StreamEndpoint>(fd, txFd, hdrBytes, maxFrame, negotiate);
+std::unique_ptr<Endpoint> makeStreamEndpoint(int fd, int txFd, uint8_t hdrBytes, uint32_t maxFrame, bool negotiate, bool recordWrites) {
+  return std::make_unique<StreamEndpoint>(fd, txFd, hdrBytes, maxFrame, negotiate, recordWrites);
 }
 
 }  // namespace vde

@@ -4,6 +4,7 @@
  * the 2-byte length stream on its stdin/stdout, offered 64 KiB segments in-band: cable.h).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
 import { log } from '../../core/log.js';
 import { EpKind, MAX_STREAM_FRAME_BYTES, native, toNodeError } from '../../native/index.js';
 import { MAX_VDEPLUG_FRAME_BYTES, simple, type OpenedEndpoint, type OpenOptions } from '../endpoint.js';
@@ -92,9 +93,12 @@ export async function openCmd(loc: CmdLocator, o: OpenOptions = {}): Promise<Ope
     a.closeFd(fromChildR);
     throw e;
   });
+  // Debian's wirefilter as the command reads whole records only (see stdio.ts)
+  const relay = path.basename(loc.argv[0] ?? '') === 'wirefilter';
   return simple(`cmd://${loc.argv.join(' ')}`, fromChildR, EpKind.Stream2, MAX_VDEPLUG_FRAME_BYTES, {
     txFd: toChildW,
-    offload: o.offload !== false,
+    offload: o.offload !== false && !relay,
+    recordWrites: relay,
     close: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     },

@@ -91,8 +91,10 @@ struct Batch {
   // recvmmsg headers pointing at the slots, built once (kinds set the iovec lengths)
   struct mmsghdr msgs[RX_BATCH_FRAMES];
   struct iovec iovs[RX_BATCH_FRAMES];
-  // the same for datagrams that start with a virtio-net header: header i lands in vhdr[i], the frame in slot i
-  uint8_t vhdr[RX_BATCH_FRAMES][VNET_HDR_BYTES];
+  // the same for datagrams that start with a prefix (a virtio-net header, or a UDP cable's segment
+  // prefix): prefix i lands in vhdr[i] (kinds set its length), the frame in slot i
+  static constexpr size_t PREFIX_SCRATCH_BYTES = 24;
+  uint8_t vhdr[RX_BATCH_FRAMES][PREFIX_SCRATCH_BYTES];
   struct mmsghdr vmsgs[RX_BATCH_FRAMES];
   struct iovec viovs[RX_BATCH_FRAMES][2];
 

@@ -52,6 +52,7 @@ constexpr size_t CABLE_MSG_WIRE_BYTES = 2 * CABLE_ZEROS + 2 + CABLE_MSG_BYTES;
 constexpr uint8_t CABLE_VERSION = 1;
 constexpr uint8_t CABLE_HELLO = 1;
 constexpr uint8_t CABLE_GO = 2;
+constexpr uint8_t CABLE_HELLO_ACK = 3;           // datagram cables: "I decode segments too" (not answered)
 constexpr uint8_t CABLE_F_VNET = 1;
 static const uint8_t CABLE_MAGIC[6] = {'v', 'd', 'e', '-', 't', 's'};
 
@@ -70,6 +71,15 @@ constexpr uint32_t CABLE_GATHER_MAX_BYTES = 72 * 1024;
 /** Largest wire form of one frame: prefix bytes and iovecs (a frame of a whole slot, split in records, its parts cut at two tag edits). */
 constexpr size_t CABLE_MAX_PRE_BYTES = 2 + CABLE_FIRST_HDR_BYTES + 3 * ((SLOT_BYTES + CABLE_MORE_CHUNK_BYTES - 1) / CABLE_MORE_CHUNK_BYTES);
 constexpr int CABLE_MAX_IOV = 2 * int((SLOT_BYTES + CABLE_MORE_CHUNK_BYTES - 1) / CABLE_MORE_CHUNK_BYTES + 1) + 4;
+
+// Datagram cables (udp://): no stream, so no switch point. Each end sends HELLO (a 12-byte
+// datagram: the message record without its length) when it opens and answers a HELLO with
+// HELLO_ACK; once an end knows its peer decodes segments it sends every frame as a segment
+// datagram: CABLE_DGRAM_MAGIC (8 bytes), the virtio-net header, the frame. A datagram without
+// the magic is a plain frame, so nothing depends on the order in which datagrams arrive. Only
+// a path whose MTU lets a large segment through whole is offered (see the dgram kind).
+static const uint8_t CABLE_DGRAM_MAGIC[8] = {'v', 'd', 'e', '-', 't', 's', CABLE_VERSION, 0xf0};
+constexpr size_t CABLE_DGRAM_PREFIX_BYTES = sizeof CABLE_DGRAM_MAGIC + VNET_HDR_BYTES;
 
 /** Writes a message (its zero-length preamble and record, CABLE_MSG_WIRE_BYTES) to out. */
 inline size_t cableEncodeMsg(uint8_t type, uint8_t *out) {
@@ -188,7 +198,7 @@ class CableDecoder {
       case StreamDecoder::Next::Runt:
         if (negotiate_) {
           uint8_t type = message(p, l, dec_.zerosBefore());
-          if (type == CABLE_HELLO) return Item::Hello;
+          if (type == CABLE_HELLO || type == CABLE_HELLO_ACK) return Item::Hello;
           if (type == CABLE_GO) {
             seg_ = true;
             return Item::Go;
@@ -210,7 +220,7 @@ class CableDecoder {
     if (memcmp(p, CABLE_MAGIC, sizeof CABLE_MAGIC) != 0) return 0;
     uint8_t ver = p[6], type = p[7], flags = p[8];
     if (!(flags & CABLE_F_VNET)) return 0;
-    if (type == CABLE_HELLO && ver >= CABLE_VERSION) return CABLE_HELLO;
+    if ((type == CABLE_HELLO || type == CABLE_HELLO_ACK) && ver >= CABLE_VERSION) return type;
     if (type == CABLE_GO && ver == CABLE_VERSION) return CABLE_GO;
     return 0;
   }

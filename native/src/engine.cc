@@ -567,6 +567,7 @@ void Engine::handleHangup(Endpoint *ep, uint32_t events) {
   socklen_t l = sizeof err;
   getsockopt(ep->rxFd(), SOL_SOCKET, SO_ERROR, &err, &l);  // also clears a pending error
   bool hup = events & EPOLLHUP;
+  if (!hup && ep->ignoresError(err)) return;
   switch (ep->onHangup(hup)) {
     case HupAction::Drain:
       handleInput(ep, ep->rxFd());
@@ -698,14 +699,17 @@ void Engine::sendToPort(int port, const OutFrame *f, int n) {
 
 void Engine::sendToEndpoint(Endpoint *ep, int port, const OutFrame *f, int n) {
   if (ep->dead) return;
-  if (ep->takesVnet()) {
+  const bool raw = ep->takesVnet();
+  const uint32_t segMax = raw ? ep->maxSegment() : 0;
+  if (raw && segMax >= SLOT_BYTES) {
     sendRun(ep, port, f, n);
     return;
   }
-  // frames with a GSO / partial-checksum header go out as complete frames, segmented in software
+  // frames with a GSO / partial-checksum header the endpoint cannot take (no offloads, or a GSO
+  // frame above its segment limit) go out as complete frames, segmented in software
   int start = 0;
   for (int i = 0; i < n; i++) {
-    if (!f[i].vnet) continue;
+    if (!f[i].vnet || (raw && f[i].wireLen() <= segMax)) continue;
     if (i > start) sendRun(ep, port, f + start, i - start);
     start = i + 1;
     if (ep->dead) return;

@@ -32,7 +32,7 @@ const SEGMENTS_MIN_AVG_BYTES = 8000;
 /** Average frame size at or below which the path carried plain frames only. */
 const PLAIN_MAX_AVG_BYTES = 1518;
 
-/** Loopback TCP ports (ssh, the stream cable) from our PID, below cables.test's range and the ephemeral one. */
+/** Loopback ports (ssh, the stream cable; udp cables at +100 and +200) from our PID, below cables.test's range and the ephemeral one. */
 const PORT_BASE = 10000 + (process.pid % 2000) * 4;
 const SSH_PORT = PORT_BASE;
 const STREAM_PORT = PORT_BASE + 1;
@@ -222,6 +222,19 @@ describe('cables between two of our switches with taps (-t) on both ends', () =>
     const client = [NODE, PLUG_BIN, s1.dir, `stream://tcp:127.0.0.1:${STREAM_PORT}[framing=2]`];
     expect(await throughCable([server, client], 'stream cable', STREAM_PORT)).toBeGreaterThan(SEGMENTS_MIN_AVG_BYTES);
   }, TEST_TIMEOUT_MS);
+
+  test('udp:// between our plugs on loopback (an MTU that takes a segment whole): segment datagrams', async () => {
+    const a = `udp://${STREAM_PORT + 100}->127.0.0.1:${STREAM_PORT + 200}`;
+    const b = `udp://${STREAM_PORT + 200}->127.0.0.1:${STREAM_PORT + 100}`;
+    expect(await throughCable([[NODE, PLUG_BIN, s1.dir, a], [NODE, PLUG_BIN, s2.dir, b]], 'udp cable')).toBeGreaterThan(SEGMENTS_MIN_AVG_BYTES);
+  }, TEST_TIMEOUT_MS);
+
+  test('udp:// between our plug and Debian\'s: our HELLO is a runt Debian\'s switch drops, frames stay plain both ways', async () => {
+    const a = `udp://${STREAM_PORT + 100}->127.0.0.1:${STREAM_PORT + 200}`;
+    const b = `udp://${STREAM_PORT + 200}->127.0.0.1:${STREAM_PORT + 100}`;
+    expect(await throughCable([[NODE, PLUG_BIN, s1.dir, a], [DEBIAN_PLUG, s2.dir, b]], 'udp ours = Debian')).toBeLessThanOrEqual(PLAIN_MAX_AVG_BYTES);
+    expect(await throughCable([[DEBIAN_PLUG, s1.dir, a], [NODE, PLUG_BIN, s2.dir, b]], 'udp Debian = ours')).toBeLessThanOrEqual(PLAIN_MAX_AVG_BYTES);
+  }, TEST_TIMEOUT_MS * 2);
 
   test('mixed cables fall back to plain frames both ways: ours = Debian, Debian = ours', async () => {
     expect(await throughCable([[DEBIAN_DPIPE, NODE, PLUG_BIN, s1.dir, '=', DEBIAN_PLUG, s2.dir]], 'ours = Debian')).toBeLessThanOrEqual(PLAIN_MAX_AVG_BYTES);

@@ -419,3 +419,126 @@ describe('a cable end negotiating segments in-band (cable.h)', () => {
     }
   });
 });
+
+describe('a UDP cable end negotiating segment datagrams (cable.h, datagram cables)', () => {
+  const MAGIC = Buffer.concat([Buffer.from('vde-ts', 'latin1'), Buffer.from([1, 0xf0])]);
+  const dgramMsg = (type: number): Buffer => cableMsg(type).subarray(10);
+  /** Two UDP sockets on loopback connected to each other: one for the engine, one for the test. */
+  const udpPair = (): { engineFd: number; testFd: number } => {
+    const a = native();
+    const base = 20000 + (process.pid % 4000) * 2;
+    for (let k = 0; k < 100; k++) {
+      const e = a.udpSocket(4);
+      const t = a.udpSocket(4);
+      try {
+        a.ipBind(e, '127.0.0.1', base + 2 * k);
+        a.ipBind(t, '127.0.0.1', base + 2 * k + 1);
+        a.ipConnect(e, '127.0.0.1', base + 2 * k + 1);
+        a.ipConnect(t, '127.0.0.1', base + 2 * k);
+        return { engineFd: e, testFd: t };
+      } catch {
+        a.closeFd(e); // a port was taken: the next pair
+        a.closeFd(t);
+      }
+    }
+    throw new Error('no free loopback UDP port pair');
+  };
+  let testFd = -1;
+  afterEach(() => {
+    if (testFd >= 0) native().closeFd(testFd);
+    testFd = -1;
+  });
+  const attachUdp = (hh: Harness, port: number): void => {
+    const p = udpPair();
+    testFd = p.testFd;
+    expect(hh.engine.addEndpoint(port, p.engineFd, EpKind.Dgram, 9234, true, undefined, false, true)).toBeGreaterThan(0);
+    hh.engine.pollOnce();
+  };
+  const recvAll = (hh: Harness): Buffer[] => {
+    const out: Buffer[] = [];
+    for (let i = 0; i < 200; i++) {
+      hh.engine.pollOnce();
+      const b = native().recvFd(testFd, 70000);
+      if (!b) {
+        if (i > 2) break;
+        continue;
+      }
+      out.push(b);
+    }
+    return out;
+  };
+  const sendUdp = (hh: Harness, b: Buffer): void => {
+    native().sendFd(testFd, b);
+    for (let i = 0; i < 3; i++) hh.engine.pollOnce();
+  };
+
+  it('says HELLO at open, answers a HELLO with HELLO_ACK, then sends GSO frames whole behind the magic and header', () => {
+    h = new Harness(2);
+    attachUdp(h, 0);
+    const v = h.attach(1, SEG_LIMIT_BYTES, { offload: true });
+    expect(recvAll(h)).toEqual([dgramMsg(1)]);
+    sendUdp(h, dgramMsg(1));
+    expect(recvAll(h)).toEqual([dgramMsg(3)]);
+    const g = gso(60000);
+    h.send(v, Buffer.concat([g.hdr, g.frame]));
+    expect(recvAll(h)).toEqual([Buffer.concat([MAGIC, g.hdr, g.frame])]);
+    const f = frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:31', { payloadBytes: 100 });
+    h.send(v, Buffer.concat([Buffer.alloc(10), f]));
+    expect(recvAll(h)).toEqual([Buffer.concat([MAGIC, Buffer.alloc(10), f])]);
+  });
+
+  it('segments a GSO frame too large for one datagram, and keeps plain frames plain for a peer that never said HELLO', () => {
+    h = new Harness(2);
+    attachUdp(h, 0);
+    const v = h.attach(1, SEG_LIMIT_BYTES, { offload: true });
+    recvAll(h);
+    const g = gso(20000);
+    h.send(v, Buffer.concat([g.hdr, g.frame]));
+    const plain = recvAll(h);
+    expect(plain).toHaveLength(Math.ceil(20000 / MSS_BYTES));
+    expect(Buffer.concat(plain.map((x) => checkSegment(x, false, 14).payload))).toEqual(g.payload);
+    sendUdp(h, dgramMsg(3)); // an ACK counts as a HELLO
+    const big = gso(65480); // a 65 546-byte frame: above the 65 489 bytes one datagram carries on loopback
+    h.send(v, Buffer.concat([big.hdr, big.frame]));
+    const segs = recvAll(h);
+    expect(segs.length).toBe(Math.ceil(65480 / MSS_BYTES));
+    // each a complete segment behind the magic and an empty header
+    for (const x of segs) expect(x.subarray(0, 18)).toEqual(Buffer.concat([MAGIC, Buffer.alloc(10)]));
+    expect(Buffer.concat(segs.map((x) => checkSegment(x.subarray(18), false, 14).payload))).toEqual(big.payload);
+  });
+
+  it('takes segment datagrams as they are, plain datagrams as frames, and drops bad ones counted', () => {
+    h = new Harness(2);
+    attachUdp(h, 0);
+    const v = h.attach(1, SEG_LIMIT_BYTES, { offload: true });
+    recvAll(h);
+    const g = gso(30000);
+    sendUdp(h, Buffer.concat([MAGIC, g.hdr, g.frame]));
+    expect(h.recv(v)).toEqual([Buffer.concat([g.hdr, g.frame])]);
+    const f = frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:32', { payloadBytes: 3 });
+    sendUdp(h, f); // a plain frame shorter than the scratch prefix
+    const f2 = frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:00:33', { payloadBytes: 1400 });
+    sendUdp(h, f2);
+    expect(h.recv(v)).toEqual([Buffer.concat([Buffer.alloc(10), f]), Buffer.concat([Buffer.alloc(10), f2])]);
+    sendUdp(h, Buffer.concat([MAGIC, vnet(0x40, 1, 66, MSS_BYTES, 34, 16), g.frame]));
+    expect(drops(h, 0, 'badVnetHdr')).toBe(1);
+    sendUdp(h, Buffer.concat([MAGIC, Buffer.alloc(10), Buffer.alloc(5)]));
+    sendUdp(h, Buffer.alloc(9));
+    expect(drops(h, 0, 'runt')).toBe(2);
+    expect(h.recv(v)).toEqual([]);
+  });
+
+  it('without offloads neither says HELLO nor takes the magic', () => {
+    h = new Harness(2);
+    const p = udpPair();
+    testFd = p.testFd;
+    expect(h.engine.addEndpoint(0, p.engineFd, EpKind.Dgram, 9234, true)).toBeGreaterThan(0);
+    const v = h.attach(1, SEG_LIMIT_BYTES, { offload: true });
+    expect(recvAll(h)).toEqual([]);
+    const g = gso(2000);
+    sendUdp(h, Buffer.concat([MAGIC, g.hdr, g.frame]));
+    const got = h.recv(v);
+    expect(got).toHaveLength(1);
+    expect(got[0]!.subarray(10, 18)).toEqual(MAGIC); // a frame like any other, its header zero
+  });
+});

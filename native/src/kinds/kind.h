@@ -89,6 +89,8 @@ class Endpoint {
   virtual int extraFd(int) const { return -1; }
   /** True when GSO / partial-checksum frames may be sent as they are (a tap with a virtio-net header). */
   virtual bool takesVnet() const { return false; }
+  /** With takesVnet: the largest GSO frame sent as it is; a larger one is segmented in software (a UDP path's datagram limit). */
+  virtual uint32_t maxSegment() const { return SLOT_BYTES; }
 
   /**
    * Reads frames from readyFd into b (from b.count on, at most until b is full). Malformed input
@@ -157,6 +159,11 @@ class Endpoint {
 
   /** What a hang-up or error without input means for this kind. */
   virtual HupAction onHangup(bool hup) const { return hup ? HupAction::Close : HupAction::Close; }
+  /** True when a pending socket error err (SO_ERROR) is no news for this kind and is dropped silently. */
+  virtual bool ignoresError(int err) const {
+    (void)err;
+    return false;
+  }
 };
 
 /**
@@ -196,10 +203,11 @@ inline bool commitVnetFrame(Batch &b, DropCounts &d, const uint8_t *hdr, uint32_
 
 /**
  * Creates a datagram endpoint (VDE data socket, slirp socketpair, UDP, ptp, QEMU dgram). With
- * vnet every datagram starts with a virtio-net header and GSO frames fill up to a batch slot (a
- * VDE data socket whose two vde-ts ends agreed on it at the handshake).
+ * offload a unix socket carries a virtio-net header before every frame and GSO frames up to a
+ * batch slot (a VDE data socket whose two vde-ts ends agreed on it at the handshake), and a
+ * connected UDP socket negotiates segment datagrams in-band with its peer (cable.h).
  */
-std::unique_ptr<Endpoint> makeDgramEndpoint(int fd, int txFd, bool adoptPeer, bool vnet = false);
+std::unique_ptr<Endpoint> makeDgramEndpoint(int fd, int txFd, bool adoptPeer, bool offload = false);
 /**
  * Creates a byte-stream endpoint with 2- or 4-byte framing. With negotiate (2-byte framing
  * only) the endpoint offers the peer the segment format of cable.h and switches to it when the

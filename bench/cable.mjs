@@ -127,7 +127,7 @@ export function cableTable(results, oursCmd) {
 // helpers
 
 /** True when a socket listens on TCP port `port` (from /proc/net/tcp{,6}). */
-function listening(port) {
+export function listening(port) {
   const hex = port.toString(16).toUpperCase().padStart(4, '0');
   for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
     let text = '';
@@ -141,7 +141,7 @@ function listening(port) {
 }
 
 /** Starts argv (tracked by the harness, so Ctrl-C kills it by PID); keeps the stderr tail. */
-function startProc(ctx, argv, name) {
+export function startProc(ctx, argv, name) {
   const p = ctx.track(spawn(argv[0], argv.slice(1), { cwd: REPO_DIR, stdio: ['ignore', 'ignore', 'pipe'] }), name);
   const h = { p, name, err: '', exited: false };
   p.stderr.on('data', (d) => { h.err = (h.err + d).slice(-1000); });
@@ -150,7 +150,8 @@ function startProc(ctx, argv, name) {
   return h;
 }
 
-async function waitUntil(ctx, fn, timeoutMs) {
+/** Polls fn until it is true or timeoutMs passes; resolves whether it became true. */
+export async function waitUntil(ctx, fn, timeoutMs) {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     if (await fn()) return true;
@@ -160,7 +161,7 @@ async function waitUntil(ctx, fn, timeoutMs) {
 }
 
 /** Stops a process tree: the root by PID, then whatever of its descendants is left, by PID. */
-async function stopTree(ctx, h) {
+export async function stopTree(ctx, h) {
   if (!h?.p?.pid) return;
   const kids = ctx.descendants(h.p.pid);
   await ctx.killPid(h.p.pid, CABLE_STOP_GRACE_MS);

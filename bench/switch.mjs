@@ -27,6 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { cableTable, scenarioCable } from './cable.mjs';
+import { chainTable, scenarioChain } from './chain.mjs';
 import { debianTool, oursArgv } from './reference.mjs';
 
 // ---------------------------------------------------------------------------
@@ -97,8 +98,11 @@ const TARGET_THRU_RATIO = 1.5;         // ours/ref frames/s, 64 B, one pair
 const TARGET_CPU_RATIO = 0.5;          // ours/ref switch CPU per frame
 const TARGET_SCALE_FRACTION = 0.9;     // ours with load vs ours baseline
 const TARGET_LATENCY_RATIO = 1.0;      // ours/ref p50
+const TARGET_PLUG_TCP_RATIO = 8.0;     // ours (switch + vde_plug tap://) / Debian's, TCP Gbit/s
+const TARGET_TAPS_VS_BRIDGE_RATIO = 1.0; // taps in our switch, offloads on / kernel bridge, offloads on
+const PLUG_OFFLOAD_TIMEOUT_MS = 15000; // our tap plug must have switched the tap's offloads on
 
-const SCENARIOS = ['thru', 'bcast', 'latency', 'cpu', 'ports', 'macs', 'rss', 'flood', 'net', 'cable'];
+const SCENARIOS = ['thru', 'bcast', 'latency', 'cpu', 'ports', 'macs', 'rss', 'flood', 'net', 'cable', 'chain'];
 
 // ---------------------------------------------------------------------------
 // command line
@@ -107,7 +111,8 @@ function usage() {
   return `usage: node bench/switch.mjs [options]
   --only=NAME[,NAME]  run only these scenarios: ${SCENARIOS.join(', ')}
                       (rss implies macs; cable = Debian's cables vs ours between
-                      two of our switches, bench/cable.mjs)
+                      two of our switches, bench/cable.mjs; chain = a whole tap-to-tap
+                      chain across a cable, Debian's tools vs ours, bench/chain.mjs)
   --reps=N            repetitions per throughput measurement (default ${DEFAULT_REPS}; median)
   --no-pin            do not pin the switch and vdeload to separate CPUs
   --no-write          do not write bench/results/latest.md
@@ -817,13 +822,21 @@ async function netViaSwitch(sw) {
     for (const tap of [NET_TAP_A, NET_TAP_B]) {
       const r = run('ip', ['tuntap', 'add', 'dev', tap, 'mode', 'tap']);
       if (!r.ok) return { error: `ip tuntap add: ${r.err}` };
-      const p = track(spawn(debianTool('vde_plug').path, [`vde://${sw.dir}`, `tap://${tap}`], { stdio: ['ignore', 'ignore', 'pipe'] }), `vde_plug ${tap}`);
+      // Debian's switch with Debian's tap plug; ours with ours (tap offloads, 64 KiB segments to the switch)
+      const plugArgv = sw.side === 'ours' ? oursArgv('vde_plug') : [debianTool('vde_plug').path];
+      const p = track(spawn(plugArgv[0], [...plugArgv.slice(1), `vde://${sw.dir}`, `tap://${tap}`], { cwd: REPO_DIR, stdio: ['ignore', 'ignore', 'pipe'] }), `vde_plug ${tap}`);
       let perr = '';
       p.stderr.on('data', (d) => { perr = (perr + d).slice(-500); });
       p.on('error', (e) => { perr = e.message; });
       plugs.push({ p, err: () => perr });
     }
     await sleep(PLUG_SETTLE_MS);
+    if (sw.side === 'ours') {
+      // our plug switches the tap's offloads on once it has opened it
+      const until = Date.now() + PLUG_OFFLOAD_TIMEOUT_MS;
+      const tso = (tap) => /tcp-segmentation-offload: on/.test(run('ethtool', ['-k', tap], { quiet: true }).out);
+      while (!(tso(NET_TAP_A) && tso(NET_TAP_B)) && Date.now() < until && plugs.every(({ p }) => alive(p.pid))) await sleep(POLL_INTERVAL_MS);
+    }
     for (const { p, err } of plugs) if (!alive(p.pid)) return { error: `vde_plug exited: ${tail(err(), 150)}` };
     const moved = netMoveTaps();
     if (moved) return { error: moved };
@@ -954,6 +967,8 @@ async function scenarioNetTaps(switches) {
     }
   }
   if (results.net_gbps?.bridge) setResult('net_tap_on', 'bridge', results.net_gbps.bridge);
+  if (results.net_tap_on?.ours) setResult('net_tap_vs_bridge', 'ours', results.net_tap_on.ours);
+  if (results.net_gbps?.bridge) setResult('net_tap_vs_bridge', 'ref', results.net_gbps.bridge);
   log('net: Linux bridge reference, offloads off (ethtool -K tso/gso/gro off)');
   put('net_tap_off', 'bridge', await netViaBridge(true));
 }
@@ -992,9 +1007,12 @@ const ROWS = [
     target: { kind: 'abs', max: 32 * 1024, text: '< 32 MiB' } },
   { key: 'rss', scen: '7', what: `switch VmRSS after scenario 6`, unit: 'MiB', fmt: fmtKb },
   { key: 'hwm', scen: '7', what: 'switch VmHWM after scenario 6', unit: 'MiB', fmt: fmtKb },
-  { key: 'net_gbps', scen: '8', what: `TCP iperf3 ${IPERF_DURATION_S} s, netns↔netns`, unit: 'Gbit/s', fmt: (v) => fmtNum(v, 2), bridge: true },
-  { key: 'net_ping', scen: '8', what: 'ICMP ping RTT p50, netns↔netns', unit: 'µs', fmt: (v) => fmtNum(v, 0), bridge: true },
+  { key: 'net_gbps', scen: '8', what: `TCP iperf3 ${IPERF_DURATION_S} s, netns↔netns, each namespace's tap on a vde_plug tap:// (ref: Debian's switch and plugs; ours: our switch and plugs)`, unit: 'Gbit/s', fmt: (v) => fmtNum(v, 2), bridge: true,
+    target: { kind: 'ratio', min: TARGET_PLUG_TCP_RATIO, text: `ours/ref ≥ ${TARGET_PLUG_TCP_RATIO}` } },
+  { key: 'net_ping', scen: '8', what: 'ICMP ping RTT p50, netns↔netns (same plugs)', unit: 'µs', fmt: (v) => fmtNum(v, 0), bridge: true },
   { key: 'net_tap_on', scen: '8b', what: `TCP iperf3 ${IPERF_DURATION_S} s between taps in the switch (-t), offloads on (ref: vde_switch -t, no offloads)`, unit: 'Gbit/s', fmt: (v) => fmtNum(v, 2), bridge: true },
+  { key: 'net_tap_vs_bridge', scen: '8b', what: `TCP iperf3 ${IPERF_DURATION_S} s between taps in our switch (-t), offloads on, against the kernel bridge with offloads (ref column: the bridge)`, unit: 'Gbit/s', fmt: (v) => fmtNum(v, 2),
+    target: { kind: 'ratio', min: TARGET_TAPS_VS_BRIDGE_RATIO, text: `ours/bridge ≥ ${TARGET_TAPS_VS_BRIDGE_RATIO}` } },
   { key: 'net_tap_off', scen: '8b', what: `TCP iperf3 ${IPERF_DURATION_S} s between taps in the switch (-t), --tap-offload off (bridge: tso/gso/gro off)`, unit: 'Gbit/s', fmt: (v) => fmtNum(v, 2), bridge: true },
 ];
 
@@ -1095,8 +1113,8 @@ async function main() {
 
   // the reference binaries are checked before anything runs: a wrong one fails the bench here
   const refSwitch = debianTool('vde_switch');
-  if (selected.has('net') || selected.has('cable')) debianTool('vde_plug');
-  if (selected.has('cable')) debianTool('dpipe');
+  if (selected.has('net') || selected.has('cable') || selected.has('chain')) debianTool('vde_plug');
+  if (selected.has('cable') || selected.has('chain')) debianTool('dpipe');
   log(`ref: ${refSwitch.path} (Debian package ${refSwitch.pkg}); ours: ${oursArgv('vde_switch').join(' ')}`);
 
   const machine = machineInfo();
@@ -1144,18 +1162,19 @@ async function main() {
       if (selected.has('flood')) await scenarioFlood(switches);
     }
     if (selected.has('net')) await scenarioNet(switches);
-    if (selected.has('cable')) {
-      await scenarioCable({
-        track, killPid, alive, descendants, cpuTicks, run, runAsync, sleep, median, tail, log, which, setResult,
-        cleanupTasks, notes, reps: opts.reps, clkTck: () => CLK_TCK_HZ, stopping: () => cleanupRun !== null,
-        vdeloadBin: loadErr ? null : VDELOAD_BIN, vdeloadErr: loadErr,
-        makeSwitch: (name) => {
-          const root = path.join(tmpRoot, name);
-          fs.mkdirSync(root, { recursive: true });
-          return new Switch('ours', oursArgv('vde_switch'), root, null);
-        },
-      });
-    }
+    const groupCtx = {
+      track, killPid, alive, descendants, cpuTicks, run, runAsync, sleep, median, tail, log, which, setResult,
+      cleanupTasks, notes, reps: opts.reps, clkTck: () => CLK_TCK_HZ, stopping: () => cleanupRun !== null,
+      vdeloadBin: loadErr ? null : VDELOAD_BIN, vdeloadErr: loadErr,
+      // a switch of its own directory: ours by default, or side ('ref'|'ours') started from argv
+      makeSwitch: (name, side = 'ours', argv = oursArgv('vde_switch')) => {
+        const root = path.join(tmpRoot, name);
+        fs.mkdirSync(root, { recursive: true });
+        return new Switch(side, argv, root, null);
+      },
+    };
+    if (selected.has('cable')) await scenarioCable(groupCtx);
+    if (selected.has('chain')) await scenarioChain(groupCtx);
   } finally {
     await cleanupAll();
   }
@@ -1164,6 +1183,7 @@ async function main() {
   deriveEfficiency();
   const table = buildTable(selected);
   const cable = cableTable(results, `${OURS_LABEL} ${OURS_EXTRA_ARGS.join(' ')}`);
+  const chain = chainTable(results);
   const elapsedS = ((Date.now() - t0) / 1000).toFixed(0);
   const md = [
     '# vde_switch benchmark: ours vs Debian vde_switch',
@@ -1181,6 +1201,7 @@ async function main() {
     '',
     ...(table ? [table, ''] : []),
     ...(cable.length ? [...cable, ''] : []),
+    ...(chain.length ? [...chain, ''] : []),
     ...(notes.length ? ['Notes:', '', ...notes.map((n) => `- ${n}`), ''] : []),
   ].join('\n');
   console.log('\n' + md);

@@ -91,13 +91,24 @@ struct Batch {
   // recvmmsg headers pointing at the slots, built once (kinds set the iovec lengths)
   struct mmsghdr msgs[RX_BATCH_FRAMES];
   struct iovec iovs[RX_BATCH_FRAMES];
+  // the same for datagrams that start with a prefix (a virtio-net header, or a UDP cable's segment
+  // prefix): prefix i lands in vhdr[i] (kinds set its length), the frame in slot i
+  static constexpr size_t PREFIX_SCRATCH_BYTES = 24;
+  uint8_t vhdr[RX_BATCH_FRAMES][PREFIX_SCRATCH_BYTES];
+  struct mmsghdr vmsgs[RX_BATCH_FRAMES];
+  struct iovec viovs[RX_BATCH_FRAMES][2];
 
   Batch() {
     memset(msgs, 0, sizeof msgs);
+    memset(vmsgs, 0, sizeof vmsgs);
     for (int i = 0; i < RX_BATCH_FRAMES; i++) {
       iovs[i] = {frame(i), SLOT_BYTES};
       msgs[i].msg_hdr.msg_iov = &iovs[i];
       msgs[i].msg_hdr.msg_iovlen = 1;
+      viovs[i][0] = {vhdr[i], VNET_HDR_BYTES};
+      viovs[i][1] = {frame(i), SLOT_BYTES};
+      vmsgs[i].msg_hdr.msg_iov = viovs[i];
+      vmsgs[i].msg_hdr.msg_iovlen = 2;
     }
   }
   Batch(const Batch &) = delete;
@@ -152,7 +163,14 @@ struct OutFrame {
   }
 };
 
-/** Most iovecs a kind's wire form of one frame uses (prefix + 3 frame parts). */
-constexpr int MAX_WIRE_IOV = 4;
+/** iovecs of a frame with a prefix: the prefix and the frame's 3 parts at most. */
+constexpr int PREFIX_WIRE_IOV = 4;
+/**
+ * Most iovecs and prefix bytes a kind's wire form of one frame may use: a cable's segment format
+ * (cable.h) cuts a 64 KiB frame into records, each with its own prefix. Callers of a kind's
+ * wire() size their buffers with these; a kind that only calls its own wire() may use less.
+ */
+constexpr int MAX_WIRE_IOV = 100;
+constexpr size_t MAX_WIRE_PRE_BYTES = 160;
 
 }  // namespace vde

@@ -616,6 +616,7 @@ void Engine::handleHangup(Endpoint *ep, uint32_t events) {
   socklen_t l = sizeof err;
   getsockopt(ep->rxFd(), SOL_SOCKET, SO_ERROR, &err, &l);  // also clears a pending error
   bool hup = events & EPOLLHUP;
+  if (!hup && ep->ignoresError(err)) return;
   switch (ep->onHangup(hup)) {
     case HupAction::Drain:
       handleInput(ep, ep->rxFd());
@@ -747,14 +748,17 @@ void Engine::sendToPort(int port, const OutFrame *f, int n) {
 
 void Engine::sendToEndpoint(Endpoint *ep, int port, const OutFrame *f, int n) {
   if (ep->dead) return;
-  if (ep->takesVnet()) {
+  const bool raw = ep->takesVnet();
+  const uint32_t segMax = raw ? ep->maxSegment() : 0;
+  if (raw && segMax >= SLOT_BYTES) {
     sendRun(ep, port, f, n);
     return;
   }
-  // frames with a GSO / partial-checksum header go out as complete frames, segmented in software
+  // frames with a GSO / partial-checksum header the endpoint cannot take (no offloads, or a GSO
+  // frame above its segment limit) go out as complete frames, segmented in software
   int start = 0;
   for (int i = 0; i < n; i++) {
-    if (!f[i].vnet) continue;
+    if (!f[i].vnet || (raw && f[i].wireLen() <= segMax)) continue;
     if (i > start) sendRun(ep, port, f + start, i - start);
     start = i + 1;
     if (ep->dead) return;
@@ -817,7 +821,7 @@ void Engine::noteQueue(Endpoint *ep) {
 }
 
 void Engine::enqueue(Endpoint *ep, int port, const OutFrame &f) {
-  uint8_t pre[16];
+  uint8_t pre[MAX_WIRE_PRE_BYTES];
   struct iovec iov[MAX_WIRE_IOV];
   uint32_t bytes;
   int k = ep->wire(f, pre, iov, &bytes);
@@ -1100,7 +1104,7 @@ void Engine::tick() {
 }
 
 bool Engine::store(PktQueue &q, const StageFrame &f, uint64_t timeNs, uint16_t aux) {
-  struct iovec iov[MAX_WIRE_IOV];
+  struct iovec iov[PREFIX_WIRE_IOV];
   int k = f.out.parts(iov);
   ItemMeta meta;
   meta.frameLen = f.out.wireLen();

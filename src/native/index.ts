@@ -119,8 +119,16 @@ export interface EngineOptions {
 
 /** The engine as the tools use it (see createEngine). */
 export interface NativeEngine {
-  /** Hands an fd to the engine; txFd (default fd) is the write side, adoptPeer makes a datagram socket adopt its first sender. Returns 0 when refused (the caller keeps the fds). */
-  addEndpoint(port: number, fd: number, kind: EpKind, maxFrameBytes: number, closeFd: boolean, txFd?: number, adoptPeer?: boolean, vnetHdr?: boolean): number;
+  /**
+   * Hands an fd to the engine; txFd (default fd) is the write side, adoptPeer makes a datagram
+   * socket adopt its first sender. offload: a datagram socket carries a virtio-net header before
+   * every frame and 64 KiB segments (both ends agreed at the VDE handshake); a Stream2 endpoint
+   * offers its peer 64 KiB segments in-band and uses them when the peer is vde-ts too.
+   * recordWrites: a stream writes one record per write, a pipe in packet mode (for a reader that
+   * must read whole records, such as Debian's wirefilter). Returns 0 when refused (the caller
+   * keeps the fds).
+   */
+  addEndpoint(port: number, fd: number, kind: EpKind, maxFrameBytes: number, closeFd: boolean, txFd?: number, adoptPeer?: boolean, offload?: boolean, recordWrites?: boolean): number;
   /** Closes an endpoint (asynchronously); false when the id is not (or no longer) known. */
   removeEndpoint(id: number): boolean;
   /** Hands a custom endpoint (from a native factory such as createVxlan) to the engine; returns 0 on failure. */

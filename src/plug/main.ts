@@ -46,6 +46,12 @@ const OPTIONS = {
   metrics: { type: 'string', describe: 'serve Prometheus metrics on /metrics at tcp:HOST:PORT, tcp:PORT (127.0.0.1) or unix:PATH' },
   impair: { type: 'string', array: true, describe: 'link emulation, [LR:|RL:]SPEC (LR: first locator to second; no prefix: both ways), e.g. "LR:delay 10ms loss 1%"; repeatable' },
   seed: { type: 'string', describe: 'seed of the link emulation\'s random numbers (the same seed loses the same frames)' },
+  offload: {
+    type: 'string',
+    choices: ['on', 'off'],
+    default: 'on',
+    describe: 'on: 64 KiB TCP segments with a virtio-net header where the other end is vde-ts too (switch, cable), taps with TSO/checksum offloads; off: plain frames only',
+  },
   verbose: { type: 'boolean', describe: 'log debug messages' },
   'daemon-child': { type: 'boolean', hidden: true },
 } as const;
@@ -104,7 +110,7 @@ function side(loc: Locator, a: Record<string, unknown>, second: boolean, reconne
   }
   return {
     locator: loc,
-    options: { description: String(a.descr ?? 'vdeplug:'), group: (second ? a.group2 : a.group) as string | undefined, mode, port },
+    options: { description: String(a.descr ?? 'vdeplug:'), group: (second ? a.group2 : a.group) as string | undefined, mode, port, offload: a.offload !== 'off' },
     reconnect,
   };
 }

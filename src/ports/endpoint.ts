@@ -22,6 +22,10 @@ export interface OpenedEndpoint {
   kind: EpKind;
   maxFrameBytes: number;
   adoptPeer?: boolean;
+  /** Datagram: frames carry a virtio-net header (agreed at the handshake); Stream2: negotiate 64 KiB segments in-band (see addEndpoint). */
+  offload?: boolean;
+  /** Streams: one record per write, a pipe in packet mode (the reader is Debian's wirefilter). */
+  recordWrites?: boolean;
   /** Human-readable name for messages. */
   name: string;
   /** A native custom endpoint handle (EpKind.Custom): handed to engine.addCustomEndpoint instead of fd. */
@@ -34,6 +38,8 @@ export interface OpenedEndpoint {
 
 /** Options that apply to opening any kind (from the tool's command line). */
 export interface OpenOptions {
+  /** Carry 64 KiB segments with a virtio-net header where the other end is vde-ts too, and open taps with offloads (default true; vde_plug --offload off). */
+  offload?: boolean;
   description?: string;
   group?: string;
   mode?: number;

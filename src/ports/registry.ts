@@ -38,7 +38,7 @@ function kind<K extends LocatorKind>(scheme: K, open: OpenFn<Extract<Locator, { 
 /** Every kind, by scheme. */
 export const KINDS: Record<LocatorKind, EndpointKind> = {
   vde: kind('vde', openVde, true),
-  stdio: kind('stdio', () => openStdio(), false),
+  stdio: kind('stdio', (_l, o) => openStdio(o), false),
   null: kind('null', () => openNull(), false),
   tap: kind('tap', openTap, true),
   cmd: kind('cmd', openCmd, false),

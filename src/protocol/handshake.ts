@@ -3,6 +3,16 @@
  * request (v3, or the old v1 layout), and build the 110-byte `struct sockaddr_un` reply. Every
  * malformed request yields a reason string instead of an exception, so the control server can log
  * it and close the stream at once.
+ *
+ * The vde-ts extension (HandshakeExt): when both ends are vde-ts they agree here to carry a
+ * virtio-net header and 64 KiB segments on the data socket. A client offers it in the bytes
+ * after its description's terminating NUL (vde2 and vdeplug4 switches store the description as
+ * a C string, so they never see it, and the request stays within their 256-byte read); a
+ * switch accepts it in the padding after the data socket path's NUL inside the 110-byte reply
+ * (a client that did not offer it never looks there; a switch that does not know it leaves
+ * zeros). Either side missing, truncated or garbled means today's protocol, byte for byte.
+ * Layout (EXT_BYTES): "vde-ts", version (1), flags (bit 0: virtio-net header), largest frame
+ * (32-bit little-endian, host order like the rest of the request).
  */
 
 /** The magic number that opens every request (host order on the wire). */
@@ -21,6 +31,37 @@ const SUN_PATH_BYTES = 108;
 export const REQ_NEW_CONTROL = 0;
 export const REQ_NEW_PORT0 = 1;
 
+/** The extension block's magic, version, flag and size (see the file comment). */
+export const EXT_MAGIC = Buffer.from('vde-ts', 'latin1');
+export const EXT_VERSION = 1;
+/** Frames on the data socket carry a 10-byte virtio-net header (TSO/checksum offloads, 64 KiB segments). */
+export const EXT_F_VNET = 1;
+export const EXT_BYTES = 12;
+
+/** What one end offers (request) or accepts (reply) of the vde-ts extension. */
+export interface HandshakeExt {
+  version: number;
+  flags: number;
+  /** Largest frame (without the virtio-net header) the end takes. */
+  maxFrameBytes: number;
+}
+
+/** Encodes an extension block (EXT_BYTES). */
+export function encodeExt(e: HandshakeExt): Buffer {
+  const b = Buffer.alloc(EXT_BYTES);
+  EXT_MAGIC.copy(b, 0);
+  b[6] = e.version & 0xff;
+  b[7] = e.flags & 0xff;
+  b.writeUInt32LE(e.maxFrameBytes >>> 0, 8);
+  return b;
+}
+
+/** Decodes an extension block at the start of b, or null (too short, other magic, version 0). */
+export function decodeExt(b: Buffer): HandshakeExt | null {
+  if (b.length < EXT_BYTES || !b.subarray(0, EXT_MAGIC.length).equals(EXT_MAGIC) || b[6] === 0) return null;
+  return { version: b[6], flags: b[7], maxFrameBytes: b.readUInt32LE(8) };
+}
+
 export interface PortRequest {
   version: 1 | 3;
   /** 0 = normal port, 1 = management port 0. */
@@ -32,6 +73,8 @@ export interface PortRequest {
   /** True when the client bound an abstract-namespace address. */
   abstract: boolean;
   description: string;
+  /** The vde-ts extension the client offered (v3 only), if any. */
+  ext?: HandshakeExt;
 }
 
 export type ParseResult = { ok: true; req: PortRequest } | { ok: false; reason: string };
@@ -73,9 +116,12 @@ export function parseRequest(buf: Buffer): ParseResult {
     const port = type === REQ_NEW_PORT0 ? 0 : word >>> 8;
     const sa = readSockaddr(buf, 12);
     if (!sa.ok) return sa;
+    const tail = buf.subarray(V3_DESCR_OFFSET_BYTES);
+    const nul = tail.indexOf(0);
+    const ext = nul < 0 ? null : decodeExt(tail.subarray(nul + 1));
     return {
       ok: true,
-      req: { version: 3, type, port, sockPath: sa.path, abstract: sa.abstract, description: cleanDescription(buf.subarray(V3_DESCR_OFFSET_BYTES)) },
+      req: { version: 3, type, port, sockPath: sa.path, abstract: sa.abstract, description: cleanDescription(tail), ...(ext ? { ext } : {}) },
     };
   }
   if (version === 0 || version === 1) {
@@ -128,25 +174,49 @@ export function hopelessRequest(head: Buffer): string | null {
   return null;
 }
 
-/** Encodes a `struct sockaddr_un` (110 bytes) for a path; throws if the path does not fit. */
-export function encodeSockaddr(p: string): Buffer {
+/** True when a reply for path p has room for the extension after the path's NUL. */
+export function replyHasRoomForExt(p: string): boolean {
+  return Buffer.byteLength(p, 'utf8') + 1 + EXT_BYTES <= SUN_PATH_BYTES;
+}
+
+/**
+ * Encodes a `struct sockaddr_un` (110 bytes) for a path, with the extension block after the
+ * path's NUL when ext is given and fits (replyHasRoomForExt); throws if the path does not fit.
+ */
+export function encodeSockaddr(p: string, ext?: HandshakeExt): Buffer {
   const b = Buffer.alloc(SOCKADDR_UN_BYTES);
   b.writeUInt16LE(AF_UNIX, 0);
   const bytes = Buffer.from(p, 'utf8');
   if (bytes.length >= SUN_PATH_BYTES) throw new Error(`socket path too long (${bytes.length} bytes, limit ${SUN_PATH_BYTES - 1}): ${p}`);
   bytes.copy(b, 2);
+  if (ext && replyHasRoomForExt(p)) encodeExt(ext).copy(b, 2 + bytes.length + 1);
   return b;
 }
 
-/** Builds a v3 request (used by our own clients and tests). */
-export function encodeRequestV3(opts: { type?: number; port?: number; sockPath: string; description?: string }): Buffer {
-  const descr = Buffer.from(opts.description ?? '', 'utf8');
-  const b = Buffer.alloc(V3_DESCR_OFFSET_BYTES + descr.length);
+/** Reads a switch's reply (at least SOCKADDR_UN_BYTES): the data socket path and the extension it accepted, if any. */
+export function parseReply(reply: Buffer): { path: string; ext: HandshakeExt | null } {
+  const sun = reply.subarray(2, SOCKADDR_UN_BYTES);
+  const end = sun.indexOf(0);
+  const p = sun.subarray(0, end < 0 ? sun.length : end).toString();
+  return { path: p, ext: end < 0 ? null : decodeExt(sun.subarray(end + 1)) };
+}
+
+/**
+ * Builds a v3 request (used by our own clients and tests). With ext the description is cut to
+ * leave room for a NUL and the extension block within MAX_REQUEST_BYTES - 1 bytes.
+ */
+export function encodeRequestV3(opts: { type?: number; port?: number; sockPath: string; description?: string; ext?: HandshakeExt }): Buffer {
+  let descr = Buffer.from(opts.description ?? '', 'utf8');
+  const extra = opts.ext ? Buffer.concat([Buffer.alloc(1), encodeExt(opts.ext)]) : Buffer.alloc(0);
+  const room = MAX_REQUEST_BYTES - 1 - V3_DESCR_OFFSET_BYTES - extra.length;
+  if (opts.ext && descr.length > room) descr = descr.subarray(0, room);
+  const b = Buffer.alloc(V3_DESCR_OFFSET_BYTES + descr.length + extra.length);
   b.writeUInt32LE(VDE_MAGIC, 0);
   b.writeUInt32LE(3, 4);
   b.writeUInt32LE(((opts.type ?? REQ_NEW_CONTROL) + ((opts.port ?? 0) << 8)) >>> 0, 8);
   encodeSockaddr(opts.sockPath).copy(b, 12);
   descr.copy(b, V3_DESCR_OFFSET_BYTES);
+  extra.copy(b, V3_DESCR_OFFSET_BYTES + descr.length);
   return b;
 }
 

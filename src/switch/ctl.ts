@@ -6,6 +6,11 @@
  * to the engine and answers with the 110-byte address. Any refusal closes the stream at once
  * with a logged (rate-limited) reason; vde2 2.3.2 left such clients hanging. EOF on the control
  * stream removes the endpoint and its socket file.
+ *
+ * A vde-ts client that offers the handshake extension (protocol/handshake.ts) gets it accepted in
+ * the reply when the data socket's path leaves room for it: its data socket then carries a
+ * virtio-net header before every frame and 64 KiB segments both ways. Every other client
+ * (Debian's libvdeplug, QEMU) gets exactly the reply vde2 sends.
  */
 import fs from 'node:fs';
 import net from 'node:net';
@@ -13,8 +18,8 @@ import path from 'node:path';
 import { ErrnoError } from '../core/errors.js';
 import { log } from '../core/log.js';
 import { listenUnix, OwnedPath, probeDgramPath } from '../core/sockpath.js';
-import { EpKind, MAX_VDE_FRAME_BYTES, native } from '../native/index.js';
-import { encodeSockaddr, type PortRequest } from '../protocol/handshake.js';
+import { EpKind, MAX_STREAM_FRAME_BYTES, MAX_VDE_FRAME_BYTES, native } from '../native/index.js';
+import { encodeSockaddr, EXT_F_VNET, EXT_VERSION, replyHasRoomForExt, type HandshakeExt, type PortRequest } from '../protocol/handshake.js';
 import { readRequest } from '../protocol/request.js';
 import { clientSocketOwner, createDataSocket } from '../ports/datasock.js';
 import type { SwitchState, PortInfo } from './state.js';
@@ -137,12 +142,16 @@ export class CtlServer {
     let dataPath = '';
     let engineId = 0;
     let owned: OwnedPath | null = null;
+    let ext: HandshakeExt | null = null;
     try {
       fd = createDataSocket(req.sockPath, (p) => (dataPath = dataSocketPath(this.opts.dir, port.num, p)), sockMode);
       owned = OwnedPath.record(dataPath);
       if (port.num !== 0 && isRoot && uid !== null) fs.chownSync(dataPath, uid, sockGid ?? -1);
       else if (sockGid !== null) fs.chownSync(dataPath, -1, sockGid);
-      engineId = this.state.engine.addEndpoint(port.num, fd, EpKind.Dgram, MAX_VDE_FRAME_BYTES, true);
+      if (req.ext && (req.ext.flags & EXT_F_VNET) !== 0 && replyHasRoomForExt(dataPath))
+        ext = { version: EXT_VERSION, flags: EXT_F_VNET, maxFrameBytes: MAX_STREAM_FRAME_BYTES };
+      const max = ext ? MAX_STREAM_FRAME_BYTES : MAX_VDE_FRAME_BYTES;
+      engineId = this.state.engine.addEndpoint(port.num, fd, EpKind.Dgram, max, true, undefined, false, ext !== null);
       if (!engineId) throw new Error('the engine refused the endpoint');
     } catch (e) {
       if (!engineId && fd >= 0) a.closeFd(fd);
@@ -160,12 +169,12 @@ export class CtlServer {
       this.state.detach(portNum, id);
       s.destroy();
     };
-    this.state.attach(port, { id, engineId, module: 'unix prog', description: req.description, uid, dataPath, close });
+    this.state.attach(port, { id, engineId, module: 'unix prog', description: req.description, uid, dataPath, offload: ext !== null, close });
     s.on('close', close);
     s.on('data', () => {
       /* the control stream carries nothing after the handshake; ignore stray bytes */
     });
-    s.write(encodeSockaddr(dataPath));
-    log('debug', `port ${portNum}: new endpoint ${id} "${req.description}"`);
+    s.write(encodeSockaddr(dataPath, ext ?? undefined));
+    log('debug', `port ${portNum}: new endpoint ${id} "${req.description}"${ext ? ' (64 KiB segments)' : ''}`);
   }
 }

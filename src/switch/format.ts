@@ -50,7 +50,7 @@ export function portJson(p: PortInfo, c: PortCounters): object {
     stormLimitPps: p.stormLimitPps,
     mirror: p.mirror,
     counters: c,
-    endpoints: [...p.endpoints.values()].map((e) => ({ id: e.id, module: e.module, description: e.description, uid: e.uid })),
+    endpoints: [...p.endpoints.values()].map((e) => ({ id: e.id, module: e.module, description: e.description, uid: e.uid, offload: e.offload === true })),
   };
 }
 

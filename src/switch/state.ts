@@ -34,6 +34,8 @@ export interface EndpointInfo {
   description: string;
   uid: number | null;
   dataPath?: string;
+  /** Frames carry a virtio-net header (64 KiB segments, TSO/checksum offloads): taps with offloads, vde-ts clients that agreed at the handshake. */
+  offload?: boolean;
   close: () => void; // closes the endpoint's control side (control stream, listener socket...)
 }
 

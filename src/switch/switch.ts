@@ -244,7 +244,7 @@ export class VdeSwitch {
     // --tap-offload on (default): virtio-net header + TSO/checksum offloads, so that TCP between
     // taps on this switch moves 64 KiB segments; frames for other ports are segmented in software
     const offload = this.opts.tapOffload !== false;
-    let tap: { fd: number; name: string };
+    let tap: { fd: number; name: string; offloads: boolean };
     try {
       tap = openTapFd(name, offload, `--tap ${name}`);
     } catch (e) {
@@ -266,6 +266,7 @@ export class VdeSwitch {
       module: 'tuntap',
       description: tap.name,
       uid: null,
+      offload: tap.offloads,
       close: () => {
         if (closed) return;
         closed = true;

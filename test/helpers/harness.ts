@@ -9,6 +9,7 @@
 import { createEngine, EpKind, MAX_VDE_FRAME_BYTES, native, type EngineEvent, type NativeEngine, type PortCounters } from '../../src/native/index.js';
 
 /** AF_UNIX socket types for socketPair(). */
+export const SOCK_STREAM = 1;
 export const SOCK_DGRAM = 2;
 /** Nanoseconds per second. */
 export const NS_PER_SECOND = 1_000_000_000;
@@ -31,12 +32,24 @@ export class Harness {
     this.engine = createEngine(numPorts, (evs) => this.events.push(...evs), { manual: true });
   }
 
-  /** Attaches a datagram endpoint (a socket pair) to port; returns the test's side. */
-  attach(port: number, maxFrameBytes = MAX_VDE_FRAME_BYTES): HarnessPort {
+  /**
+   * Attaches a datagram endpoint (a socket pair) to port; returns the test's side. offload: the
+   * datagrams carry a virtio-net header (a data socket whose ends agreed on it at the handshake).
+   */
+  attach(port: number, maxFrameBytes = MAX_VDE_FRAME_BYTES, opts: { offload?: boolean } = {}): HarnessPort {
+    return this.attachPair(port, SOCK_DGRAM, EpKind.Dgram, maxFrameBytes, opts.offload ?? false);
+  }
+
+  /** Attaches a 2-byte length stream (a socket pair) to port; offload: it negotiates 64 KiB segments in-band (a vde-ts cable end). */
+  attachStream(port: number, opts: { offload?: boolean; maxFrameBytes?: number } = {}): HarnessPort {
+    return this.attachPair(port, SOCK_STREAM, EpKind.Stream2, opts.maxFrameBytes ?? MAX_VDE_FRAME_BYTES, opts.offload ?? false);
+  }
+
+  private attachPair(port: number, type: number, kind: EpKind, maxFrameBytes: number, offload: boolean): HarnessPort {
     const a = native();
-    const [mine, theirs] = a.socketPair(SOCK_DGRAM);
+    const [mine, theirs] = a.socketPair(type);
     a.setNonBlocking(theirs, true);
-    const engineId = this.engine.addEndpoint(port, mine, EpKind.Dgram, maxFrameBytes, true);
+    const engineId = this.engine.addEndpoint(port, mine, kind, maxFrameBytes, true, undefined, false, offload);
     if (!engineId) {
       a.closeFd(mine);
       a.closeFd(theirs);
@@ -64,12 +77,32 @@ export class Harness {
     this.engine.pollOnce();
     const out: Buffer[] = [];
     for (;;) {
-      const b = native().recvFd(hp.peerFd, 65600);
+      const b = native().recvFd(hp.peerFd, 70000);
       if (!b) break;
       out.push(b);
       this.engine.pollOnce(); // lets a queued backlog drain into the room just made
     }
     return out;
+  }
+
+  /** Writes raw bytes into a stream attachment and lets the engine read them; returns the bytes written or -errno. */
+  sendBytes(hp: HarnessPort, bytes: Buffer): number {
+    const r = native().sendFd(hp.peerFd, bytes);
+    for (let i = 0; i < 4; i++) this.engine.pollOnce();
+    return r;
+  }
+
+  /** Every byte waiting at the test's side of a stream attachment (after letting the engine run). */
+  recvBytes(hp: HarnessPort): Buffer {
+    const out: Buffer[] = [];
+    this.engine.pollOnce();
+    for (;;) {
+      const b = native().recvFd(hp.peerFd, 1 << 20);
+      if (!b || b.length === 0) break;
+      out.push(b);
+      this.engine.pollOnce();
+    }
+    return Buffer.concat(out);
   }
 
   /** The frames each attached port received, by port number (first attachment of each port). */

@@ -54,6 +54,8 @@ export class VdeClient {
     readonly fd: number,
     readonly localPath: string,
     readonly dataPath: string,
+    /** The switch's whole reply (110 bytes: a sockaddr_un, and the vde-ts extension when accepted). */
+    readonly reply: Buffer,
   ) {}
 
   /** The port number from the data socket name (DIR/NNN.F). */
@@ -96,7 +98,7 @@ export class VdeClient {
       const end = reply.indexOf(0, 2);
       const dataPath = reply.subarray(2, end < 0 ? SOCKADDR_UN_BYTES : end).toString();
       a.unixConnect(fd, dataPath);
-      return new VdeClient(ctl, fd, localPath, dataPath);
+      return new VdeClient(ctl, fd, localPath, dataPath, reply);
     } catch (e) {
       ctl.destroy();
       a.closeFd(fd);

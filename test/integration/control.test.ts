@@ -3,7 +3,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { encodeRequestV1, encodeRequestV3, VDE_MAGIC } from '../../src/protocol/handshake.js';
+import { encodeRequestV1, encodeRequestV3, EXT_F_VNET, parseReply, VDE_MAGIC } from '../../src/protocol/handshake.js';
 import { startSwitch, type RunningSwitch } from '../helpers/switchproc.js';
 import { frame, rawControl, VdeClient } from '../helpers/vdeclient.js';
 
@@ -148,5 +148,62 @@ describe('handshake', () => {
     const p2 = await sw.json<{ counters: { inFrames: number } }>('json/port/print 7');
     expect(p2.counters.inFrames).toBe(2);
     again.close();
+  });
+});
+
+describe('the vde-ts handshake extension against the switch process', () => {
+  const ext = { version: 1, flags: EXT_F_VNET, maxFrameBytes: 65536 };
+  const endpointOffload = async (dataPath: string): Promise<boolean | undefined> => {
+    const ports = await sw.json<Array<{ endpoints: Array<{ id: number; offload: boolean }> }>>('json/port/print');
+    const id = Number(path.basename(dataPath).split('.')[1]);
+    return ports.flatMap((p) => p.endpoints).find((e) => e.id === id)?.offload;
+  };
+
+  it('accepts it in the reply padding: the data socket then carries a virtio-net header both ways', async () => {
+    const c = await VdeClient.connect(sw.dir, { request: (p) => encodeRequestV3({ sockPath: p, description: 'ext client', ext }) });
+    const b = await VdeClient.connect(sw.dir);
+    expect(parseReply(c.reply)).toEqual({ path: c.dataPath, ext });
+    expect(parseReply(b.reply).ext).toBeNull();
+    expect(await endpointOffload(c.dataPath)).toBe(true);
+    expect(await endpointOffload(b.dataPath)).toBe(false);
+    const f = frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:0e:01');
+    c.send(Buffer.concat([Buffer.alloc(10), f]));
+    expect(await b.recv()).toEqual(f);
+    const g = frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:0e:02', 3000);
+    b.send(g);
+    expect(await c.recv()).toEqual(Buffer.concat([Buffer.alloc(10), g]));
+    c.close();
+    b.close();
+  });
+
+  it('answers a cut, garbled or version-0 extension with exactly the plain reply', async () => {
+    const variants: Array<[string, (p: string) => Buffer]> = [
+      ['cut', (p) => { const r = encodeRequestV3({ sockPath: p, description: 'x', ext }); return r.subarray(0, r.length - 3); }],
+      ['wrong magic', (p) => { const r = encodeRequestV3({ sockPath: p, description: 'x', ext }); r[122 + 2] ^= 0xff; return r; }],
+      ['version 0', (p) => { const r = encodeRequestV3({ sockPath: p, description: 'x', ext }); r[122 + 2 + 6] = 0; return r; }],
+      ['no virtio-net flag', (p) => encodeRequestV3({ sockPath: p, description: 'x', ext: { ...ext, flags: 0 } })],
+    ];
+    for (const [what, request] of variants) {
+      const c = await VdeClient.connect(sw.dir, { request });
+      const end = c.reply.indexOf(0, 2);
+      expect(c.reply.length, what).toBe(110);
+      expect(c.reply.subarray(end).every((x) => x === 0), what).toBe(true);
+      expect(await endpointOffload(c.dataPath), what).toBe(false);
+      c.close();
+    }
+  });
+
+  it('survives random bytes after the description: each client is served or refused, the switch goes on', async () => {
+    let seed = 4242;
+    const rnd = (n: number): number => ((seed = (seed * 1103515245 + 12345) >>> 0) % n);
+    for (let i = 0; i < 60; i++) {
+      const tail = Buffer.from(Array.from({ length: 1 + rnd(40) }, () => rnd(256)));
+      if (i % 3 === 0) Buffer.from('vde-ts').copy(tail, 0, 0, Math.min(6, tail.length));
+      const c = await VdeClient.connect(sw.dir, { request: (p) => Buffer.concat([encodeRequestV3({ sockPath: p, description: 'r' }), Buffer.from([0]), tail]) }).catch(() => null);
+      c?.close();
+    }
+    const ok = await VdeClient.connect(sw.dir);
+    expect(ok.port).toBeGreaterThan(0);
+    ok.close();
   });
 });

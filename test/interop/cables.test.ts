@@ -9,7 +9,6 @@
  * with Debian's `vde_plug vde://DIR tap://TAP`, ping across. Every process is stopped by PID,
  * namespaces, taps and temp files are removed.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -19,11 +18,9 @@ import { ensureTools } from '../helpers/deps.js';
 import {
   createNetns,
   createTap,
-  killPid,
   moveLinkToNetns,
   ping,
   pollUntil,
-  run,
   spawnInNetns,
   tapAttached,
   uniqueIfname,
@@ -32,6 +29,8 @@ import {
 } from '../helpers/netns.js';
 import { ROOT, startSwitch, TIME_SCALE, tmpdir, waitFor, type RunningSwitch } from '../helpers/switchproc.js';
 import { frame, VdeClient } from '../helpers/vdeclient.js';
+import { cmdline, descendants, killTree, listening, start, type Proc } from '../helpers/procs.js';
+import { startSshd, type Sshd } from '../helpers/sshd.js';
 
 const NODE = process.execPath;
 const PLUG_BIN = path.join(ROOT, 'bin', 'vde_plug');
@@ -82,89 +81,6 @@ const DEAF_BURST_WAIT_MS = 200;
 // helpers
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
-
-/** PIDs of every descendant of pid (from /proc/PID/stat parent links). */
-function descendants(pid: number): number[] {
-  const parent = new Map<number, number>();
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      parent.set(Number(d), Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch {
-      /* exited meanwhile */
-    }
-  }
-  const out: number[] = [];
-  const queue = [pid];
-  while (queue.length > 0) {
-    const p = queue.shift()!;
-    for (const [c, pp] of parent) {
-      if (pp === p) {
-        out.push(c);
-        queue.push(c);
-      }
-    }
-  }
-  return out;
-}
-
-/** Command line of a process ('' if it is gone). */
-function cmdline(pid: number): string {
-  try {
-    return fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ').trim();
-  } catch {
-    return '';
-  }
-}
-
-/** Stops a process and everything below it, each by its PID (the children are listed first). */
-async function killTree(pid: number | undefined): Promise<void> {
-  if (!pid) return;
-  const kids = descendants(pid);
-  await killPid(pid);
-  for (const k of kids) await killPid(k);
-}
-
-/** True when something listens on TCP port `port` (any address), from /proc/net/tcp{,6}. */
-function listening(port: number): boolean {
-  const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
-    let text = '';
-    try {
-      text = fs.readFileSync(f, 'utf8');
-    } catch {
-      continue;
-    }
-    for (const line of text.split('\n').slice(1)) {
-      const cols = line.trim().split(/\s+/);
-      if (cols.length > 3 && cols[1]!.endsWith(`:${hex}`) && cols[3] === '0A') return true;
-    }
-  }
-  return false;
-}
-
-interface Proc {
-  p: ChildProcess;
-  out: () => string;
-  exit: Promise<number | null>;
-}
-
-/** Spawns argv (no shell), collects its output and registers it for kill-by-PID (whole tree). */
-function start(cleanup: Cleanup, argv: string[], label: string): Proc {
-  const p = spawn(argv[0]!, argv.slice(1), { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  const keep = (d: Buffer): void => {
-    if (out.length < 256 * 1024) out += d.toString();
-  };
-  p.stdout!.on('data', keep);
-  p.stderr!.on('data', keep);
-  p.stdin!.on('error', () => {});
-  p.on('error', (e) => (out += `\n[spawn error: ${e.message}]`));
-  const exit = new Promise<number | null>((r) => p.on('exit', (c) => r(c)));
-  cleanup.add(label, () => (p.exitCode === null && p.signalCode === null ? killTree(p.pid) : undefined));
-  return { p, out: () => out, exit };
-}
 
 /** Our vde_plug with the given arguments. */
 function ourPlug(cleanup: Cleanup, args: string[]): Proc {
@@ -217,66 +133,6 @@ async function namespaceOn(cleanup: Cleanup, sw: RunningSwitch, addr: string): P
   return ns;
 }
 
-// ---------------------------------------------------------------------------------------------
-// a private sshd on 127.0.0.1
-
-interface Sshd {
-  proc: Proc;
-  /** ssh client argv up to and including the destination; append the remote command. */
-  client: string[];
-}
-
-async function startSshd(cleanup: Cleanup, tools: Record<string, string>): Promise<Sshd> {
-  const dir = cleanup.path(tmpdir('vdets-ssh-'));
-  const hostKey = path.join(dir, 'host_ed25519');
-  const clientKey = path.join(dir, 'client_ed25519');
-  for (const k of [hostKey, clientKey]) await run([tools['ssh-keygen']!, '-q', '-t', 'ed25519', '-N', '', '-C', 'vde-ts test', '-f', k]);
-  const authorized = path.join(dir, 'authorized_keys');
-  fs.copyFileSync(`${clientKey}.pub`, authorized);
-  const config = path.join(dir, 'sshd_config');
-  fs.writeFileSync(
-    config,
-    [
-      `Port ${SSH_PORT}`,
-      'ListenAddress 127.0.0.1',
-      `HostKey ${hostKey}`,
-      'PermitRootLogin prohibit-password',
-      `AuthorizedKeysFile ${authorized}`,
-      'StrictModes no',
-      'UsePAM no',
-      'PasswordAuthentication no',
-      'KbdInteractiveAuthentication no',
-      'PrintMotd no',
-      `PidFile ${path.join(dir, 'sshd.pid')}`,
-      '',
-    ].join('\n'),
-  );
-  // sshd refuses to start without its privilege separation directory (created by the ssh
-  // service on a normal host). It is the package's runtime directory, not test state, and a
-  // parallel run may be using it: it is left in place.
-  if (!fs.existsSync('/run/sshd')) fs.mkdirSync('/run/sshd', { mode: 0o755 });
-  if (listening(SSH_PORT)) throw new Error(`TCP port ${SSH_PORT} is already in use`);
-  const proc = start(cleanup, [tools.sshd!, '-D', '-e', '-f', config], 'sshd');
-  await pollUntil(() => proc.p.exitCode !== null || listening(SSH_PORT), LISTEN_TIMEOUT_MS, `sshd on port ${SSH_PORT}`);
-  if (proc.p.exitCode !== null) throw new Error(`sshd exited: ${proc.out()}`);
-  const client = [
-    tools.ssh!,
-    '-F', '/dev/null',
-    '-i', clientKey,
-    '-o', 'StrictHostKeyChecking=no',
-    '-o', 'UserKnownHostsFile=/dev/null',
-    '-o', 'BatchMode=yes',
-    '-o', 'LogLevel=ERROR',
-    '-o', 'ConnectTimeout=5',
-    '-e', 'none',
-    '-p', String(SSH_PORT),
-    'root@127.0.0.1',
-  ];
-  const probe = await run([...client, 'echo', 'ssh-ok'], { check: false, timeoutMs: 20_000 });
-  if (!/ssh-ok/.test(probe.stdout)) throw new Error(`ssh to the test sshd failed: ${probe.stderr}${proc.out()}`);
-  return { proc, client };
-}
-
 /** The process in dpipe's tree whose command line starts with `name`. */
 function childNamed(root: number, name: RegExp): number | undefined {
   return descendants(root).find((p) => name.test(cmdline(p)));
@@ -314,7 +170,7 @@ describe('ssh cables: dpipe vde_plug SW1 = ssh root@127.0.0.1 vde_plug SW2', () 
   let b: VdeClient;
 
   beforeAll(async () => {
-    sshd = await startSshd(cleanup, tools);
+    sshd = await startSshd(cleanup, tools, SSH_PORT);
     s1 = await startSwitch();
     cleanup.add('switch 1', () => s1.stop());
     s2 = await startSwitch();

@@ -9,8 +9,8 @@
  * switch a forged header (the kernel writes it), and the kernel rejects a forged one written
  * into a tap with EINVAL before it reaches anything.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, mkdtempSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { existsSync, mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
@@ -19,10 +19,11 @@ import { runCommand } from '../../src/vdecmd/main.js';
 import { ensureTools } from '../helpers/deps.js';
 import { createNetns, createTap, moveLinkToNetns, netnsExec, pollUntil, spawnInNetns, uniqueIfname, withCleanup, type Cleanup } from '../helpers/netns.js';
 import { SWITCH_BIN } from '../helpers/switchproc.js';
+import { csumErrors, randomFile, transfer } from '../helpers/transfer.js';
+import { checkSegment, tsoFrame, vnet } from '../helpers/tso.js';
 
 const ATTACH_TIMEOUT_MS = 10_000;
 const TRANSFER_BYTES = 100 * 1024 * 1024;
-const TRANSFER_TIMEOUT_MS = 120_000;
 const TCP_PORT = 5301;
 const PLUG_SETTLE_MS = 500;
 
@@ -66,32 +67,11 @@ async function avgInFrame(mgmt: string, tap: string): Promise<number> {
   return p && p.counters.inFrames ? p.counters.inBytes / p.counters.inFrames : 0;
 }
 
-async function csumErrors(ns: string): Promise<number> {
-  const r = await netnsExec(ns, ['nstat', '-az', 'TcpInCsumErrors']);
-  const m = /TcpInCsumErrors\s+(\d+)/.exec(r.stdout);
-  return m ? Number(m[1]) : 0;
-}
-
 async function drops(mgmt: string): Promise<Record<string, number>> {
   const ports = JSON.parse((await runCommand(mgmt, 'json/port/print')).data.join('')) as Array<{ counters: { drops: Record<string, number> } }>;
   const sum: Record<string, number> = {};
   for (const p of ports) for (const [k, v] of Object.entries(p.counters.drops)) sum[k] = (sum[k] ?? 0) + v;
   return sum;
-}
-
-/** Sends `file` from namespace `from` to `to` (192.0.2.x) with socat; returns the receiver's sha256. */
-async function transfer(cleanup: Cleanup, from: string, to: string, toAddr: string, file: string, port: number): Promise<string> {
-  const server = spawnInNetns(to, ['sh', '-c', `socat -u TCP-LISTEN:${port},reuseaddr STDOUT | sha256sum`], { cleanup, stdin: 'ignore' });
-  await pollUntil(async () => (await netnsExec(to, ['ss', '-ltn'])).stdout.includes(`:${port}`), ATTACH_TIMEOUT_MS, 'socat listening');
-  await netnsExec(from, ['socat', '-u', `OPEN:${file}`, `TCP:${toAddr}:${port}`], { timeoutMs: TRANSFER_TIMEOUT_MS });
-  await pollUntil(() => /^[0-9a-f]{64}/.test(server.output()), 30_000, `checksum (${server.output()})`);
-  return server.output().slice(0, 64);
-}
-
-async function sha256File(file: string): Promise<string> {
-  const h = createHash('sha256');
-  for await (const c of createReadStream(file)) h.update(c as Buffer);
-  return h.digest('hex');
 }
 
 describe('tap offloads: 64 KiB segments between taps, software segmentation for the rest', () => {
@@ -101,12 +81,7 @@ describe('tap offloads: 64 KiB segments between taps, software segmentation for 
 
   beforeAll(async () => {
     await ensureTools({ ip: 'iproute2', socat: 'socat', nstat: 'iproute2', ethtool: 'ethtool', vde_plug: 'vdeplug' });
-    const dir = shared.path(mkdtempSync(join(tmpdir(), 'vde-ts-tofdata-')));
-    file = join(dir, 'data');
-    const chunk = 4 * 1024 * 1024;
-    writeFileSync(file, Buffer.alloc(0));
-    for (let i = 0; i < TRANSFER_BYTES / chunk; i++) writeFileSync(file, randomBytes(chunk), { flag: 'a' });
-    want = await sha256File(file);
+    ({ file, sha: want } = await randomFile(shared, TRANSFER_BYTES));
   }, 60_000);
 
   afterAll(async () => {
@@ -157,85 +132,6 @@ describe('tap offloads: 64 KiB segments between taps, software segmentation for 
 });
 
 // --- header validation and software segmentation, without a tap --------------------------------
-
-function csum(buf: Buffer, init = 0): number {
-  let s = init;
-  for (let i = 0; i + 1 < buf.length; i += 2) s += buf.readUInt16BE(i);
-  if (buf.length & 1) s += buf[buf.length - 1]! << 8;
-  while (s > 0xffff) s = (s & 0xffff) + (s >>> 16);
-  return s;
-}
-
-function vnet(flags: number, gsoType: number, hdrLen: number, gsoSize: number, csumStart: number, csumOffset: number): Buffer {
-  const b = Buffer.alloc(10);
-  b[0] = flags;
-  b[1] = gsoType;
-  b.writeUInt16LE(hdrLen, 2);
-  b.writeUInt16LE(gsoSize, 4);
-  b.writeUInt16LE(csumStart, 6);
-  b.writeUInt16LE(csumOffset, 8);
-  return b;
-}
-
-/** A TCP frame as a TSO sender hands it over: full lengths, pseudo-header sum in the checksum field. */
-function tsoFrame(v6: boolean, vlan: boolean, payload: Buffer, tcpFlags = 0x19): { frame: Buffer; l4: number } {
-  const l2 = Buffer.from('02000000000202000000000108004500', 'hex').subarray(0, 12);
-  const tag = vlan ? Buffer.from([0x81, 0x00, 0x00, 0x07]) : Buffer.alloc(0);
-  const et = Buffer.from(v6 ? [0x86, 0xdd] : [0x08, 0x00]);
-  const tcp = Buffer.alloc(32);
-  tcp.writeUInt16BE(40000, 0);
-  tcp.writeUInt16BE(5201, 2);
-  tcp.writeUInt32BE(0xfffff000, 4); // wraps during segmentation
-  tcp.writeUInt32BE(1234, 8);
-  tcp[12] = 8 << 4;
-  tcp[13] = tcpFlags;
-  tcp.writeUInt16BE(65535, 14);
-  tcp.set([1, 1, 8, 10, 0, 0, 0, 1, 0, 0, 0, 2], 20); // NOP NOP timestamps
-  let ip: Buffer;
-  let pseudo: number;
-  const tcpLen = tcp.length + payload.length;
-  if (v6) {
-    ip = Buffer.alloc(40);
-    ip[0] = 0x60;
-    ip.writeUInt16BE(tcpLen, 4);
-    ip[6] = 6;
-    ip[7] = 64;
-    Buffer.from('20010db8000000000000000000000001', 'hex').copy(ip, 8);
-    Buffer.from('20010db8000000000000000000000002', 'hex').copy(ip, 24);
-    pseudo = csum(Buffer.concat([ip.subarray(8, 40), Buffer.from([0, 0, tcpLen >> 8, tcpLen & 0xff, 0, 0, 0, 6])]));
-  } else {
-    ip = Buffer.alloc(20);
-    ip[0] = 0x45;
-    ip.writeUInt16BE(20 + tcpLen, 2);
-    ip.writeUInt16BE(0xfffe, 4);
-    ip.writeUInt16BE(0x4000, 6);
-    ip[8] = 64;
-    ip[9] = 6;
-    Buffer.from([192, 0, 2, 1, 192, 0, 2, 2]).copy(ip, 12);
-    ip.writeUInt16BE(0xffff - csum(ip), 10);
-    pseudo = csum(Buffer.concat([ip.subarray(12, 20), Buffer.from([0, 6, tcpLen >> 8, tcpLen & 0xff])]));
-  }
-  tcp.writeUInt16BE(pseudo, 16);
-  const frame = Buffer.concat([l2, tag, et, ip, tcp, payload]);
-  return { frame, l4: 14 + tag.length + ip.length };
-}
-
-function checkSegment(seg: Buffer, v6: boolean, l3: number): { seq: number; flags: number; payload: Buffer } {
-  const l4 = l3 + (v6 ? 40 : 20);
-  let pseudo: number;
-  const tcpLen = seg.length - l4;
-  if (v6) {
-    expect(seg.readUInt16BE(l3 + 4)).toBe(tcpLen);
-    pseudo = csum(Buffer.concat([seg.subarray(l3 + 8, l3 + 40), Buffer.from([0, 0, tcpLen >> 8, tcpLen & 0xff, 0, 0, 0, 6])]));
-  } else {
-    expect(seg.readUInt16BE(l3 + 2)).toBe(seg.length - l3);
-    expect(csum(seg.subarray(l3, l3 + 20))).toBe(0xffff);
-    pseudo = csum(Buffer.concat([seg.subarray(l3 + 12, l3 + 20), Buffer.from([0, 6, tcpLen >> 8, tcpLen & 0xff])]));
-  }
-  expect(csum(seg.subarray(l4), pseudo)).toBe(0xffff);
-  const doff = (seg[l4 + 12]! >> 4) * 4;
-  return { seq: seg.readUInt32BE(l4 + 4), flags: seg[l4 + 13]!, payload: seg.subarray(l4 + doff) };
-}
 
 describe('virtio-net header validation and software segmentation (addon)', () => {
   const a = native();

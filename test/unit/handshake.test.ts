@@ -2,11 +2,16 @@
 // random, truncated and oversize input (the parser must answer, never throw).
 import { describe, expect, it } from 'vitest';
 import {
+  decodeExt,
+  encodeExt,
   encodeRequestV1,
   encodeRequestV3,
   encodeSockaddr,
+  EXT_BYTES,
+  EXT_F_VNET,
   MAX_REQUEST_BYTES,
   minimumRequestBytes,
+  parseReply,
   parseRequest,
   SOCKADDR_UN_BYTES,
 } from '../../src/protocol/handshake.js';
@@ -85,5 +90,85 @@ describe('encodeSockaddr', () => {
   });
   it('refuses a path that does not fit', () => {
     expect(() => encodeSockaddr(`/${'x'.repeat(120)}`)).toThrow(/too long/);
+  });
+});
+
+describe('the vde-ts extension (virtio-net header and 64 KiB segments on the data socket)', () => {
+  const ext = { version: 1, flags: EXT_F_VNET, maxFrameBytes: 65536 };
+  /** What vde2's switch keeps of a request: the description as a C string from offset 122. */
+  const cString = (b: Buffer, off: number): string => {
+    const end = b.indexOf(0, off);
+    return b.subarray(off, end < 0 ? b.length : end).toString();
+  };
+
+  it('lays the block out as documented: "vde-ts", version, flags, 32-bit little-endian frame limit', () => {
+    expect(encodeExt(ext).toString('hex')).toBe(Buffer.from('vde-ts').toString('hex') + '0101' + '00000100');
+    expect(decodeExt(encodeExt(ext))).toEqual(ext);
+  });
+
+  it('offers it after the description\'s NUL, where a vde2 switch (a C string) never looks', () => {
+    const b = encodeRequestV3({ port: 2, sockPath: '/tmp/sw/.00001-00000', description: 'vdeplug: user=root pid=1', ext });
+    expect(cString(b, 122)).toBe('vdeplug: user=root pid=1');
+    expect(b.length).toBe(122 + 24 + 1 + EXT_BYTES);
+    const r = parseRequest(b);
+    expect(r).toMatchObject({ ok: true, req: { port: 2, description: 'vdeplug: user=root pid=1', ext } });
+    // without the extension the request is byte for byte the old one
+    expect(encodeRequestV3({ port: 2, sockPath: '/tmp/sw/.00001-00000', description: 'vdeplug: user=root pid=1' })).toEqual(b.subarray(0, 122 + 24));
+    expect(parseRequest(b.subarray(0, 122 + 24))).toMatchObject({ ok: true, req: { description: 'vdeplug: user=root pid=1' } });
+    expect((parseRequest(b.subarray(0, 122 + 24)) as { req: object }).req).not.toHaveProperty('ext');
+  });
+
+  it('keeps the request within vde2\'s 256-byte read by cutting a long description', () => {
+    const b = encodeRequestV3({ sockPath: '/a', description: 'd'.repeat(127), ext });
+    expect(b.length).toBeLessThan(MAX_REQUEST_BYTES);
+    const r = parseRequest(b);
+    expect(r.ok && r.req.ext).toEqual(ext);
+  });
+
+  it('is ignored when cut, garbled or of version 0: the plain protocol', () => {
+    const b = encodeRequestV3({ sockPath: '/a', description: 'x', ext });
+    for (let cut = b.length - EXT_BYTES; cut < b.length; cut++) {
+      const r = parseRequest(b.subarray(0, cut));
+      expect(r.ok && r.req.ext).toBeFalsy();
+    }
+    const wrongMagic = Buffer.from(b);
+    wrongMagic[122 + 2] = 0x56;
+    expect((parseRequest(wrongMagic) as { req: { ext?: unknown } }).req.ext).toBeUndefined();
+    const v0 = Buffer.from(b);
+    v0[122 + 2 + 6] = 0;
+    expect((parseRequest(v0) as { req: { ext?: unknown } }).req.ext).toBeUndefined();
+  });
+
+  it('is accepted in the reply\'s padding: the path a C string reads is unchanged, a plain reply says no', () => {
+    const plain = encodeSockaddr('/tmp/sw/001.6');
+    const accepted = encodeSockaddr('/tmp/sw/001.6', ext);
+    expect(accepted.length).toBe(SOCKADDR_UN_BYTES);
+    expect(cString(accepted, 2)).toBe('/tmp/sw/001.6');
+    expect(accepted.subarray(0, 16)).toEqual(plain.subarray(0, 16));
+    expect(parseReply(accepted)).toEqual({ path: '/tmp/sw/001.6', ext });
+    expect(parseReply(plain)).toEqual({ path: '/tmp/sw/001.6', ext: null });
+  });
+
+  it('is left out of the reply when the path leaves no room for it', () => {
+    const p = `/${'p'.repeat(100)}`;
+    const r = encodeSockaddr(p, ext);
+    expect(r).toEqual(encodeSockaddr(p));
+    expect(parseReply(r)).toEqual({ path: p, ext: null });
+  });
+
+  it('never throws on random, truncated or oversize requests and replies', () => {
+    let seed = 777;
+    const rnd = () => ((seed = (seed * 1103515245 + 12345) >>> 0) / 2 ** 32);
+    const good = encodeRequestV3({ sockPath: '/tmp/x', description: 'd', ext });
+    const reply = encodeSockaddr('/tmp/sw/001.6', ext);
+    for (let i = 0; i < 5000; i++) {
+      const b = Buffer.from(good);
+      for (let k = 0; k < 3; k++) b[122 + Math.floor(rnd() * (b.length - 122))] = Math.floor(rnd() * 256);
+      expect(() => parseRequest(b.subarray(0, 122 + Math.floor(rnd() * (b.length - 121))))).not.toThrow();
+      const r = Buffer.from(reply);
+      for (let k = 0; k < 3; k++) r[Math.floor(rnd() * r.length)] = Math.floor(rnd() * 256);
+      expect(() => parseReply(r)).not.toThrow();
+      expect(() => parseReply(Buffer.concat([r, Buffer.alloc(Math.floor(rnd() * 64))]))).not.toThrow();
+    }
   });
 });

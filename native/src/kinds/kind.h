@@ -90,6 +90,8 @@ class Endpoint {
   virtual int extraFd(int) const { return -1; }
   /** True when GSO / partial-checksum frames may be sent as they are (a tap with a virtio-net header). */
   virtual bool takesVnet() const { return false; }
+  /** With takesVnet: the largest GSO frame sent as it is; a larger one is segmented in software (a UDP path's datagram limit). */
+  virtual uint32_t maxSegment() const { return SLOT_BYTES; }
 
   /**
    * Reads frames from readyFd into b (from b.count on, at most until b is full). Malformed input
@@ -98,7 +100,7 @@ class Endpoint {
    */
   virtual RxResult receive(int readyFd, Batch &b, DropCounts &d, EpStatus &st) = 0;
 
-  /** Builds the wire form of f (a prefix in pre, up to 16 bytes, then the frame parts); returns the iovec count. */
+  /** Builds the wire form of f (prefix bytes in pre, at most MAX_WIRE_PRE_BYTES, and at most MAX_WIRE_IOV iovecs); returns the iovec count. */
   virtual int wire(const OutFrame &f, uint8_t *pre, struct iovec *iov, uint32_t *wireBytes) const {
     (void)pre;
     int c = f.parts(iov);
@@ -121,7 +123,7 @@ class Endpoint {
    */
   virtual int send(SendCtx &c, const OutFrame *f, int n) {
     for (int i = 0; i < n; i++) {
-      uint8_t pre[16];
+      uint8_t pre[MAX_WIRE_PRE_BYTES];
       struct iovec iov[MAX_WIRE_IOV];
       uint32_t len;
       int k = wire(f[i], pre, iov, &len);
@@ -158,12 +160,64 @@ class Endpoint {
 
   /** What a hang-up or error without input means for this kind. */
   virtual HupAction onHangup(bool hup) const { return hup ? HupAction::Close : HupAction::Close; }
+  /** True when a pending socket error err (SO_ERROR) is no news for this kind and is dropped silently. */
+  virtual bool ignoresError(int err) const {
+    (void)err;
+    return false;
+  }
 };
 
-/** Creates a datagram endpoint (VDE data socket, slirp socketpair, UDP, ptp, QEMU dgram). */
-std::unique_ptr<Endpoint> makeDgramEndpoint(int fd, int txFd, bool adoptPeer);
-/** Creates a byte-stream endpoint with 2- or 4-byte framing. */
-std::unique_ptr<Endpoint> makeStreamEndpoint(int fd, int txFd, uint8_t hdrBytes, uint32_t maxFrame);
+/**
+ * Keeps the frame of len bytes that a kind wrote into b.next() and that arrived behind the
+ * virtio-net header hdr (VNET_HDR_BYTES): the header is checked against the frame once here
+ * (offload.h), so every destination can trust it. A GSO frame may fill a batch slot; any other
+ * frame is held to maxFrame. Returns false when the frame was dropped (counted in d).
+ */
+inline bool commitVnetFrame(Batch &b, DropCounts &d, const uint8_t *hdr, uint32_t len, uint32_t maxFrame) {
+  if (len < MIN_FRAME_BYTES) {
+    d.drops[DROP_RUNT]++;
+    return false;
+  }
+  if (len >= SLOT_BYTES) {
+    d.drops[DROP_OVERSIZE]++;
+    return false;
+  }
+  VnetHdr h;
+  vnetDecode(hdr, h);
+  VnetVerdict v = (h.flags | h.gsoType) ? vnetCheck(h, b.next(), len) : VnetVerdict::Plain;
+  if (v == VnetVerdict::Bad) {
+    d.drops[DROP_BAD_VNET]++;
+    return false;
+  }
+  if (h.gsoType == VNET_GSO_NONE && len > maxFrame) {
+    d.drops[DROP_OVERSIZE]++;
+    return false;
+  }
+  FrameMeta &m = b.meta[b.count];
+  b.commit(len);
+  if (v == VnetVerdict::NeedsWork) {
+    m.flags |= FM_VNET;
+    m.vnet = h;
+  }
+  return true;
+}
+
+/**
+ * Creates a datagram endpoint (VDE data socket, slirp socketpair, UDP, ptp, QEMU dgram). With
+ * offload a unix socket carries a virtio-net header before every frame and GSO frames up to a
+ * batch slot (a VDE data socket whose two vde-ts ends agreed on it at the handshake), and a
+ * connected UDP socket negotiates segment datagrams in-band with its peer (cable.h).
+ */
+std::unique_ptr<Endpoint> makeDgramEndpoint(int fd, int txFd, bool adoptPeer, bool offload = false);
+/**
+ * Creates a byte-stream endpoint with 2- or 4-byte framing. With negotiate (2-byte framing
+ * only) the endpoint offers the peer the segment format of cable.h and switches to it when the
+ * peer is a vde-ts end too. With recordWrites every record is one write, and a pipe is put in
+ * packet mode (O_DIRECT), so that a reader whose reads must end on record boundaries (Debian's
+ * wirefilter loses its place when a read ends inside a length field) gets exactly one record
+ * per read.
+ */
+std::unique_ptr<Endpoint> makeStreamEndpoint(int fd, int txFd, uint8_t hdrBytes, uint32_t maxFrame, bool negotiate = false, bool recordWrites = false);
 /** Creates a tap endpoint (non-blocking); asks the tap whether it carries a virtio-net header. Returns null (errno set) on failure. */
 std::unique_ptr<Endpoint> makeTapEndpoint(int fd);
 

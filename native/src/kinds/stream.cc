@@ -1,25 +1,67 @@
 // The byte-stream kind: frames behind a 2-byte (VDE: vde_plug stdio, dpipe cables) or 4-byte
-// (QEMU -netdev stream/socket) big-endian length. Input is reassembled by StreamDecoder; output
-// is one writev of header+frame pairs, and a partly written frame's remainder is queued
-// byte-exactly before anything else, so the stream never desynchronises. This is the only
-// place stream framing is written.
+// (QEMU -netdev stream/socket) big-endian length. Input is reassembled by the cable decoder
+// (cable.h over stream_decoder.h); output is one writev of header+frame pairs, and a partly
+// written frame's remainder is queued byte-exactly before anything else, so the stream never
+// desynchronises. This is the only place stream framing is written.
+//
+// A 2-byte stream opened with negotiation (a cable between two vde_plugs) offers the peer the
+// segment format of cable.h at once (HELLO). When the peer's HELLO arrives, the next write
+// sends GO and switches this direction to the segment format: 64 KiB frames with their
+// virtio-net header, cut into records no relay chokes on; from then on the endpoint takes GSO
+// frames as they are (takesVnet). Control bytes (HELLO, or a GO written while nothing was
+// queued) wait in a small buffer that always leaves before the queue; a GO decided while frames
+// are queued goes to the queue's tail, after them. A pipe is enlarged (F_SETPIPE_SZ, best effort)
+// so that a 64 KiB frame fits in it whole.
 #include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/uio.h>
 #include <unistd.h>
 
-#include "../stream_decoder.h"
+#include "../cable.h"
 #include "kind.h"
 
 namespace vde {
 namespace {
 
 constexpr int MAX_STREAM_IOV = 1024;
+/** Pipe size asked for (F_SETPIPE_SZ) on a cable's pipes: room for a few 64 KiB frames. */
+constexpr int CABLE_PIPE_BYTES = 1 << 20;
+
+static_assert(CABLE_MAX_PRE_BYTES <= MAX_WIRE_PRE_BYTES && CABLE_MAX_IOV <= MAX_WIRE_IOV, "a cable frame's wire form must fit the kind interface's buffers");
+
+// Puts a pipe's write end in packet mode (O_DIRECT): each write is read by one read; errors are ignored.
+void packetMode(int fd) {
+  struct stat st;
+  int fl = fcntl(fd, F_GETFL);
+  if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && fl >= 0) fcntl(fd, F_SETFL, fl | O_DIRECT);
+}
+
+// Enlarges fd's pipe (when it is one) so that whole 64 KiB frames fit; errors are ignored.
+void growPipe(int fd) {
+  struct stat st;
+  if (fstat(fd, &st) == 0 && S_ISFIFO(st.st_mode) && fcntl(fd, F_GETPIPE_SZ) < CABLE_PIPE_BYTES) fcntl(fd, F_SETPIPE_SZ, CABLE_PIPE_BYTES);
+}
 
 class StreamEndpoint : public Endpoint {
  public:
-  StreamEndpoint(int fd, int txFd, uint8_t hdrBytes, uint32_t maxFrameBytes)
-      : fd_(fd), txFd_(txFd < 0 ? fd : txFd), hdr_(hdrBytes == 2 ? 2 : 4), dec_(hdr_, maxFrameBytes) {}
+  StreamEndpoint(int fd, int txFd, uint8_t hdrBytes, uint32_t maxFrameBytes, bool negotiate, bool recordWrites)
+      : fd_(fd),
+        txFd_(txFd < 0 ? fd : txFd),
+        hdr_(hdrBytes == 2 ? 2 : 4),
+        negotiate_(negotiate && hdr_ == 2),
+        recordWrites_(recordWrites),
+        dec_(hdr_, maxFrameBytes, negotiate_) {
+    if (recordWrites_) packetMode(txFd_);
+    if (negotiate_) {
+      growPipe(fd_);
+      if (txFd_ != fd_) growPipe(txFd_);
+      ctlLen_ = cableEncodeMsg(CABLE_HELLO, ctl_);
+      EpStatus ignored;
+      flushCtl(ignored);  // best effort now; whatever is left goes before the first frame
+    }
+  }
   ~StreamEndpoint() override {
     if (!closeFds) return;
     close(fd_);
@@ -28,6 +70,9 @@ class StreamEndpoint : public Endpoint {
   const char *kindName() const override { return hdr_ == 2 ? "stream2" : "stream4"; }
   int rxFd() const override { return fd_; }
   int txFd() const override { return txFd_; }
+  // GSO frames may come as they are once this direction writes segments, or will before the
+  // next byte: the peer said HELLO and nothing is queued (send() then writes GO first).
+  bool takesVnet() const override { return seg_ || (peerHello_ && txq.empty()); }
   // A hang-up: read what is left, then the end of stream (or a cut frame) closes the endpoint.
   HupAction onHangup(bool) const override { return HupAction::Drain; }
 
@@ -54,6 +99,7 @@ class StreamEndpoint : public Endpoint {
   }
 
   int wire(const OutFrame &f, uint8_t *pre, struct iovec *iov, uint32_t *wireBytes) const override {
+    if (seg_) return cableSegWire(f, pre, iov, wireBytes);
     uint32_t l = f.wireLen();
     putLen(pre, l);
     iov[0] = {pre, hdr_};
@@ -63,16 +109,19 @@ class StreamEndpoint : public Endpoint {
   }
 
   int send(SendCtx &c, const OutFrame *f, int n) override {
+    // (the engine calls send only while nothing is queued: control bytes go first)
+    if (!ctlReady(c)) return c.st.close ? n : 0;
     struct iovec iov[MAX_STREAM_IOV];
-    uint8_t hdrs[RX_BATCH_FRAMES][4];
+    uint8_t pres[RX_BATCH_FRAMES][MAX_WIRE_PRE_BYTES];
+    uint32_t wires[RX_BATCH_FRAMES];
     int i = 0;
     while (i < n) {
       int k = 0, first = i;
       size_t total = 0;
-      for (; i < n && i - first < RX_BATCH_FRAMES && k + MAX_WIRE_IOV <= MAX_STREAM_IOV; i++) {
-        uint32_t w;
-        k += wire(f[i], hdrs[i - first], iov + k, &w);
-        total += w;
+      int most = recordWrites_ ? 1 : RX_BATCH_FRAMES;
+      for (; i < n && i - first < most && k + MAX_WIRE_IOV <= MAX_STREAM_IOV; i++) {
+        k += wire(f[i], pres[i - first], iov + k, &wires[i - first]);
+        total += wires[i - first];
       }
       ssize_t r = writev(txFd_, iov, k);
       if (r < 0) {
@@ -83,14 +132,14 @@ class StreamEndpoint : public Endpoint {
       // count what went whole; queue the rest of a frame cut in the middle
       size_t done = size_t(r);
       for (int j = first; j < i; j++) {
-        size_t w = hdr_ + f[j].wireLen();
+        size_t w = wires[j - first];
         if (done >= w) {
           done -= w;
           c.pc.out(f[j].wireLen());
           continue;
         }
         if (done == 0) return j;
-        uint8_t pre[4];
+        uint8_t pre[MAX_WIRE_PRE_BYTES];
         struct iovec one[MAX_WIRE_IOV];
         uint32_t wb;
         int m = wire(f[j], pre, one, &wb);
@@ -111,6 +160,7 @@ class StreamEndpoint : public Endpoint {
   }
 
   bool drain(SendCtx &c) override {
+    if (!ctlReady(c)) return !c.st.close;
     while (!txq.empty()) {
       struct iovec iov[PktQueue::MAX_ITEM_IOV];
       int k = txq.frontIov(c.pool, iov);
@@ -134,24 +184,66 @@ class StreamEndpoint : public Endpoint {
   }
 
  private:
+  // Writes the control bytes and, once the peer said HELLO, switches to segments (GO): right
+  // away when nothing is queued, else behind the queued frames. False while control bytes are
+  // still waiting for room (or the stream failed: c.st says so).
+  bool ctlReady(SendCtx &c) {
+    if (ctlLen_ && !flushCtl(c.st)) return false;
+    if (!peerHello_ || seg_) return true;
+    if (txq.empty()) {
+      ctlLen_ = cableEncodeMsg(CABLE_GO, ctl_);
+      seg_ = true;
+      return flushCtl(c.st);
+    }
+    uint8_t go[CABLE_MSG_WIRE_BYTES];
+    struct iovec v = {go, cableEncodeMsg(CABLE_GO, go)};
+    if (txq.push(c.pool, &v, 1, v.iov_len, ItemMeta())) seg_ = true;  // else: at a later call
+    return true;
+  }
+  // Writes pending control bytes; true when none are left.
+  bool flushCtl(EpStatus &st) {
+    while (ctlOff_ < ctlLen_) {
+      ssize_t r = write(txFd_, ctl_ + ctlOff_, ctlLen_ - ctlOff_);
+      if (r < 0) {
+        if (errno == EINTR) continue;
+        if (errno != EAGAIN) st.closeWith(errno, "write error");
+        return false;
+      }
+      ctlOff_ += size_t(r);
+    }
+    ctlOff_ = ctlLen_ = 0;
+    return true;
+  }
   // Moves complete frames from the decoder into the batch; false when the stream is broken.
   bool takeFrames(Batch &b, DropCounts &d, EpStatus &st) {
     while (!b.full()) {
-      const uint8_t *f;
-      uint32_t len;
-      StreamDecoder::Next r = dec_.next(&f, &len, MIN_FRAME_BYTES);
-      if (r == StreamDecoder::Next::NeedMore) return true;
-      if (r == StreamDecoder::Next::Runt) {
-        d.drops[DROP_RUNT]++;
-        continue;
+      uint8_t vh[VNET_HDR_BYTES];
+      uint32_t len = 0;
+      switch (dec_.next(b.next(), SLOT_BYTES, &len, vh)) {
+        case CableDecoder::Item::NeedMore:
+          return true;
+        case CableDecoder::Item::Runt:
+          d.drops[DROP_RUNT]++;
+          break;
+        case CableDecoder::Item::Bad:
+          d.drops[DROP_FRAMING]++;
+          break;
+        case CableDecoder::Item::Hello:
+          peerHello_ = true;
+          break;
+        case CableDecoder::Item::Go:
+          break;
+        case CableDecoder::Item::TooLong:
+          d.drops[DROP_FRAMING]++;
+          st.closeWith(EMSGSIZE, "frame length above the limit");
+          return false;
+        case CableDecoder::Item::Frame:
+          b.commit(len);
+          break;
+        case CableDecoder::Item::SegFrame:
+          commitVnetFrame(b, d, vh, len, maxFrame);
+          break;
       }
-      if (r == StreamDecoder::Next::TooLong) {
-        d.drops[DROP_FRAMING]++;
-        st.closeWith(EMSGSIZE, "frame length above the limit");
-        return false;
-      }
-      memcpy(b.next(), f, len);
-      b.commit(len);
     }
     return true;
   }
@@ -169,13 +261,19 @@ class StreamEndpoint : public Endpoint {
 
   int fd_, txFd_;
   uint8_t hdr_;
-  StreamDecoder dec_;
+  bool negotiate_;
+  bool recordWrites_;  // one record per write (packet-mode pipe)
+  CableDecoder dec_;
+  bool peerHello_ = false;  // the peer decodes segments: switch at the next write
+  bool seg_ = false;        // this direction writes segments (GO sent or queued)
+  uint8_t ctl_[CABLE_MSG_WIRE_BYTES];
+  size_t ctlLen_ = 0, ctlOff_ = 0;
 };
 
 }  // namespace
 
-std::unique_ptr<Endpoint> makeStreamEndpoint(int fd, int txFd, uint8_t hdrBytes, uint32_t maxFrame) {
-  return std::make_unique<StreamEndpoint>(fd, txFd, hdrBytes, maxFrame);
+std::unique_ptr<Endpoint> makeStreamEndpoint(int fd, int txFd, uint8_t hdrBytes, uint32_t maxFrame, bool negotiate, bool recordWrites) {
+  return std::make_unique<StreamEndpoint>(fd, txFd, hdrBytes, maxFrame, negotiate, recordWrites);
 }
 
 }  // namespace vde

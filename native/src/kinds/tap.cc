@@ -53,19 +53,7 @@ class TapEndpoint : public Endpoint {
         continue;
       }
       if (size_t(r) < VNET_HDR_BYTES + MIN_FRAME_BYTES) { d.drops[DROP_RUNT]++; continue; }
-      uint32_t len = uint32_t(size_t(r) - VNET_HDR_BYTES);
-      if (len >= SLOT_BYTES) { d.drops[DROP_OVERSIZE]++; continue; }
-      VnetHdr h;
-      vnetDecode(vh, h);
-      VnetVerdict v = (h.flags | h.gsoType) ? vnetCheck(h, f, len) : VnetVerdict::Plain;
-      if (v == VnetVerdict::Bad) { d.drops[DROP_BAD_VNET]++; continue; }
-      if (h.gsoType == VNET_GSO_NONE && len > maxFrame) { d.drops[DROP_OVERSIZE]++; continue; }
-      FrameMeta &m = b.meta[b.count];
-      b.commit(len);
-      if (v == VnetVerdict::NeedsWork) {
-        m.flags |= FM_VNET;
-        m.vnet = h;
-      }
+      commitVnetFrame(b, d, vh, uint32_t(size_t(r) - VNET_HDR_BYTES), maxFrame);
     }
     return RxResult::Ok;
   }

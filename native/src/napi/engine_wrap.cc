@@ -249,7 +249,10 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   static uint32_t U(const Napi::CallbackInfo &info, size_t i) { return info[i].As<Napi::Number>().Uint32Value(); }
   Napi::Value Undef(const Napi::CallbackInfo &info) { return info.Env().Undefined(); }
 
-  // addEndpoint(port, fd, kind, maxFrame, closeFd, txFd?, adoptPeer?, vnetHdr?): id, or 0 when refused.
+  // addEndpoint(port, fd, kind, maxFrame, closeFd, txFd?, adoptPeer?, offload?, recordWrites?):
+  // id, or 0 when refused. offload: a datagram socket carries a virtio-net header before every
+  // frame (agreed at the VDE handshake); a 2-byte stream negotiates 64 KiB segments in-band
+  // (cable.h). recordWrites: a stream writes one record per write, a pipe in packet mode.
   Napi::Value AddEndpoint(const Napi::CallbackInfo &info) {
     Engine &e = eng(info);
     int port = I(info, 0), fd = I(info, 1);
@@ -258,6 +261,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     bool closeFd = info[4].ToBoolean().Value();
     int txFd = info.Length() > 5 && info[5].IsNumber() ? I(info, 5) : -1;
     bool adopt = info.Length() > 6 && info[6].ToBoolean().Value();
+    bool offload = info.Length() > 7 && info[7].ToBoolean().Value();
+    bool recordWrites = info.Length() > 8 && info[8].ToBoolean().Value();
     for (int f : {fd, txFd}) {
       if (f < 0) continue;
       int fl = fcntl(f, F_GETFL);
@@ -265,9 +270,9 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     }
     std::unique_ptr<Endpoint> ep;
     switch (kind) {
-      case EpKind::Dgram: ep = makeDgramEndpoint(fd, txFd, adopt); break;
-      case EpKind::Stream2: ep = makeStreamEndpoint(fd, txFd, 2, std::max<uint32_t>(maxFrame, MIN_FRAME_BYTES)); break;
-      case EpKind::Stream4: ep = makeStreamEndpoint(fd, txFd, 4, std::max<uint32_t>(maxFrame, MIN_FRAME_BYTES)); break;
+      case EpKind::Dgram: ep = makeDgramEndpoint(fd, txFd, adopt, offload); break;
+      case EpKind::Stream2: ep = makeStreamEndpoint(fd, txFd, 2, std::max<uint32_t>(maxFrame, MIN_FRAME_BYTES), offload, recordWrites); break;
+      case EpKind::Stream4: ep = makeStreamEndpoint(fd, txFd, 4, std::max<uint32_t>(maxFrame, MIN_FRAME_BYTES), false, recordWrites); break;
       case EpKind::Tap: ep = makeTapEndpoint(fd); break;
       default: throw Napi::TypeError::New(info.Env(), "addEndpoint: unknown endpoint kind");
     }

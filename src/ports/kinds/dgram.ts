@@ -1,14 +1,16 @@
 /**
  * Datagram kinds, raw frames one per datagram: udp://[SRC:]SPORT->HOST:DPORT (vdeplug4's UDP
- * tunnel), and dgram://unix:LOCAL->REMOTE / dgram://udp:[LADDR:]LPORT->HOST:PORT (QEMU
- * `-netdev dgram`; a side left empty adopts the first peer that sends). A unix LOCAL path is
+ * tunnel; between two vde-ts ends on a path whose MTU allows it, 64 KiB segments with a
+ * virtio-net header, agreed in-band: native/src/cable.h), and dgram://unix:LOCAL->REMOTE /
+ * dgram://udp:[LADDR:]LPORT->HOST:PORT (QEMU `-netdev dgram`, raw frames only; a side left
+ * empty adopts the first peer that sends). A unix LOCAL path is
  * claimed through core/sockpath (a live socket there is refused) and removed at close only if
  * it is still the one we bound.
  */
 import net from 'node:net';
 import { claimSocketPath, OwnedPath } from '../../core/sockpath.js';
 import { EpKind, MAX_STREAM_FRAME_BYTES, MAX_VDE_FRAME_BYTES, native, sys } from '../../native/index.js';
-import { numericHost, simple, type OpenedEndpoint } from '../endpoint.js';
+import { numericHost, simple, type OpenedEndpoint, type OpenOptions } from '../endpoint.js';
 import type { DgramLocator, UdpLocator } from '../vnl.js';
 
 /** Receive/send buffer of unix datagram endpoints, in bytes. */
@@ -28,11 +30,11 @@ function udpSocket(family: 4 | 6, localHost: string | undefined, localPort: numb
   return fd;
 }
 
-/** udp://: bound to the source, connected to the destination. */
-export async function openUdp(loc: UdpLocator): Promise<OpenedEndpoint> {
+/** udp://: bound to the source, connected to the destination; offers segments to a vde-ts peer unless o.offload is false. */
+export async function openUdp(loc: UdpLocator, o: OpenOptions = {}): Promise<OpenedEndpoint> {
   const dst = await numericHost(loc.dstHost);
   const fd = udpSocket(dst.family, loc.srcAddr, loc.srcPort, { address: dst.address, port: loc.dstPort });
-  return simple(`udp://${loc.srcPort}->${loc.dstHost}:${loc.dstPort}`, fd, EpKind.Dgram, MAX_VDE_FRAME_BYTES);
+  return simple(`udp://${loc.srcPort}->${loc.dstHost}:${loc.dstPort}`, fd, EpKind.Dgram, MAX_VDE_FRAME_BYTES, { offload: o.offload !== false });
 }
 
 /** dgram://unix: or dgram://udp:. */

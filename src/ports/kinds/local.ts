@@ -1,11 +1,13 @@
 /**
- * Endpoint kinds local to the machine: null:// (a sink), tap://IF (a Linux tap, optionally with
- * a virtio-net header and offloads) and cmd://COMMAND ARGS (a child process speaking the 2-byte
- * length stream on its stdin/stdout).
+ * Endpoint kinds local to the machine: null:// (a sink), tap://IF (a Linux tap, by default with a
+ * virtio-net header and TSO/checksum offloads) and cmd://COMMAND ARGS (a child process speaking
+ * the 2-byte length stream on its stdin/stdout, offered 64 KiB segments in-band: cable.h).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
+import path from 'node:path';
+import { log } from '../../core/log.js';
 import { EpKind, MAX_STREAM_FRAME_BYTES, native, toNodeError } from '../../native/index.js';
-import { MAX_VDEPLUG_FRAME_BYTES, simple, type OpenedEndpoint } from '../endpoint.js';
+import { MAX_VDEPLUG_FRAME_BYTES, simple, type OpenedEndpoint, type OpenOptions } from '../endpoint.js';
 import type { CmdLocator, TapLocator } from '../vnl.js';
 
 const O_WRONLY = 1;
@@ -49,15 +51,30 @@ export function openTapFd(ifname: string, vnetHdr: boolean, what: string): { fd:
   return { ...t, offloads };
 }
 
-/** tap://IF[/vnethdr]: plain frames by default; with vnethdr the engine segments 64 KiB frames for the other side. */
-export function openTap(loc: TapLocator): OpenedEndpoint {
-  const vnet = loc.vnetHdr ?? false;
-  const t = openTapFd(loc.ifname, vnet, `tap://${loc.ifname}`);
+/**
+ * tap://IF[/vnethdr]: with offloads (the default, unless --offload off) the tap carries a
+ * virtio-net header with TSO/checksum offloads, so the kernel hands over 64 KiB TCP segments: they
+ * travel as they are to a side that takes them (a vde-ts switch or cable) and are segmented in
+ * software for any other. A tap that cannot do offloads falls back to plain frames with a
+ * warning; /vnethdr insists on them (an error instead).
+ */
+export function openTap(loc: TapLocator, o: OpenOptions = {}): OpenedEndpoint {
+  const what = `tap://${loc.ifname}`;
+  let vnet = loc.vnetHdr === true || o.offload !== false;
+  let t: { fd: number; name: string };
+  try {
+    t = openTapFd(loc.ifname, vnet, what);
+  } catch (e) {
+    if (!vnet || loc.vnetHdr || !/\/vnethdr:/.test((e as Error).message)) throw e;
+    log('warning', `${what}: offloads unavailable (${(e as Error).message}); plain frames`);
+    vnet = false;
+    t = openTapFd(loc.ifname, false, what);
+  }
   return simple(`tap://${t.name}${vnet ? '/vnethdr' : ''}`, t.fd, EpKind.Tap, MAX_STREAM_FRAME_BYTES);
 }
 
 /** cmd://: runs the command (no shell) with pipes on its stdin/stdout. */
-export async function openCmd(loc: CmdLocator): Promise<OpenedEndpoint> {
+export async function openCmd(loc: CmdLocator, o: OpenOptions = {}): Promise<OpenedEndpoint> {
   const a = native();
   const [toChildR, toChildW] = a.pipe();
   const [fromChildR, fromChildW] = a.pipe();
@@ -76,8 +93,12 @@ export async function openCmd(loc: CmdLocator): Promise<OpenedEndpoint> {
     a.closeFd(fromChildR);
     throw e;
   });
+  // Debian's wirefilter as the command reads whole records only (see stdio.ts)
+  const relay = path.basename(loc.argv[0] ?? '') === 'wirefilter';
   return simple(`cmd://${loc.argv.join(' ')}`, fromChildR, EpKind.Stream2, MAX_VDEPLUG_FRAME_BYTES, {
     txFd: toChildW,
+    offload: o.offload !== false && !relay,
+    recordWrites: relay,
     close: () => {
       if (child.exitCode === null && child.signalCode === null) child.kill('SIGTERM');
     },

@@ -10,7 +10,7 @@ import net from 'node:net';
 import { claimSocketPath, OwnedPath } from '../../core/sockpath.js';
 import { EpKind, MAX_STREAM_FRAME_BYTES, native } from '../../native/index.js';
 import { takeSocketFd } from '../../native/sockets.js';
-import { connectStream, MAX_VDEPLUG_FRAME_BYTES, simple, type OpenedEndpoint } from '../endpoint.js';
+import { connectStream, MAX_VDEPLUG_FRAME_BYTES, simple, type OpenedEndpoint, type OpenOptions } from '../endpoint.js';
 import type { StreamLocator } from '../vnl.js';
 
 /** A human-readable name of a stream locator's address. */
@@ -18,12 +18,16 @@ export function streamName(loc: StreamLocator): string {
   return loc.transport === 'unix' ? `stream unix ${loc.path}` : `stream tcp ${loc.host ?? ''}:${loc.port}`;
 }
 
-/** Turns a connected Node socket into an engine endpoint with the locator's framing. */
-export function streamEndpoint(sock: net.Socket, loc: Pick<StreamLocator, 'framing' | 'transport'>, name: string): OpenedEndpoint {
+/**
+ * Turns a connected Node socket into an engine endpoint with the locator's framing. VDE's 2-byte
+ * framing (a cable) offers the peer 64 KiB segments in-band unless offload is false; QEMU's
+ * 4-byte framing stays exactly QEMU's.
+ */
+export function streamEndpoint(sock: net.Socket, loc: Pick<StreamLocator, 'framing' | 'transport'>, name: string, offload = false): OpenedEndpoint {
   if (loc.transport === 'tcp') sock.setNoDelay(true);
   const kind = loc.framing === 2 ? EpKind.Stream2 : EpKind.Stream4;
   const max = loc.framing === 2 ? MAX_VDEPLUG_FRAME_BYTES : MAX_STREAM_FRAME_BYTES;
-  return simple(name, takeSocketFd(sock), kind, max);
+  return simple(name, takeSocketFd(sock), kind, max, { offload: offload && loc.framing === 2 });
 }
 
 /** A listening stream socket that hands every accepted peer to `onPeer` as an endpoint. */
@@ -68,12 +72,13 @@ export class StreamListener {
   }
 }
 
-/** vde_plug's stream kind: connect, or serve exactly one peer. */
-export async function openStream(loc: StreamLocator): Promise<OpenedEndpoint> {
+/** vde_plug's stream kind: connect, or serve exactly one peer; a 2-byte framed cable offers 64 KiB segments unless o.offload is false. */
+export async function openStream(loc: StreamLocator, o: OpenOptions = {}): Promise<OpenedEndpoint> {
   const what = streamName(loc);
+  const offload = o.offload !== false && loc.framing === 2;
   if (loc.role === 'client') {
     const s = await connectStream(loc.transport === 'unix' ? { path: loc.path! } : { host: loc.host ?? '127.0.0.1', port: loc.port! }, what);
-    return streamEndpoint(s, loc, what);
+    return streamEndpoint(s, loc, what, offload);
   }
   return new Promise<OpenedEndpoint>((resolve, reject) => {
     let done = false;
@@ -86,7 +91,7 @@ export async function openStream(loc: StreamLocator): Promise<OpenedEndpoint> {
         }
         done = true;
         l.close();
-        resolve({ ...ep, name: what });
+        resolve({ ...ep, name: what, offload });
       },
       (e) => {
         if (done) return;

@@ -3,15 +3,17 @@
  * bind a datagram socket in the switch directory (`.PPPPP-NNNNN`, with the /var/run, /var/tmp,
  * /tmp fallbacks), apply the group/mode rules, send the v3 request with a description, read the
  * 110-byte reply and connect to the switch's data socket. Works with any VDE switch: ours,
- * Debian's vde_switch, vdeplug4's switch:// nodes.
+ * Debian's vde_switch, vdeplug4's switch:// nodes. With `offload` the request also offers the
+ * vde-ts extension (protocol/handshake.ts): a vde-ts switch that accepts it exchanges frames with
+ * a virtio-net header and 64 KiB segments on the data socket; any other switch never sees it.
  */
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { native, sys } from '../../native/index.js';
+import { MAX_STREAM_FRAME_BYTES, native, sys } from '../../native/index.js';
 import { lookupGroup } from '../../core/perms.js';
-import { encodeRequestV3, REQ_NEW_CONTROL, REQ_NEW_PORT0, SOCKADDR_UN_BYTES } from '../../protocol/handshake.js';
+import { encodeRequestV3, EXT_F_VNET, EXT_VERSION, parseReply, REQ_NEW_CONTROL, REQ_NEW_PORT0, SOCKADDR_UN_BYTES } from '../../protocol/handshake.js';
 
 /** How long the switch may take to answer the request. */
 export const HANDSHAKE_TIMEOUT_MS = 5000;
@@ -32,6 +34,8 @@ export interface VdeConnectOptions {
   mode?: number;
   /** Description prefix, e.g. "vdeplug:" (user and pid are appended). */
   description?: string;
+  /** Offer the vde-ts extension: virtio-net header and 64 KiB segments on the data socket. */
+  offload?: boolean;
 }
 
 export interface VdeConnection {
@@ -43,6 +47,8 @@ export interface VdeConnection {
   remotePath: string;
   /** The canonical switch directory. */
   dir: string;
+  /** The switch accepted the extension: frames on dataFd carry a virtio-net header. */
+  vnet: boolean;
 }
 
 /** The default switch directory: ~/.vde2/default.switch, else /var/run/vde.ctl, else /tmp/vde.ctl. */
@@ -141,6 +147,7 @@ export async function vdeConnect(o: VdeConnectOptions): Promise<VdeConnection> {
       port: o.port0 ? 0 : (o.port ?? 0),
       sockPath: localPath,
       description: clientDescription(o.description ?? 'vdeplug:'),
+      ...(o.offload ? { ext: { version: EXT_VERSION, flags: EXT_F_VNET, maxFrameBytes: MAX_STREAM_FRAME_BYTES } } : {}),
     });
     const reply = await new Promise<Buffer>((resolve, reject) => {
       let buf = Buffer.alloc(0);
@@ -161,8 +168,8 @@ export async function vdeConnect(o: VdeConnectOptions): Promise<VdeConnection> {
       ctl.on('close', () => done(new Error(`the switch refused the connection${o.port ? ` to port ${o.port}` : ''} (see the switch's log)`)));
       ctl.write(req);
     });
-    const end = reply.indexOf(0, 2);
-    const remotePath = reply.subarray(2, end < 0 ? SOCKADDR_UN_BYTES : end).toString();
+    const { path: remotePath, ext } = parseReply(reply);
+    const vnet = o.offload === true && ext !== null && (ext.flags & EXT_F_VNET) !== 0;
     sys(`connect to ${remotePath}`, () => native().unixConnect(fd, remotePath));
     try {
       fs.chmodSync(remotePath, mode);
@@ -171,7 +178,7 @@ export async function vdeConnect(o: VdeConnectOptions): Promise<VdeConnection> {
     }
     // like vdeplug4: the switch is connected to our socket already, the name is not needed
     fs.rmSync(localPath, { force: true });
-    return { dataFd: fd, ctl, remotePath, dir };
+    return { dataFd: fd, ctl, remotePath, dir, vnet };
   } catch (e) {
     ctl.destroy();
     if (fd >= 0) native().closeFd(fd);

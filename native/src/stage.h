@@ -107,6 +107,8 @@ class Stage {
 
 /** Stage ranks (lower first). */
 constexpr int RANK_MIRROR = 10;
+constexpr int RANK_FILTER = 20;  // filters decide before anything counts a frame against a budget
+constexpr int RANK_POLICE = 30;  // a denied frame costs no tokens
 constexpr int RANK_STORM = 40;
 
 }  // namespace vde

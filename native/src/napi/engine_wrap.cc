@@ -120,6 +120,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                            InstanceMethod("setForeignTags", &EngineWrap::SetForeignTags),
                            InstanceMethod("setStpCapture", &EngineWrap::SetStpCapture),
                            InstanceMethod("setStpState", &EngineWrap::SetStpState),
+                           InstanceMethod("setProtected", &EngineWrap::SetProtected),
                            InstanceMethod("setAging", &EngineWrap::SetAging),
                            InstanceMethod("setStorm", &EngineWrap::SetStorm),
                            InstanceMethod("setMirror", &EngineWrap::SetMirror),
@@ -254,6 +255,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     eng(info).setStpState(I(info, 0), s == 2 ? StpState::Discarding : s == 1 ? StpState::Learning : StpState::Forwarding);
     return Undef(info);
   }
+  Napi::Value SetProtected(const Napi::CallbackInfo &info) { eng(info).setProtected(I(info, 0), info[1].ToBoolean()); return Undef(info); }
   Napi::Value SetAging(const Napi::CallbackInfo &info) { eng(info).setAging(U(info, 0), U(info, 1), U(info, 2)); return Undef(info); }
   Napi::Value SetStorm(const Napi::CallbackInfo &info) { eng(info).setStorm(I(info, 0), U(info, 1)); return Undef(info); }
   Napi::Value SetMirror(const Napi::CallbackInfo &info) { eng(info).setMirror(I(info, 0), I(info, 1), I(info, 2)); return Undef(info); }

@@ -16,7 +16,8 @@
 //
 // An IP term matches only IP frames of its family; proto, sport and dport match only IPv4/IPv6
 // frames (sport/dport only the first fragment of a protocol with ports). The frame is read
-// through Packet (bounds-checked): a header cut short simply does not match what it lacks.
+// through Packet (bounds-checked): a header cut short simply does not match what it lacks, and
+// a frame whose 802.1Q tag is cut short matches no rule at all (the default action decides).
 #pragma once
 
 #include <cctype>
@@ -439,7 +440,7 @@ inline FrameFields frameFields(const uint8_t *data, uint32_t len, uint8_t form, 
     type = pk.be16(off, 0);
   }
   off += 2;
-  if (!pk.has(0, off)) return ff;  // a tag cut short: no ethertype
+  if (!pk.has(0, off)) return FrameFields{};  // a tag cut short: no rule matches, the default decides
   ff.ethertype = type;
   if (form == FORM_TAG_INSERT && tag) {
     ff.tagged = true;

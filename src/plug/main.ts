@@ -130,6 +130,8 @@ function absolute(l: Locator): Locator {
       return l.transport === 'unix' ? { ...l, localPath: abs(l.localPath), remotePath: abs(l.remotePath) } : l;
     case 'vlan':
       return { ...l, inner: absolute(l.inner) };
+    case 'crypt':
+      return { ...l, keyFile: path.resolve(l.keyFile), inner: absolute(l.inner) };
     default:
       return l;
   }

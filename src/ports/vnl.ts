@@ -37,6 +37,10 @@
  *   dgram://unix:LOCAL->REMOTE     raw frames over unix datagrams (QEMU `-netdev dgram`): bind LOCAL,
  *                                  send to REMOTE; either side may be empty, not both.
  *   dgram://udp:[LADDR:]LPORT->RHOST:RPORT   the same over UDP (either side may be empty, not both).
+ *   crypt://KEYFILE[opts]{INNER}   authenticated encryption ("vde-ts crypt v1") over INNER, a datagram
+ *                                  (udp, dgram, ptp) or stream (stream, stdio, cmd) locator; opts: pass
+ *                                  (KEYFILE holds a passphrase), kid=N (its key id, default 1),
+ *                                  cipher=chacha20-poly1305 (default) or aes-256-gcm, rekey=SECONDS (120).
  *
  * Quoting (vde_parseparms rules) applies to paths, interface names and option keys/values:
  * '...' and "..." protect delimiters literally, `\` escapes one character, `%XX` (two hex digits,
@@ -86,7 +90,7 @@ export const VDE_FRAMING_BYTES = 2;
 /** Schemes parseLocator understands, in the order error messages list them. */
 export const KNOWN_SCHEMES = [
   'vde', 'tap', 'udp', 'vxlan', 'vxvde', 'ptp', 'cmd', 'null', 'slirp', 'stream', 'dgram', 'stdio',
-  'switch', 'hub', 'multi', 'seqpacket', 'vlan',
+  'switch', 'hub', 'multi', 'seqpacket', 'vlan', 'crypt',
 ] as const;
 /** Largest file descriptor number seqpacket:// accepts. */
 export const MAX_FD = 2 ** 31 - 1;
@@ -220,10 +224,26 @@ export interface VlanLocator {
   inner: Locator;
 }
 
+/** The ciphers crypt:// offers. */
+export const CRYPT_CIPHERS = ['chacha20-poly1305', 'aes-256-gcm'] as const;
+/** crypt://KEYFILE[opts]{INNER}: frames sealed with authenticated encryption on their way through INNER. */
+export interface CryptLocator {
+  kind: 'crypt';
+  /** The key file (`KEYID HEX` lines), or with `passphrase` a file whose first line is a passphrase. */
+  keyFile: string;
+  passphrase?: true;
+  /** Key id of a passphrase's key (default 1). */
+  kid?: number;
+  cipher?: (typeof CRYPT_CIPHERS)[number];
+  /** Seconds between rekeys (default 120). */
+  rekeySeconds?: number;
+  inner: Locator;
+}
+
 export type Locator =
   | VdeLocator | StdioLocator | TapLocator | UdpLocator | VxlanLocator | VxvdeLocator | PtpLocator
   | CmdLocator | NullLocator | StreamLocator | DgramLocator | SlirpLocator
-  | NetnodeLocator | SeqpacketLocator | VlanLocator;
+  | NetnodeLocator | SeqpacketLocator | VlanLocator | CryptLocator;
 export type LocatorKind = Locator['kind'];
 
 const MAX_SHOWN_CHARS = 120;
@@ -945,6 +965,42 @@ function parseVlan(ctx: Ctx, rest: string): VlanLocator {
   return loc;
 }
 
+const CRYPT_KEYS: KeyDef[] = [{ key: 'pass' }, { key: 'passphrase', slot: 'pass' }, { key: 'kid' }, { key: 'cipher' }, { key: 'rekey' }];
+/** Longest time between rekeys crypt:// accepts, in seconds. */
+export const MAX_CRYPT_REKEY_SECONDS = 86400;
+
+function parseCrypt(ctx: Ctx, rest: string): CryptLocator {
+  const brace = openBrace(rest);
+  if (brace < 0 || !rest.endsWith('}')) ctx.fail(rest, `crypt:// needs the nested locator in braces: crypt://KEYFILE[opts]{LOCATOR}, got ${q(rest)}`);
+  const innerText = rest.slice(brace + 1, -1);
+  if (innerText === '') ctx.fail('{}', 'crypt://: the nested locator in {...} is empty');
+  let inner: Locator;
+  try {
+    inner = parseLocator(innerText);
+  } catch (e) {
+    return ctx.fail(innerText, `nested locator: ${e instanceof LocatorError ? e.detail : String(e)}`);
+  }
+  const { head, tokens } = splitBracket(ctx, lex(ctx, rest.slice(0, brace)));
+  const keyFile = text(ctx, head, 'key file');
+  if (keyFile === '') ctx.fail('', 'crypt:// needs a key file: crypt://KEYFILE[opts]{LOCATOR}');
+  const loc: CryptLocator = { kind: 'crypt', keyFile, inner };
+  const opts = parseOpts(ctx, tokens ?? [], CRYPT_KEYS);
+  const p = opts.get('pass');
+  if (p && flag(ctx, p)) loc.passphrase = true;
+  const k = opts.get('kid');
+  if (k) loc.kid = int(ctx, 'kid', needValue(ctx, k), 0, 255);
+  const c = opts.get('cipher');
+  if (c) {
+    const v = needValue(ctx, c).toLowerCase();
+    if (!(CRYPT_CIPHERS as readonly string[]).includes(v)) ctx.fail(v, `cipher: ${q(v)} is not ${CRYPT_CIPHERS.join(' or ')}`);
+    loc.cipher = v as CryptLocator['cipher'];
+  }
+  const r = opts.get('rekey');
+  if (r) loc.rekeySeconds = int(ctx, 'rekey', needValue(ctx, r), 1, MAX_CRYPT_REKEY_SECONDS);
+  if (loc.kid !== undefined && !loc.passphrase) ctx.fail('kid', 'kid= applies to a passphrase (pass); a key file names its key ids');
+  return loc;
+}
+
 function noArgument(ctx: Ctx, scheme: string, rest: string): void {
   if (rest !== '') ctx.fail(rest, `${scheme}:// takes no argument, got ${q(rest)}`);
 }
@@ -986,6 +1042,7 @@ export function parseLocator(s: string): Locator {
     case 'multi': return parseNetnode(ctx, scheme, rest);
     case 'seqpacket': return parseSeqpacket(ctx, rest);
     case 'vlan': return parseVlan(ctx, rest);
+    case 'crypt': return parseCrypt(ctx, rest);
     default:
       return ctx.fail(s.slice(0, sep), `unknown scheme ${q(s.slice(0, sep))} (known: ${KNOWN_SCHEMES.join(', ')})`);
   }
@@ -1096,6 +1153,14 @@ export function formatLocator(l: Locator): string {
       if (l.trunk) opts.push('trunk');
       if (l.qinq) opts.push('qinq');
       return `vlan://${l.untagged}${bracket(opts)}{${formatLocator(l.inner)}}`;
+    }
+    case 'crypt': {
+      const opts: string[] = [];
+      if (l.passphrase) opts.push('pass');
+      if (l.kid !== undefined) opts.push(`kid=${l.kid}`);
+      if (l.cipher !== undefined) opts.push(`cipher=${l.cipher}`);
+      if (l.rekeySeconds !== undefined) opts.push(`rekey=${l.rekeySeconds}`);
+      return `crypt://${quote(l.keyFile, '[{')}${bracket(opts)}{${formatLocator(l.inner)}}`;
     }
     case 'dgram': {
       if (l.transport === 'unix') return `dgram://unix:${quote(l.localPath ?? '', '>')}->${quote(l.remotePath ?? '', '>')}`;

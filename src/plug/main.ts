@@ -48,6 +48,8 @@ export const EXAMPLES: Example[] = [
   { command: "vde_plug /tmp/sw 'stream://unix:/tmp/q.sock[server]'", what: 'serve QEMU -netdev stream,server=off,addr.type=unix,addr.path=/tmp/q.sock' },
   { command: 'vde_plug switch:///tmp/node null://', what: 'a switch without a switch process: others join with vde_plug /tmp/node' },
   { command: "vde_plug 'vlan://10{vde:///tmp/sw}' tap://tap0", what: 'the tap sees VLAN 10 of the switch untagged' },
+  { command: 'vde_plug /tmp/sw vxlan://192.0.2.2,192.0.2.3/vni=42', what: 'VXLAN to static unicast peers (no multicast needed), as Linux vxlan devices with static FDB entries' },
+  { command: "vde_plug /tmp/sw 'crypt:///etc/vde/cable.key{udp://5000->192.0.2.7:5000}'", what: 'an authenticated encrypted UDP cable (the same key file on both hosts)' },
 ];
 
 function parser(argv: string[]) {
@@ -64,7 +66,10 @@ function parser(argv: string[]) {
         '  stream://unix:PATH[server/framing=2]   stream://tcp:HOST:PORT[server/framing=2]   (QEMU: framing=4)\n' +
         '  dgram://unix:LOCAL->REMOTE   dgram://udp:[LADDR:]LPORT->HOST:PORT   slirp:///OPTIONS\n' +
         '  switch://DIR[mode=M/hashsize=N]   hub://DIR   multi://DIR   seqpacket://FD\n' +
-        '  vlan://VLAN[untag=V/tag=V:V/trunk]{LOCATOR}',
+        '  vlan://VLAN[untag=V/tag=V:V/trunk]{LOCATOR}\n' +
+        '  vxlan://PEER,PEER/vni=N/port=P/peers=FILE   (unicast VXLAN, head-end replication)\n' +
+        '  crypt://KEYFILE[pass/kid=N/cipher=aes-256-gcm/rekey=S]{LOCATOR}   (authenticated encryption over a\n' +
+        '    datagram or stream LOCATOR: udp, dgram, ptp, stream, stdio, cmd)',
     )
     .options(OPTIONS)
     .version(false)

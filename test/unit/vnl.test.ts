@@ -130,6 +130,12 @@ const VALID: Array<[string, Locator]> = [
   ['vlan://4{vlan://5/qinq{vxvde://234.1.2.3}}', {
     kind: 'vlan', untagged: 4, inner: { kind: 'vlan', untagged: 5, qinq: true, inner: { kind: 'vxvde', group: '234.1.2.3', family: 4, port: 14789, vni: 1, ttl: 1, hashSize: 1024, expireSeconds: 128 } },
   }],
+  // crypt
+  ['crypt:///etc/vde/k{udp://5000->192.0.2.7:5000}', { kind: 'crypt', keyFile: '/etc/vde/k', inner: { kind: 'udp', srcPort: 5000, dstHost: '192.0.2.7', dstPort: 5000 } }],
+  ['crypt://k[pass/kid=3/cipher=AES-256-GCM/rekey=30]{stdio://}', { kind: 'crypt', keyFile: 'k', passphrase: true, kid: 3, cipher: 'aes-256-gcm', rekeySeconds: 30, inner: { kind: 'stdio' } }],
+  ['crypt:///tmp/my%20key[c=chacha20-poly1305]{stream://tcp:host:7000[server]}', {
+    kind: 'crypt', keyFile: '/tmp/my key', cipher: 'chacha20-poly1305', inner: { kind: 'stream', transport: 'tcp', role: 'server', host: 'host', port: 7000, framing: 4 },
+  }],
 ];
 
 describe('parseLocator: valid locators', () => {
@@ -192,7 +198,16 @@ describe('formatLocator', () => {
 
 const ERRORS: Array<[string, RegExp, string?]> = [
   ['udp://5000->host', /^udp:\/\/5000->host: destination "host" needs a port \(HOST:PORT\)$/, 'host'],
-  ['foo://x', /unknown scheme "foo" \(known: vde, tap, udp, vxlan, vxvde, ptp, cmd, null, slirp, stream, dgram, stdio, switch, hub, multi, seqpacket, vlan\)/, 'foo'],
+  ['foo://x', /unknown scheme "foo" \(known: vde, tap, udp, vxlan, vxvde, ptp, cmd, null, slirp, stream, dgram, stdio, switch, hub, multi, seqpacket, vlan, crypt\)/, 'foo'],
+  ['crypt://k', /crypt:\/\/ needs the nested locator in braces/],
+  ['crypt://k{}', /nested locator in \{\.\.\.\} is empty/, '{}'],
+  ['crypt://{udp://1->h:2}', /crypt:\/\/ needs a key file/],
+  ['crypt://k[cipher=des]{stdio://}', /cipher: "des" is not chacha20-poly1305 or aes-256-gcm/, 'des'],
+  ['crypt://k[kid=3]{stdio://}', /kid= applies to a passphrase/, 'kid'],
+  ['crypt://k[pass/kid=256]{stdio://}', /kid: 256 is out of range 0\.\.255/],
+  ['crypt://k[rekey=0]{stdio://}', /rekey: 0 is out of range 1\.\.86400/],
+  ['crypt://k[bogus]{stdio://}', /unknown key "bogus" \(known: pass, passphrase, kid, cipher, rekey\)/, 'bogus'],
+  ['crypt://k{foo://}', /nested locator: unknown scheme "foo"/],
   ['switch:///tmp/n[bogus=1]', /unknown key "bogus" \(known: mode, dirmode, grp, hashsize, expiretime, hashseed\)/, 'bogus'],
   ['hub:///tmp/n[hashsize=4]', /unknown key "hashsize" \(known: mode, dirmode, grp\)/, 'hashsize'],
   ['switch:///tmp/n[mode=999]', /mode: "999" is not an octal mode/, '999'],

@@ -19,6 +19,8 @@ import { StdioPlug } from '../helpers/stdioplug.js';
 import { ROOT, startSwitch, tmpdir, waitFor, type RunningSwitch } from '../helpers/switchproc.js';
 import { frame, VdeClient } from '../helpers/vdeclient.js';
 
+/** Longest wait for a process to open its tap (slow under the sanitizer run on a loaded machine). */
+const ATTACH_MS = 30_000;
 const PLUG_BIN = path.join(ROOT, 'bin', 'vde_plug');
 const DEBIAN_PLUG = '/usr/bin/vde_plug';
 const DEBIAN_DPIPE = '/usr/bin/dpipe';
@@ -28,6 +30,8 @@ const MARKER_HEX = 'c0ffee5ec7e7f00dbabe0d15ea5e1dea';
 const MARKER_TEXT = 'VDE-TS-PLAINTEXT-MARKER-3f9a1c';
 const FRAME_WAIT_MS = 3000;
 const SILENCE_MS = 700;
+/** Longest wait for a cable's first frame (the processes start, the ends shake hands; slow under ASan). */
+const CABLE_UP_MS = 30_000;
 
 /** A key file (mode 0600) with one fresh key; returns its path. */
 function newKey(dir: string, name: string): string {
@@ -72,8 +76,8 @@ describe('crypt:// on the wire: tcpdump finds no plaintext', () => {
       const tapB = await createTapInNetns(nsB, uniqueIfname(`ct${tag}`), '192.168.89.2/24', { cleanup: local });
       spawnInNetns(nsA, [process.execPath, PLUG_BIN, cableA, `tap://${tapA}`], { cleanup: local });
       spawnInNetns(nsB, [process.execPath, PLUG_BIN, cableB, `tap://${tapB}`], { cleanup: local });
-      await pollUntil(() => tapAttached(tapA, nsA), 10_000, 'tap A attached');
-      await pollUntil(() => tapAttached(tapB, nsB), 10_000, 'tap B attached');
+      await pollUntil(() => tapAttached(tapA, nsA), ATTACH_MS, 'tap A attached');
+      await pollUntil(() => tapAttached(tapB, nsB), ATTACH_MS, 'tap B attached');
       await pollUntil(async () => (await ping(nsA, '192.168.89.2', 1, { deadlineS: 1 })).received === 1, 10_000, 'the cable carries ping');
       const pcapFile = path.join(dir, `${tag}.pcap`);
       // -Z root: Debian's tcpdump would write as user tcpdump, which may not enter our 0700 temp directory;
@@ -165,7 +169,7 @@ describe('tampering on the way: Debian agno:// delivers it, crypt:// does not', 
       const f = frame(MR, MS, Buffer.from(MARKER_TEXT.repeat(8)));
       // a clean frame first (retried until the cable is up: crypt:// needs its handshake)
       let clean: Buffer | null = null;
-      for (let i = 0; i < 20 && !clean; i++) {
+      for (const until = Date.now() + CABLE_UP_MS; Date.now() < until && !clean; ) {
         s.send(f);
         clean = await r.recvFrom(MS.replace(/:/g, ''), 300);
       }
@@ -227,7 +231,7 @@ describe('crypt:// over a stream: dpipe between two switches', () => {
     try {
       const f = frame('ff:ff:ff:ff:ff:ff', '02:00:00:00:88:01', 1400);
       let got: Buffer | null = null;
-      for (let i = 0; i < 30 && !got; i++) {
+      for (const until = Date.now() + CABLE_UP_MS; Date.now() < until && !got; ) {
         a.send(f);
         got = await b.recv(200);
       }

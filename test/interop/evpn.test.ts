@@ -18,6 +18,8 @@ import { Cleanup, createNetns, netnsExec, ping, pollUntil, run, spawnInNetns, ta
 import { ROOT, tmpdir } from '../helpers/switchproc.js';
 import { frame, VdeClient } from '../helpers/vdeclient.js';
 
+/** Longest wait for a process to open its tap (slow under the sanitizer run on a loaded machine). */
+const ATTACH_MS = 30_000;
 const SWITCH_BIN = path.join(ROOT, 'bin', 'vde_switch');
 const PLUG_BIN = path.join(ROOT, 'bin', 'vde_plug');
 const ZEBRA = '/usr/lib/frr/zebra';
@@ -128,7 +130,7 @@ describe('EVPN with FRR: MACs behind a vde-ts switch become type-2 routes on the
       await run(['ip', '-n', vm, 'addr', 'add', `${VM_ADDR[i]}/24`, 'dev', vmTap]);
       await run(['ip', '-n', vm, 'link', 'set', vmTap, 'up']);
       spawnInNetns(vm, [process.execPath, PLUG_BIN, sw, `tap://${vmTap}`], { cleanup: c });
-      await pollUntil(() => tapAttached(vmTap, vm), 15_000, 'VM tap attached');
+      await pollUntil(() => tapAttached(vmTap, vm), ATTACH_MS, 'VM tap attached');
       hosts.push({ host: ns, ns: vm, dir, sw });
     }
     await pollUntil(async () => {

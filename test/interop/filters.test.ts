@@ -19,6 +19,8 @@ import { buildGuest, parseGuestOutput, startGuest, type GuestHandle } from '../h
 import { Cleanup, createNetns, createTapInNetns, netnsExec, ping, pollUntil, run, spawnInNetns, tapAttached, uniqueIfname } from '../helpers/netns.js';
 import { ROOT, startSwitch, tmpdir, type RunningSwitch } from '../helpers/switchproc.js';
 
+/** Longest wait for a process to open its tap (slow under the sanitizer run on a loaded machine). */
+const ATTACH_MS = 30_000;
 const PLUG_BIN = path.join(ROOT, 'bin', 'vde_plug');
 const IP = { A: '192.0.2.1', B: '192.0.2.2', C: '192.0.2.3', G: '192.0.2.10' };
 const IP6 = { A: 'fd00:db8::1', B: 'fd00:db8::2', C: 'fd00:db8::3' };
@@ -69,7 +71,7 @@ describe('filters, protected ports and policing on a running switch', () => {
       const tap = await createTapInNetns(ns[k], uniqueIfname(`ft${k}`), `${IP[k]}/24`, { cleanup: c });
       await run(['ip', '-n', ns[k], 'addr', 'add', `${IP6[k]}/64`, 'dev', tap, 'nodad']);
       spawnInNetns(ns[k], [process.execPath, PLUG_BIN, `vde://${sw.dir}[${PORT[k]}]`, `tap://${tap}`], { cleanup: c });
-      await pollUntil(() => tapAttached(tap, ns[k]), 10_000, `tap of ${k} attached`);
+      await pollUntil(() => tapAttached(tap, ns[k]), ATTACH_MS, `tap of ${k} attached`);
     }
   }, 15 * 60_000);
 

@@ -16,6 +16,8 @@ import { ensureTools } from '../helpers/deps.js';
 import { Cleanup, createNetns, createTapInNetns, netnsExec, ping, pollUntil, run, spawnInNetns, tapAttached, uniqueIfname } from '../helpers/netns.js';
 import { ROOT, tmpdir } from '../helpers/switchproc.js';
 
+/** Longest wait for a process to open its tap (slow under the sanitizer run on a loaded machine). */
+const ATTACH_MS = 30_000;
 const PLUG_BIN = path.join(ROOT, 'bin', 'vde_plug');
 /** Packets tolerated on the other peer's underlay during a unicast burst (neighbour discovery and the like). */
 const UNDERLAY_NOISE_PACKETS = 3;
@@ -69,8 +71,8 @@ describe('unicast vxlan:// against Linux VXLAN devices with static FDB entries',
     fs.writeFileSync(peersFile, '# IPv4 underlay peers\n10.77.1.2\n10.77.2.2\n');
     spawnInNetns(nsO, [process.execPath, PLUG_BIN, `vxlan:///vni=42/peers='${peersFile}'`, `tap://${tap4}`], { cleanup: c });
     spawnInNetns(nsO, [process.execPath, PLUG_BIN, 'vxlan://[fd77:1::2],[fd77:2::2]/vni=43', `tap://${tap6}`], { cleanup: c });
-    await pollUntil(() => tapAttached(tap4, nsO), 10_000, 'IPv4-underlay tap attached');
-    await pollUntil(() => tapAttached(tap6, nsO), 10_000, 'IPv6-underlay tap attached');
+    await pollUntil(() => tapAttached(tap4, nsO), ATTACH_MS, 'IPv4-underlay tap attached');
+    await pollUntil(() => tapAttached(tap6, nsO), ATTACH_MS, 'IPv6-underlay tap attached');
   });
 
   afterAll(async () => {

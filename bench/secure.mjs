@@ -76,8 +76,9 @@ function run(cmd, args, opts = {}) {
   return r;
 }
 
+/** Starts argv in a process group of its own (so it and what it starts, dpipe's children, stop together). */
 function start(argv, name, opts = {}) {
-  const p = spawn(argv[0], argv.slice(1), { cwd: REPO_DIR, stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'] });
+  const p = spawn(argv[0], argv.slice(1), { cwd: REPO_DIR, stdio: [opts.stdin ?? 'ignore', 'pipe', 'pipe'], detached: true });
   const h = { p, name, out: '', exited: false };
   p.stdout.on('data', (d) => { h.out = (h.out + d).slice(-200000); });
   p.stderr.on('data', (d) => { h.out = (h.out + d).slice(-200000); });
@@ -87,45 +88,21 @@ function start(argv, name, opts = {}) {
   return h;
 }
 
-function alive(pid) {
-  try { process.kill(pid, 0); return true; } catch { return false; }
-}
-
-/** PIDs of every descendant of pid. */
-function descendants(pid) {
-  const parent = new Map();
-  for (const d of fs.readdirSync('/proc')) {
-    if (!/^\d+$/.test(d)) continue;
-    try {
-      const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
-      parent.set(Number(d), Number(st.slice(st.lastIndexOf(')') + 2).split(' ')[1]));
-    } catch { /* gone */ }
-  }
-  const out = [];
-  const queue = [pid];
-  while (queue.length) {
-    const p = queue.shift();
-    for (const [c, pp] of parent) if (pp === p) { out.push(c); queue.push(c); }
-  }
-  return out;
-}
-
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 
-async function killPid(pid, graceMs = STOP_GRACE_MS) {
-  if (!alive(pid)) return;
-  try { process.kill(pid, 'SIGTERM'); } catch { return; }
-  const until = Date.now() + graceMs;
-  while (Date.now() < until && alive(pid)) await sleep(20);
-  if (alive(pid)) try { process.kill(pid, 'SIGKILL'); } catch { /* gone */ }
+/** True while any process of the group led by pgid is alive. */
+function groupAlive(pgid) {
+  try { process.kill(-pgid, 0); return true; } catch { return false; }
 }
 
-/** Stops a process and what it started (ssh's children), by PID. */
+/** Stops a process we started and its group (by the group id, which is its PID): SIGTERM, then SIGKILL. */
 async function stop(h) {
-  if (!h?.p?.pid) return;
-  const kids = descendants(h.p.pid);
-  await killPid(h.p.pid);
-  for (const k of kids) await killPid(k);
+  const pid = h?.p?.pid;
+  if (!pid || !groupAlive(pid)) return;
+  try { process.kill(-pid, 'SIGTERM'); } catch { return; }
+  const until = Date.now() + STOP_GRACE_MS;
+  while (Date.now() < until && groupAlive(pid)) await sleep(20);
+  if (groupAlive(pid)) try { process.kill(-pid, 'SIGKILL'); } catch { /* gone */ }
 }
 
 function netns(name) {
@@ -311,14 +288,16 @@ async function benchCables() {
   return Object.fromEntries(CABLES.map((c) => [c.kind, { mbit: median(res[c.kind]), all: res[c.kind], cpu: median(cpu[c.kind]) }]));
 }
 
-/** CPU ticks (user+system) of the processes and their descendants (for the notes). */
+/** CPU ticks (user+system) of the process groups of hs (the cable's processes; sshd's side is not in them). */
 function cpuTicks(hs) {
+  const groups = new Set(hs.map((h) => h.p.pid));
   let t = 0;
-  for (const h of hs) for (const pid of [h.p.pid, ...descendants(h.p.pid)]) {
+  for (const d of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(d)) continue;
     try {
-      const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const st = fs.readFileSync(`/proc/${d}/stat`, 'utf8');
       const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
-      t += Number(f[11]) + Number(f[12]);
+      if (groups.has(Number(f[2]))) t += Number(f[11]) + Number(f[12]);  // f[2]: process group
     } catch { /* gone */ }
   }
   return t;
@@ -429,7 +408,7 @@ async function main() {
       ['crypt:// over TCP vs ssh', r['crypt-tcp'].mbit / r.ssh.mbit, TARGET_VS_SSH, x],
       ['crypt:// over TCP vs plain TCP', r['crypt-tcp'].mbit / r['plain-tcp'].mbit, TARGET_VS_PLAIN, pct],
     ];
-    lines.push('## TCP through a cable between two switches (iperf3, namespace to namespace)', '', '| cable | Mbit/s (median) | all runs | cable CPU (both ends, ssh included) |', '|---|---|---|---|');
+    lines.push('## TCP through a cable between two switches (iperf3, namespace to namespace)', '', '| cable | Mbit/s (median) | all runs | CPU of the cable processes (the ssh row without sshd) |', '|---|---|---|---|');
     for (const c of CABLES) lines.push(`| ${c.title} | ${fmt(r[c.kind].mbit)} | ${r[c.kind].all.map(fmt).join(', ')} | ${pct(r[c.kind].cpu)} |`);
     lines.push('', '| ratio | measured | target | |', '|---|---|---|---|');
     for (const [what, v, tgt, f] of rows) lines.push(`| ${what} | ${f(v)} | ≥ ${f(tgt)} | ${Number.isFinite(v) ? (v >= tgt ? 'PASS' : 'FAIL') : 'n/a'} |`);

@@ -277,14 +277,24 @@ class VxIoBase : public EndpointIo {
       if (peer) to = peer;
     }
     struct iovec v[MAX_TX_IOV_PARTS];
+    return sendTo(fd, *to, withHeader(iov, iovcnt, v), iovcnt + 1);
+  }
+
+  // Puts our header in front of the frame parts, into v (MAX_TX_IOV_PARTS); returns v.
+  struct iovec *withHeader(const struct iovec *iov, int iovcnt, struct iovec *v) {
     v[0] = {header_, VX_HEADER_BYTES};
     for (int i = 0; i < iovcnt; i++) v[i + 1] = iov[i];
+    return v;
+  }
+
+  // Sends one datagram of v to `to`: 1 sent, 0 would block, -errno failed.
+  static int sendTo(int fd, const SockAddr46 &to, struct iovec *v, int n) {
     struct msghdr m;
     memset(&m, 0, sizeof m);
-    m.msg_name = const_cast<SockAddr46 *>(to);
-    m.msg_namelen = addrLen(*to);
+    m.msg_name = const_cast<SockAddr46 *>(&to);
+    m.msg_namelen = addrLen(to);
     m.msg_iov = v;
-    m.msg_iovlen = size_t(iovcnt) + 1;
+    m.msg_iovlen = size_t(n);
     for (;;) {
       if (sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) return 1;
       if (errno == EINTR) continue;
@@ -371,25 +381,12 @@ class VxlanIo : public VxIoBase {
     if (len < ETH_HEADER_BYTES || iovcnt < 1 || !gather(iov, iovcnt, dst, sizeof dst)) return 1;  // discarded, as vdeplug4
     if (iovcnt + 1 > MAX_TX_IOV_PARTS) return -EINVAL;
     struct iovec v[MAX_TX_IOV_PARTS];
-    v[0] = {header_, VX_HEADER_BYTES};
-    for (int i = 0; i < iovcnt; i++) v[i + 1] = iov[i];
+    withHeader(iov, iovcnt, v);
     if (!(dst[0] & 1)) {
       if (const SockAddr46 *peer = table_.find(dst, monoSeconds(), expireSeconds_)) {
-        struct msghdr m;
-        memset(&m, 0, sizeof m);
-        m.msg_name = const_cast<SockAddr46 *>(peer);
-        m.msg_namelen = addrLen(*peer);
-        m.msg_iov = v;
-        m.msg_iovlen = size_t(iovcnt) + 1;
-        for (;;) {
-          if (sendmsg(fd_, &m, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) {
-            VxPeerControl::bump(peers_->unicastFrames);
-            return 1;
-          }
-          if (errno == EINTR) continue;
-          if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) return 0;
-          return -errno;
-        }
+        int r = sendTo(fd_, *peer, v, iovcnt + 1);
+        if (r == 1) VxPeerControl::bump(peers_->unicastFrames);
+        return r;
       }
     }
     size_t n = peerList_.size();

@@ -615,6 +615,16 @@ const VXVDE_KEYS: KeyDef[] = ['port', 'vni', 'grp', 'ttl', 'rcvbuf', 'v6', 'v4',
 const RCVBUF_SUFFIX_SHIFT: Record<string, number> = { '': 0, k: 10, m: 20, g: 30 };
 const GROUP_NAME = /^[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?$/;
 
+/** rcvbuf=SIZE: bytes with an optional k, m or g. */
+function rcvbuf(ctx: Ctx, o: Opt): number {
+  const v = needValue(ctx, o);
+  const m = /^(\d+)([kKmMgG]?)$/.exec(v);
+  if (!m) ctx.fail(v, `rcvbuf: ${q(v)} is not a size in bytes (e.g. 262144 or 256k)`);
+  const bytes = Number(m[1]) * 2 ** RCVBUF_SUFFIX_SHIFT[m[2].toLowerCase()];
+  if (bytes < 1 || bytes > MAX_RCVBUF_BYTES) ctx.fail(v, `rcvbuf: ${v} is out of range 1..${MAX_RCVBUF_BYTES} bytes`);
+  return bytes;
+}
+
 function parseVx(ctx: Ctx, scheme: 'vxlan' | 'vxvde', rest: string): VxlanLocator | VxvdeLocator {
   const [first, ...more] = splitUnits(lex(ctx, rest), '/');
   let addr = text(ctx, first, 'address');
@@ -649,14 +659,7 @@ function parseVx(ctx: Ctx, scheme: 'vxlan' | 'vxvde', rest: string): VxlanLocato
   };
   const extra: { ifname?: string; rcvbufBytes?: number } = {};
   if (o('if')) extra.ifname = checkIfname(ctx, needValue(ctx, o('if')!), 'if:');
-  if (o('rcvbuf')) {
-    const v = needValue(ctx, o('rcvbuf')!);
-    const m = /^(\d+)([kKmMgG]?)$/.exec(v);
-    if (!m) ctx.fail(v, `rcvbuf: ${q(v)} is not a size in bytes (e.g. 262144 or 256k)`);
-    const bytes = Number(m[1]) * 2 ** RCVBUF_SUFFIX_SHIFT[m[2].toLowerCase()];
-    if (bytes < 1 || bytes > MAX_RCVBUF_BYTES) ctx.fail(v, `rcvbuf: ${v} is out of range 1..${MAX_RCVBUF_BYTES} bytes`);
-    extra.rcvbufBytes = bytes;
-  }
+  if (o('rcvbuf')) extra.rcvbufBytes = rcvbuf(ctx, o('rcvbuf')!);
   if (scheme === 'vxlan') {
     const vni = o('vni');
     if (vni) common.vni = int(ctx, 'vni', needValue(ctx, vni), 0, MAX_VNI);
@@ -724,14 +727,7 @@ function parseUnicastVxlan(ctx: Ctx, first: Unit[], opts: Map<string, Opt>, v4: 
     }
     loc.local = l;
   }
-  if (o('rcvbuf')) {
-    const v = needValue(ctx, o('rcvbuf')!);
-    const m = /^(\d+)([kKmMgG]?)$/.exec(v);
-    if (!m) ctx.fail(v, `rcvbuf: ${q(v)} is not a size in bytes (e.g. 262144 or 256k)`);
-    const bytes = Number(m[1]) * 2 ** RCVBUF_SUFFIX_SHIFT[m[2].toLowerCase()];
-    if (bytes < 1 || bytes > MAX_RCVBUF_BYTES) ctx.fail(v, `rcvbuf: ${v} is out of range 1..${MAX_RCVBUF_BYTES} bytes`);
-    loc.rcvbufBytes = bytes;
-  }
+  if (o('rcvbuf')) loc.rcvbufBytes = rcvbuf(ctx, o('rcvbuf')!);
   return loc;
 }
 
@@ -921,19 +917,23 @@ function openBrace(s: string): number {
   return -1;
 }
 
-function parseVlan(ctx: Ctx, rest: string): VlanLocator {
+/** Splits `HEAD{LOCATOR}` of a nesting scheme (vlan, crypt): the head text and the parsed inner locator. */
+function nested(ctx: Ctx, scheme: string, form: string, rest: string): { head: string; inner: Locator } {
   const brace = openBrace(rest);
-  if (brace < 0 || !rest.endsWith('}')) ctx.fail(rest, `vlan:// needs the nested locator in braces: vlan://VLAN[opts]{LOCATOR}, got ${q(rest)}`);
+  if (brace < 0 || !rest.endsWith('}')) ctx.fail(rest, `${scheme}:// needs the nested locator in braces: ${scheme}://${form}{LOCATOR}, got ${q(rest)}`);
   const innerText = rest.slice(brace + 1, -1);
-  if (innerText === '') ctx.fail('{}', 'vlan://: the nested locator in {...} is empty');
-  let inner: Locator;
+  if (innerText === '') ctx.fail('{}', `${scheme}://: the nested locator in {...} is empty`);
   try {
-    inner = parseLocator(innerText);
+    return { head: rest.slice(0, brace), inner: parseLocator(innerText) };
   } catch (e) {
     return ctx.fail(innerText, `nested locator: ${e instanceof LocatorError ? e.detail : String(e)}`);
   }
+}
+
+function parseVlan(ctx: Ctx, rest: string): VlanLocator {
+  const { head: headText, inner } = nested(ctx, 'vlan', 'VLAN[opts]', rest);
   // VLAN[opts] or VLAN/opt/opt (both appear in vdeplug4's man page)
-  const units = lex(ctx, rest.slice(0, brace));
+  const units = lex(ctx, headText);
   const bracketed = units.some((u) => u.ch === '[');
   let headUnits: Unit[];
   let tokens: Unit[][];
@@ -970,17 +970,8 @@ const CRYPT_KEYS: KeyDef[] = [{ key: 'pass' }, { key: 'passphrase', slot: 'pass'
 export const MAX_CRYPT_REKEY_SECONDS = 86400;
 
 function parseCrypt(ctx: Ctx, rest: string): CryptLocator {
-  const brace = openBrace(rest);
-  if (brace < 0 || !rest.endsWith('}')) ctx.fail(rest, `crypt:// needs the nested locator in braces: crypt://KEYFILE[opts]{LOCATOR}, got ${q(rest)}`);
-  const innerText = rest.slice(brace + 1, -1);
-  if (innerText === '') ctx.fail('{}', 'crypt://: the nested locator in {...} is empty');
-  let inner: Locator;
-  try {
-    inner = parseLocator(innerText);
-  } catch (e) {
-    return ctx.fail(innerText, `nested locator: ${e instanceof LocatorError ? e.detail : String(e)}`);
-  }
-  const { head, tokens } = splitBracket(ctx, lex(ctx, rest.slice(0, brace)));
+  const { head: headText, inner } = nested(ctx, 'crypt', 'KEYFILE[opts]', rest);
+  const { head, tokens } = splitBracket(ctx, lex(ctx, headText));
   const keyFile = text(ctx, head, 'key file');
   if (keyFile === '') ctx.fail('', 'crypt:// needs a key file: crypt://KEYFILE[opts]{LOCATOR}');
   const loc: CryptLocator = { kind: 'crypt', keyFile, inner };

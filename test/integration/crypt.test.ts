@@ -22,6 +22,7 @@ import { parseKeyFile, type CryptStats } from '../../src/ports/kinds/crypt.js';
 import { openEndpoint } from '../../src/ports/registry.js';
 import { parseLocator } from '../../src/ports/vnl.js';
 import { frame } from '../helpers/harness.js';
+import { freeUdpPort, hexKey, writeKeyFile } from '../helpers/udp.js';
 
 const BCAST = 'ff:ff:ff:ff:ff:ff';
 const MA = '02:00:00:00:0a:01';
@@ -58,24 +59,9 @@ function tmp(): string {
   return dir;
 }
 
-/** Writes a key file (mode 0600) with the given lines and returns its path. */
+/** Writes a key file (mode 0600) with the given lines in this test's directory. */
 function keyFile(name: string, lines: string[]): string {
-  const f = path.join(tmp(), name);
-  fs.writeFileSync(f, `${lines.join('\n')}\n`, { mode: 0o600 });
-  fs.chmodSync(f, 0o600);
-  return f;
-}
-
-function hexKey(): string {
-  return randomBytes(32).toString('hex');
-}
-
-async function freeUdpPort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
+  return writeKeyFile(tmp(), name, lines);
 }
 
 /** An engine (its own thread) with a client socket on port 1 and the locator's endpoint on port 2. */

@@ -18,6 +18,7 @@ import { openEndpoint } from '../../src/ports/registry.js';
 import { parseLocator, parseVxlanPeersFile } from '../../src/ports/vnl.js';
 import type { VxlanPeerStats } from '../../src/ports/kinds/vxlan.js';
 import { frame, Harness, type HarnessPort } from '../helpers/harness.js';
+import { freeUdpPort } from '../helpers/udp.js';
 
 const BCAST = 'ff:ff:ff:ff:ff:ff';
 /** VXLAN header for VNI 42. */
@@ -42,15 +43,6 @@ afterEach(() => {
   }
   for (const d of tmpDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
 });
-
-/** A free UDP port on 127.0.0.1 (bound and released). */
-async function freePort(): Promise<number> {
-  const s = dgram.createSocket('udp4');
-  await new Promise<void>((r) => s.bind(0, '127.0.0.1', r));
-  const p = s.address().port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return p;
-}
 
 /** An engine with a client on port 1 and a vxlan endpoint (locator) on port 2. */
 async function node(port: number, locator: string): Promise<Node> {
@@ -80,7 +72,7 @@ function stats(n: Node): VxlanPeerStats {
 
 describe('unicast vxlan:// between our endpoints', () => {
   it('replicates broadcast and unknown unicast to every peer and sends learned unicast to one', async () => {
-    const [pa, pb, pc] = [await freePort(), await freePort(), await freePort()];
+    const [pa, pb, pc] = [await freeUdpPort(), await freeUdpPort(), await freeUdpPort()];
     const peer = (p: number): string => `127.0.0.1:${p}`;
     const a = await node(pa, `vxlan://${peer(pb)},${peer(pc)}/vni=42/port=${pa}/local=127.0.0.1`);
     const b = await node(pb, `vxlan://${peer(pa)},${peer(pc)}/vni=42/port=${pb}/local=127.0.0.1`);
@@ -107,7 +99,7 @@ describe('unicast vxlan:// between our endpoints', () => {
   });
 
   it('drops and counts datagrams from addresses that are not peers; takes jumbo frames', async () => {
-    const [pa, pb] = [await freePort(), await freePort()];
+    const [pa, pb] = [await freeUdpPort(), await freeUdpPort()];
     const a = await node(pa, `vxlan://127.0.0.1:${pb}/vni=42/port=${pa}/local=127.0.0.1`);
     const stranger = dgram.createSocket('udp4');
     await new Promise<void>((r) => stranger.bind(0, '127.0.0.2', r));
@@ -130,7 +122,7 @@ describe('unicast vxlan:// between our endpoints', () => {
 
   it('changes peers at run time and forgets MACs learned behind a removed peer', async () => {
     // three hosts: three loopback addresses (a peer is known by its address, so they must differ)
-    const [pa, pb, pc] = [await freePort(), await freePort(), await freePort()];
+    const [pa, pb, pc] = [await freeUdpPort(), await freeUdpPort(), await freeUdpPort()];
     const a = await node(pa, `vxlan://127.0.0.2:${pb}/vni=42/port=${pa}/local=127.0.0.1`);
     const b = await node(pb, `vxlan://127.0.0.1:${pa}/vni=42/port=${pb}/local=127.0.0.2`);
     const c = await node(pc, `vxlan://127.0.0.1:${pa}/vni=42/port=${pc}/local=127.0.0.3`);
@@ -163,7 +155,7 @@ describe('unicast vxlan:// between our endpoints', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vdets-vxpeers-'));
     tmpDirs.push(dir);
     const file = path.join(dir, 'peers');
-    const [pa, pb, pc] = [await freePort(), await freePort(), await freePort()];
+    const [pa, pb, pc] = [await freeUdpPort(), await freeUdpPort(), await freeUdpPort()];
     fs.writeFileSync(file, `# our peers\n127.0.0.1:${pb}\n`);
     const a = await node(pa, `vxlan:///vni=42/port=${pa}/local=127.0.0.1/peers='${file}'`);
     await node(pb, `vxlan://127.0.0.1:${pa}/vni=42/port=${pb}/local=127.0.0.1`);
@@ -182,7 +174,7 @@ describe('unicast vxlan:// between our endpoints', () => {
   });
 
   it('refuses bad peers, bad peers files and a port in use, naming them', async () => {
-    const p = await freePort();
+    const p = await freeUdpPort();
     await expect(openEndpoint(parseLocator(`vxlan://no.such.host.invalid/port=${p}`))).rejects.toThrow(/peer "no\.such\.host\.invalid": cannot resolve an IPv4 address/);
     await expect(openEndpoint(parseLocator(`vxlan:///port=${p}/peers=/nonexistent/peers`.replace('peers=/nonexistent/peers', "peers='/nonexistent/peers'")))).rejects.toThrow(/peers file: ENOENT/);
     expect(() => parseVxlanPeersFile('10.0.0.1\n\n10.0.0.2:99999\n', 'f')).toThrow(/^f:3: peer port: 99999 is out of range/);
@@ -193,7 +185,7 @@ describe('unicast vxlan:// between our endpoints', () => {
   });
 
   it('works over an IPv6 underlay', async () => {
-    const [pa, pb] = [await freePort(), await freePort()];
+    const [pa, pb] = [await freeUdpPort(), await freeUdpPort()];
     const a = await node(pa, `vxlan://[::1]:${pb}/vni=7/port=${pa}/local=::1`);
     const b = await node(pb, `vxlan://[::1]:${pa}/vni=7/port=${pb}/local=::1`);
     a.h.send(a.client, frame(BCAST, '02:00:00:00:00:0a'));

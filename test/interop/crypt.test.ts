@@ -17,6 +17,7 @@ import { ensureFile, ensureTools } from '../helpers/deps.js';
 import { Cleanup, createNetns, createTapInNetns, killChild, netnsExec, ping, pollUntil, run, spawnInNetns, tapAttached, uniqueIfname } from '../helpers/netns.js';
 import { StdioPlug } from '../helpers/stdioplug.js';
 import { ROOT, startSwitch, tmpdir, waitFor, type RunningSwitch } from '../helpers/switchproc.js';
+import { writeKeyFile } from '../helpers/udp.js';
 import { frame, VdeClient } from '../helpers/vdeclient.js';
 
 /** Longest wait for a process to open its tap (slow under the sanitizer run on a loaded machine). */
@@ -35,9 +36,7 @@ const CABLE_UP_MS = 30_000;
 
 /** A key file (mode 0600) with one fresh key; returns its path. */
 function newKey(dir: string, name: string): string {
-  const f = path.join(dir, name);
-  fs.writeFileSync(f, `1 ${randomBytes(32).toString('hex')}\n`, { mode: 0o600 });
-  return f;
+  return writeKeyFile(dir, name);
 }
 
 describe('crypt:// on the wire: tcpdump finds no plaintext', () => {

@@ -8,7 +8,7 @@
  * the burst), and protected ports (no frames between two protected ports, flooding included).
  */
 import { afterEach, describe, expect, it } from 'vitest';
-import { frame, Harness } from '../helpers/harness.js';
+import { closeHarnesses, frame, harnessWithPorts, type Harness, type HarnessPort } from '../helpers/harness.js';
 
 const BCAST = 'ff:ff:ff:ff:ff:ff';
 const A = '02:00:00:00:00:0a';
@@ -17,15 +17,14 @@ const C = '02:00:00:00:00:0c';
 
 let h: Harness | null = null;
 afterEach(() => {
-  h?.close();
+  closeHarnesses();
   h = null;
 });
 
-function switchWith(n: number): { h: Harness; p: ReturnType<Harness['attach']>[] } {
-  h = new Harness(n + 1);
-  const p = [];
-  for (let i = 1; i <= n; i++) p.push(h.attach(i));
-  return { h, p };
+function switchWith(n: number): { h: Harness; p: HarnessPort[] } {
+  const r = harnessWithPorts(n);
+  h = r.h;
+  return r;
 }
 
 function macBytes(s: string): Buffer {
@@ -113,7 +112,7 @@ async function values(port: number, name: string, dir: 'in' | 'out' = 'in'): Pro
 }
 
 /** Sends each frame from port 1 and returns which ones port 2 received (by index). */
-function passing(p: ReturnType<Harness['attach']>[], frames: Buffer[]): number[] {
+function passing(p: HarnessPort[], frames: Buffer[]): number[] {
   const got: number[] = [];
   frames.forEach((f, i) => {
     h!.send(p[0], f);

@@ -1,4 +1,5 @@
-# The vde_native addon target (frame engine + socket helpers), shared by the two gyp files that
+# The vde_native addon target (frame engine + socket helpers; links libslirp and OpenSSL's
+# libcrypto, for crypt://), shared by the two gyp files that
 # build it: binding.gyp (the addon, native/build) and sanitize/binding.gyp (the ASan/UBSan build
 # the test suite runs against, native/sanitize/build). Each includer sets vde_native_dir (this
 # directory, relative to itself) and vde_sanitize (0 or 1). The source list is every .cc file
@@ -12,8 +13,8 @@
       "target_name": "vde_native",
       "sources": ["<!@(node <(vde_native_dir)/sources.mjs)"],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
-      "cflags": ["<!@(pkg-config --cflags slirp 2>/dev/null || true)"],
-      "libraries": ["<!@(pkg-config --libs slirp 2>/dev/null || echo -lslirp)"],
+      "cflags": ["<!@(pkg-config --cflags slirp 2>/dev/null || true)", "<!@(pkg-config --cflags libcrypto 2>/dev/null || true)"],
+      "libraries": ["<!@(pkg-config --libs slirp 2>/dev/null || echo -lslirp)", "<!@(pkg-config --libs libcrypto 2>/dev/null || echo -lcrypto)"],
       "defines": ["NAPI_VERSION=8", "NODE_ADDON_API_DISABLE_DEPRECATED"],
       "cflags_cc": ["-std=c++17", "-O2", "-fexceptions", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       "cflags_cc!": ["-fno-exceptions"],

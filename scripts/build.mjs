@@ -4,7 +4,8 @@
 // dist/ when they are missing or older than the sources. node-gyp is the one npm provides to
 // lifecycle scripts (npm_config_node_gyp), else the devDependency of a checkout; TypeScript is
 // only needed in a checkout, since the tarball ships dist/ compiled. Fails loudly, naming the
-// missing Debian package or npm package, when a build dependency is absent.
+// missing Debian package or npm package, when a build dependency is absent (libslirp-dev,
+// libssl-dev: as root on Debian they are installed with apt-get).
 //
 // `node scripts/build.mjs --dist-only` (the prepack script) only recompiles dist/ from scratch,
 // so that a packed tarball never carries compiled files of sources that no longer exist.
@@ -82,6 +83,18 @@ if (!hasSlirp() && process.geteuid?.() === 0 && spawnSync('sh', ['-c', 'command 
   }
 }
 if (!hasSlirp()) fail('libslirp is missing: apt-get install -y libslirp-dev pkg-config');
+// OpenSSL's libcrypto (crypt://: AEAD, HKDF, HMAC): the headers of libssl-dev
+const hasCrypto = () => existsSync('/usr/include/openssl/evp.h') || spawnSync('pkg-config', ['--exists', 'libcrypto']).status === 0;
+if (!hasCrypto() && process.geteuid?.() === 0 && spawnSync('sh', ['-c', 'command -v apt-get']).status === 0) {
+  console.error('build: the OpenSSL headers are missing; installing the Debian package libssl-dev');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  let r = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'libssl-dev'], { stdio: 'inherit', env });
+  if (r.status !== 0) {
+    spawnSync('apt-get', ['update'], { stdio: 'inherit', env });
+    r = spawnSync('apt-get', ['install', '-y', '--no-install-recommends', 'libssl-dev'], { stdio: 'inherit', env });
+  }
+}
+if (!hasCrypto()) fail('OpenSSL libcrypto headers are missing: apt-get install -y libssl-dev');
 const [gyp, ...gypArgs] = nodeGypCommand();
 run(gyp, [...gypArgs, 'rebuild', `--nodedir=${nodedir}`, '--jobs=2'], path.join(root, 'native'));
 const checkout = existsSync(path.join(root, '.git'));

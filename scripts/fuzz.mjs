@@ -9,6 +9,7 @@
 //   // fuzz-sources: ../src/offload.cc     more files to compile with it
 //   // fuzz-args: -max_len=65610           more libFuzzer options
 //   // fuzz-requires: ../src/classify.h    not built until that file exists (reported, see README)
+//   // fuzz-libs: -lcrypto                 libraries to link (system libraries the code under test uses)
 // and native/fuzz/TARGET.dict, when present, is passed as its dictionary.
 //
 // clang and its libFuzzer runtime come from Debian's clang and libclang-rt-dev packages: as root
@@ -93,10 +94,10 @@ function findClang() {
 
 /** A target's directives (see the top of this file) from its leading comment. */
 function directives(file) {
-  const d = { sources: [], args: [], requires: [] };
+  const d = { sources: [], args: [], requires: [], libs: [] };
   for (const line of fs.readFileSync(file, 'utf8').split('\n')) {
     if (!line.startsWith('//')) break;
-    const m = line.match(/^\/\/\s*fuzz-(sources|args|requires):\s*(.*)$/);
+    const m = line.match(/^\/\/\s*fuzz-(sources|args|requires|libs):\s*(.*)$/);
     if (m) d[m[1]].push(...m[2].trim().split(/\s+/).filter(Boolean));
   }
   return d;
@@ -118,7 +119,7 @@ function hexDump(file) {
 function build(cxx, name, d) {
   const out = path.join(buildDir, name);
   const srcs = [path.join(fuzzDir, `${name}.cc`), ...d.sources.map((s) => path.resolve(fuzzDir, s))];
-  const r = spawnSync(cxx, [...COMPILE_FLAGS, '-I', path.join(root, 'native', 'src'), ...srcs, '-o', out], { stdio: 'inherit' });
+  const r = spawnSync(cxx, [...COMPILE_FLAGS, '-I', path.join(root, 'native', 'src'), ...srcs, '-o', out, ...d.libs], { stdio: 'inherit' });
   if (r.status !== 0) fail(`${name}: ${cxx} failed (exit ${r.status ?? r.signal})`);
   return out;
 }

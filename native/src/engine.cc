@@ -299,6 +299,14 @@ void Engine::setStpState(int port, StpState s) {
   });
 }
 
+void Engine::setProtected(int port, bool on) {
+  post([this, port, on] {
+    if (port < 0 || port >= int(ports_.size())) return;
+    ports_[port].isolated = on;
+    portsChanged();
+  });
+}
+
 void Engine::setAging(uint32_t expireSeconds, uint32_t minPersistSeconds, uint32_t gcIntervalSeconds) {
   post([this, expireSeconds, minPersistSeconds, gcIntervalSeconds] {
     learn_.expireSeconds = expireSeconds;

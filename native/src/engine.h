@@ -98,6 +98,7 @@ struct Port {
   uint16_t untagged = 0;
   std::unique_ptr<std::bitset<VLAN_COUNT>> tagged;  // null: no tagged VLANs
   StpState stp = StpState::Forwarding;
+  bool isolated = false;  // protected: frames from it go only to ports that are not protected
   std::vector<std::unique_ptr<Stage>> ingress, egress;  // sorted by rank
   uint64_t lastSrcKey = ~uint64_t(0);                   // learning cache: last source seen
   uint32_t lastSrcSeen = 0;
@@ -142,6 +143,8 @@ class Engine : private StageEnv, private MacObserver {
   void setForeignTags(ForeignTags mode);
   void setStpCapture(bool on);
   void setStpState(int port, StpState s);
+  /** Marks a port protected (isolated): protected ports exchange no frames with each other. */
+  void setProtected(int port, bool on);
   void setAging(uint32_t expireSeconds, uint32_t minPersistSeconds, uint32_t gcIntervalSeconds);
   void setStorm(int port, uint32_t pps);
   void setMirror(int port, int inTarget, int outTarget);

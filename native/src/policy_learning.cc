@@ -3,7 +3,9 @@
 // the source (MAC, VLAN) is learned (a per-port last-source cache skips the table when the same
 // source repeats within a second), and the frame goes to the port its destination was learned
 // on, or is flooded to the VLAN's forwarding members. Tags are inserted or stripped per
-// destination as an 802.1Q form, never by copying.
+// destination as an 802.1Q form, never by copying. A protected port's frames go only to ports
+// that are not protected (the Linux bridge's "isolated", OVS's protected ports); a unicast frame
+// from one protected port to another is dropped and counted as "filter".
 #include <cstring>
 #include <vector>
 
@@ -66,10 +68,19 @@ class LearningPolicy : public Policy {
     if (!(f[0] & 1)) {
       int out = macs_.lookup(macKey(f, vlan));
       if (out >= 0) {
-        if (out != inPort && out < int(ports.size()) && forwards(ports[out]))
-          e.emit(out, slot, egressForm(cl.taggedIn, vlan, ports[out].untagged));
+        if (out == inPort || out >= int(ports.size()) || !forwards(ports[out])) return;
+        if (p.isolated && ports[out].isolated) {
+          c.drop(DROP_FILTER);  // protected to protected
+          return;
+        }
+        e.emit(out, slot, egressForm(cl.taggedIn, vlan, ports[out].untagged));
         return;
       }
+    }
+    if (p.isolated) {
+      for (int q : flood_[vlan])
+        if (q != inPort && !ports[q].isolated) e.emit(q, slot, egressForm(cl.taggedIn, vlan, ports[q].untagged));
+      return;
     }
     for (int q : flood_[vlan])
       if (q != inPort) e.emit(q, slot, egressForm(cl.taggedIn, vlan, ports[q].untagged));

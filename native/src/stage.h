@@ -174,6 +174,8 @@ class Stage {
 constexpr int RANK_IMPAIR_IN = 0;         // link emulation: the cable comes before everything on the way in
 constexpr int RANK_CAPTURE_IN = 1;        // capture on ingress: sees what arrives at the switch
 constexpr int RANK_MIRROR = 10;
+constexpr int RANK_FILTER = 20;  // filters decide before anything counts a frame against a budget
+constexpr int RANK_POLICE = 30;  // a denied frame costs no tokens
 constexpr int RANK_STORM = 40;
 constexpr int RANK_IMPAIR_OUT = 99;       // and after everything on the way out
 constexpr int RANK_CAPTURE_OUT = 1000;    // capture on egress: last, sees what leaves

@@ -1,6 +1,15 @@
 // VXLAN and VXVDE endpoints (see vxlan.h): socket set-up, the learned MAC → peer table, the
 // batched receive path (header checks in vxlan_wire.h), the send path, and the N-API factories.
 //
+// A vxlan endpoint either joins a multicast group (vdeplug4's vxlan://) or has a static list of
+// unicast peers (head-end replication, as a Linux VXLAN device with `bridge fdb append
+// 00:00:00:00:00:00 dst PEER` entries): broadcast, multicast and unknown unicast frames go to
+// every peer, a known unicast frame to the peer its MAC was learned from. Only peers are heard:
+// a datagram from any other address is dropped and counted as "filter". The peer list lives in
+// a VxPeerControl shared with JavaScript, which replaces it at run time (vxlanSetPeers); the
+// engine thread picks the new list up at its next receive or send (a version counter, one
+// atomic load per call) and forgets what it learned behind peers that are gone.
+//
 // Wire format (PROTOCOL.md §2.5): 8-byte header {0x08, 0, 0, 0, VNI[3] big-endian, 0} then the
 // raw Ethernet frame. Input is never trusted: truncated, short, header-only (except vxvde's
 // "leave" message), wrongly flagged and foreign-VNI datagrams are dropped (and counted in the
@@ -20,8 +29,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <climits>
 #include <cmath>
+#include <mutex>
 #include <vector>
 
 #include "customio.h"
@@ -42,6 +53,7 @@ constexpr int MAX_TX_IOV_PARTS = 8;  // our header + the engine's (at most 3) fr
 constexpr size_t PKTINFO_CONTROL_BYTES = CMSG_SPACE(sizeof(struct in6_pktinfo)) + CMSG_SPACE(sizeof(struct in_pktinfo));
 constexpr size_t MAX_ADDR_TEXT_BYTES = 64;
 constexpr uint64_t HASH_MULTIPLIER = 0x9E3779B97F4A7C15ull;  // Fibonacci hashing
+constexpr size_t MAX_VX_PEERS = 1024;  // head-end replication copies a frame once per peer
 
 union SockAddr46 {
   struct sockaddr sa;
@@ -175,6 +187,27 @@ class PeerTable {
   unsigned shift_ = 64;
 };
 
+}  // namespace
+
+/** The peer list of a unicast vxlan endpoint, shared by JavaScript and the engine thread. */
+struct VxPeerControl {
+  int family = AF_INET;
+  std::mutex mu;
+  std::vector<SockAddr46> pending;  // under mu: the list the engine thread takes up next
+  std::atomic<uint64_t> version{0};
+  // statistics: written by the engine thread, read by anyone
+  std::atomic<uint64_t> floodFrames{0};   // frames sent to every peer
+  std::atomic<uint64_t> floodCopies{0};   // datagrams those took
+  std::atomic<uint64_t> floodLost{0};     // copies the socket had no room for
+  std::atomic<uint64_t> unicastFrames{0}; // frames sent to the one peer their MAC was learned from
+  std::atomic<uint64_t> notPeer{0};       // datagrams from addresses that are not peers (dropped)
+
+  /** Adds n to a statistic. */
+  static void bump(std::atomic<uint64_t> &c, uint64_t n = 1) { c.fetch_add(n, std::memory_order_relaxed); }
+};
+
+namespace {
+
 /**
  * What both encapsulations share: the expected header, the group address, the peer table,
  * the pre-built recvmmsg batch (header side buffers, sender addresses, control buffers) and the
@@ -244,14 +277,24 @@ class VxIoBase : public EndpointIo {
       if (peer) to = peer;
     }
     struct iovec v[MAX_TX_IOV_PARTS];
+    return sendTo(fd, *to, withHeader(iov, iovcnt, v), iovcnt + 1);
+  }
+
+  // Puts our header in front of the frame parts, into v (MAX_TX_IOV_PARTS); returns v.
+  struct iovec *withHeader(const struct iovec *iov, int iovcnt, struct iovec *v) {
     v[0] = {header_, VX_HEADER_BYTES};
     for (int i = 0; i < iovcnt; i++) v[i + 1] = iov[i];
+    return v;
+  }
+
+  // Sends one datagram of v to `to`: 1 sent, 0 would block, -errno failed.
+  static int sendTo(int fd, const SockAddr46 &to, struct iovec *v, int n) {
     struct msghdr m;
     memset(&m, 0, sizeof m);
-    m.msg_name = const_cast<SockAddr46 *>(to);
-    m.msg_namelen = addrLen(*to);
+    m.msg_name = const_cast<SockAddr46 *>(&to);
+    m.msg_namelen = addrLen(to);
     m.msg_iov = v;
-    m.msg_iovlen = size_t(iovcnt) + 1;
+    m.msg_iovlen = size_t(n);
     for (;;) {
       if (sendmsg(fd, &m, MSG_DONTWAIT | MSG_NOSIGNAL) >= 0) return 1;
       if (errno == EINTR) continue;
@@ -273,28 +316,42 @@ class VxIoBase : public EndpointIo {
   alignas(struct cmsghdr) uint8_t ctrl_[VX_RX_BATCH_FRAMES][PKTINFO_CONTROL_BYTES];
 };
 
-/** vxlan://: one socket on wildcard:port, member of the group; peers are learned with the VXLAN port. */
+/**
+ * vxlan://: one socket on the VXLAN port. Multicast: bound to wildcard:port and member of the
+ * group; peers are learned with the VXLAN port. Unicast (peers_ set): bound to local:port, frames
+ * go to the peers (see the file comment).
+ */
 class VxlanIo : public VxIoBase {
  public:
-  // Takes the options; the factory opens the socket.
-  VxlanIo(const VxOptions &o, const SockAddr46 &group) : VxIoBase(o, group), portN_(htons(o.port)) {}
+  // Takes the options; the factory opens the socket. peers: the control of a unicast endpoint (else null).
+  VxlanIo(const VxOptions &o, const SockAddr46 &group, std::shared_ptr<VxPeerControl> peers)
+      : VxIoBase(o, group), portN_(htons(o.port)), peers_(std::move(peers)) {}
   // Closes the socket.
   ~VxlanIo() override {
     if (fd_ >= 0) close(fd_);
   }
   // The socket.
   int fd() const override { return fd_; }
+  // The peer control of a unicast endpoint, else null.
+  std::shared_ptr<VxPeerControl> peerControl() const { return peers_; }
 
-  // Receives a batch: flags exactly 0x08, our VNI, frame > 14 bytes; learns source MAC → sender IP:port.
+  // Receives a batch: flags exactly 0x08, our VNI, frame > 14 bytes; learns source MAC → sender (or its peer entry).
   int receive(int readyFd, uint8_t *slab, size_t slotBytes, uint32_t maxFrame, uint32_t *lens, int max,
               DropCounts &c) override {
     if (readyFd != fd_) return 0;
+    if (peers_) syncPeers();
     int n = recvBatch(fd_, slab, slotBytes, maxFrame, max, false);
     uint32_t now = monoSeconds();
     int kept = 0;
     for (int i = 0; i < n; i++) {
       uint32_t total = checkCommon(i, c);
       if (!total) continue;
+      const SockAddr46 *from = nullptr;
+      if (peers_ && !(from = peerOf(names_[i]))) {  // only peers are heard
+        c.drops[DROP_FILTER]++;
+        VxPeerControl::bump(peers_->notPeer);
+        continue;
+      }
       VxDecap d = vxlanDecap(rxHdr_[i], total, vni_);
       if (d.verdict == VxVerdict::Runt) { c.drops[DROP_RUNT]++; continue; }
       if (d.verdict == VxVerdict::Framing) { c.drops[DROP_FRAMING]++; continue; }
@@ -302,9 +359,13 @@ class VxlanIo : public VxIoBase {
       uint32_t len = d.frameLen;
       const uint8_t *f = slab + size_t(i) * slotBytes;
       if (!(f[ETH_ADDR_BYTES] & 1)) {  // never learn a multicast source
-        SockAddr46 peer = names_[i];
-        setPort(peer, portN_);  // VXLAN peers listen on the VXLAN port, whatever port they sent from
-        table_.learn(f + ETH_ADDR_BYTES, peer, now);
+        if (from) {
+          table_.learn(f + ETH_ADDR_BYTES, *from, now);
+        } else {
+          SockAddr46 peer = names_[i];
+          setPort(peer, portN_);  // VXLAN peers listen on the VXLAN port, whatever port they sent from
+          table_.learn(f + ETH_ADDR_BYTES, peer, now);
+        }
       }
       keep(slab, slotBytes, i, kept, len, lens);
       kept++;
@@ -312,13 +373,94 @@ class VxlanIo : public VxIoBase {
     return kept;
   }
 
-  // Sends one frame (see VxIoBase::sendFrame).
-  int send(const struct iovec *iov, int iovcnt, size_t len) override { return sendFrame(fd_, iov, iovcnt, len); }
+  // Sends one frame: multicast as VxIoBase::sendFrame; unicast to the learned peer or to every peer.
+  int send(const struct iovec *iov, int iovcnt, size_t len) override {
+    if (!peers_) return sendFrame(fd_, iov, iovcnt, len);
+    syncPeers();
+    uint8_t dst[ETH_ADDR_BYTES];
+    if (len < ETH_HEADER_BYTES || iovcnt < 1 || !gather(iov, iovcnt, dst, sizeof dst)) return 1;  // discarded, as vdeplug4
+    if (iovcnt + 1 > MAX_TX_IOV_PARTS) return -EINVAL;
+    struct iovec v[MAX_TX_IOV_PARTS];
+    withHeader(iov, iovcnt, v);
+    if (!(dst[0] & 1)) {
+      if (const SockAddr46 *peer = table_.find(dst, monoSeconds(), expireSeconds_)) {
+        int r = sendTo(fd_, *peer, v, iovcnt + 1);
+        if (r == 1) VxPeerControl::bump(peers_->unicastFrames);
+        return r;
+      }
+    }
+    size_t n = peerList_.size();
+    if (n == 0) return 1;  // nobody to send to (an empty peer list): as a cable with its far end unplugged
+    for (size_t k = 0; k < n; k++) {
+      struct msghdr &m = floodMsgs_[k].msg_hdr;
+      m.msg_iov = v;
+      m.msg_iovlen = size_t(iovcnt) + 1;
+    }
+    size_t done = 0, lost = 0;  // copies handled (sent or lost), and of those lost
+    while (done < n) {
+      int r = sendmmsg(fd_, floodMsgs_.data() + done, unsigned(n - done), MSG_DONTWAIT | MSG_NOSIGNAL);
+      if (r > 0) {
+        done += size_t(r);
+        continue;
+      }
+      if (r < 0 && errno == EINTR) continue;
+      if (r < 0 && (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS)) {
+        if (done == 0) return 0;  // nothing went out: the engine queues the frame and retries
+        lost += n - done;         // some copies went: the rest are lost, as UDP may lose them
+        break;
+      }
+      if (n == 1) return -errno;  // the one peer cannot be reached (no route): a send error
+      done++;                     // this peer cannot be reached: skip it, go on with the others
+      lost++;
+    }
+    VxPeerControl::bump(peers_->floodFrames);
+    VxPeerControl::bump(peers_->floodCopies, n - lost);
+    if (lost) VxPeerControl::bump(peers_->floodLost, lost);
+    return 1;
+  }
 
   int fd_ = -1;
 
  private:
+  // Takes up a new peer list if JavaScript replaced it; forgets MACs learned behind peers that are gone.
+  void syncPeers() {
+    uint64_t ver = peers_->version.load(std::memory_order_acquire);
+    if (ver == seenVersion_) return;
+    std::vector<SockAddr46> next;
+    {
+      std::lock_guard<std::mutex> g(peers_->mu);
+      next = peers_->pending;
+      seenVersion_ = peers_->version.load(std::memory_order_relaxed);
+    }
+    for (const SockAddr46 &old : peerList_) {
+      bool kept = false;
+      for (const SockAddr46 &x : next) kept = kept || sameAddr(old, x);
+      if (!kept) table_.forget(old);
+    }
+    peerList_.swap(next);
+    floodMsgs_.assign(peerList_.size(), mmsghdr{});
+    for (size_t k = 0; k < peerList_.size(); k++) {
+      floodMsgs_[k].msg_hdr.msg_name = &peerList_[k];
+      floodMsgs_[k].msg_hdr.msg_namelen = addrLen(peerList_[k]);
+    }
+  }
+
+  // The peer entry a datagram came from: the same address and port, else the same address; null if none.
+  const SockAddr46 *peerOf(const SockAddr46 &from) const {
+    const SockAddr46 *host = nullptr;
+    for (const SockAddr46 &p : peerList_) {
+      if (!sameHost(p, from)) continue;
+      if (portOf(p) == portOf(from)) return &p;
+      if (!host) host = &p;
+    }
+    return host;
+  }
+
   uint16_t portN_;
+  std::shared_ptr<VxPeerControl> peers_;
+  uint64_t seenVersion_ = ~uint64_t(0);
+  std::vector<SockAddr46> peerList_;
+  std::vector<struct mmsghdr> floodMsgs_;
 };
 
 /**
@@ -539,12 +681,70 @@ std::string addrText(const SockAddr46 &a) {
 
 }  // namespace
 
-// Opens the vxlan socket: wildcard:port, group joined, loop off, multicast TTL and interface set.
+namespace {
+
+// A numeric unicast peer address of the family with its port; throws VxError otherwise.
+SockAddr46 peerAddress(int family, const std::string &addr, uint16_t port) {
+  SockAddr46 a = wildcard(family, port);
+  void *dst = family == AF_INET ? static_cast<void *>(&a.v4.sin_addr) : static_cast<void *>(&a.v6.sin6_addr);
+  if (inet_pton(family, addr.c_str(), dst) != 1)
+    throw VxError{EINVAL, "peer " + addr + " is not a numeric IPv" + std::to_string(family == AF_INET ? 4 : 6) + " address"};
+  bool bad = family == AF_INET ? (IN_MULTICAST(ntohl(a.v4.sin_addr.s_addr)) || a.v4.sin_addr.s_addr == htonl(INADDR_ANY))
+                               : (IN6_IS_ADDR_MULTICAST(&a.v6.sin6_addr) || IN6_IS_ADDR_UNSPECIFIED(&a.v6.sin6_addr));
+  if (bad) throw VxError{EINVAL, "peer " + addr + " is not a unicast address"};
+  return a;
+}
+
+// The peer list of the options as addresses (at most MAX_VX_PEERS); throws VxError.
+std::vector<SockAddr46> peerList(int family, const std::vector<std::pair<std::string, uint16_t>> &peers) {
+  if (peers.size() > MAX_VX_PEERS) throw VxError{E2BIG, std::to_string(peers.size()) + " peers (at most " + std::to_string(MAX_VX_PEERS) + ")"};
+  std::vector<SockAddr46> out;
+  for (const auto &[addr, port] : peers) {
+    SockAddr46 a = peerAddress(family, addr, port);
+    bool dup = false;
+    for (const SockAddr46 &x : out) dup = dup || sameAddr(x, a);
+    if (!dup) out.push_back(a);
+  }
+  return out;
+}
+
+// Opens a unicast vxlan socket on local:port with its peer list.
+std::unique_ptr<VxlanIo> makeUnicastVxlanIo(const VxOptions &o) {
+  int family = o.family == 6 ? AF_INET6 : AF_INET;
+  auto ctl = std::make_shared<VxPeerControl>();
+  ctl->family = family;
+  ctl->pending = peerList(family, o.peers);
+  ctl->version.store(1);
+  SockAddr46 local = wildcard(family, o.port);
+  if (!o.bindAddr.empty()) local = [&] {
+    try {
+      return peerAddress(family, o.bindAddr, o.port);
+    } catch (VxError &e) {
+      throw VxError{EINVAL, "local=" + o.bindAddr + " is not a unicast address of the peers' family"};
+    }
+  }();
+  auto io = std::make_unique<VxlanIo>(o, wildcard(family, o.port), ctl);  // owns the fd from here on
+  io->fd_ = udpSocket(family);
+  setBuffers(io->fd_, o.rcvbufBytes);
+  try {
+    bindTo(io->fd_, local, addrText(local));
+  } catch (VxError &e) {
+    if (e.err == EADDRINUSE) e.what += " (another vxlan endpoint or a kernel VXLAN device already uses this port)";
+    throw;
+  }
+  return io;
+}
+
+}  // namespace
+
+// Opens the vxlan socket: multicast (wildcard:port, group joined, loop off, multicast TTL and
+// interface set) or unicast (local:port, the peer list).
 std::unique_ptr<EndpointIo> makeVxlanIo(const VxOptions &o) {
+  if (o.unicast) return makeUnicastVxlanIo(o);  // (the N-API side uses createVxlanPeers for these)
   unsigned ifindex = 0;
   SockAddr46 g = groupAddress(o, ifindex);
   int family = g.sa.sa_family;
-  auto io = std::make_unique<VxlanIo>(o, g);  // owns the fd from here on, also when we throw
+  auto io = std::make_unique<VxlanIo>(o, g, nullptr);  // owns the fd from here on, also when we throw
   io->fd_ = udpSocket(family);
   int fd = io->fd_;
   setBuffers(fd, o.rcvbufBytes);
@@ -639,12 +839,35 @@ std::string strOpt(const Napi::Object &o, const char *key, size_t maxBytes, bool
   return s;
 }
 
+// Reads a peer list [{addr: string, port: number}, ...] (at most MAX_VX_PEERS).
+std::vector<std::pair<std::string, uint16_t>> readPeers(const Napi::Value &v) {
+  Napi::Env env = v.Env();
+  if (!v.IsArray()) throw Napi::TypeError::New(env, "vxlan peers: an array of {addr, port} is required");
+  Napi::Array a = v.As<Napi::Array>();
+  if (a.Length() > MAX_VX_PEERS) throw Napi::RangeError::New(env, "vxlan peers: at most " + std::to_string(MAX_VX_PEERS) + " peers");
+  std::vector<std::pair<std::string, uint16_t>> out;
+  for (uint32_t i = 0; i < a.Length(); i++) {
+    if (!a.Get(i).IsObject()) throw Napi::TypeError::New(env, "vxlan peers: an array of {addr, port} is required");
+    Napi::Object p = a.Get(i).As<Napi::Object>();
+    out.emplace_back(strOpt(p, "addr", MAX_ADDR_TEXT_BYTES, true), uint16_t(intOpt(p, "port", 1, 65535, true, 0)));
+  }
+  return out;
+}
+
 // Validates the options object passed from JavaScript.
 VxOptions readOptions(const Napi::CallbackInfo &info, bool vxvde) {
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(info.Env(), "vxlan options: an object is required");
   Napi::Object o = info[0].As<Napi::Object>();
   VxOptions r;
-  r.group = strOpt(o, "group", MAX_ADDR_TEXT_BYTES, true);
+  if (!vxvde && !o.Get("peers").IsUndefined()) {  // unicast vxlan: a peer list instead of a group
+    r.unicast = true;
+    r.family = int(intOpt(o, "family", 4, 6, true, 4));
+    if (r.family != 4 && r.family != 6) throw Napi::RangeError::New(info.Env(), "vxlan options: family must be 4 or 6");
+    r.peers = readPeers(o.Get("peers"));
+    r.bindAddr = strOpt(o, "local", MAX_ADDR_TEXT_BYTES, false);
+  } else {
+    r.group = strOpt(o, "group", MAX_ADDR_TEXT_BYTES, true);
+  }
   r.port = uint16_t(intOpt(o, "port", 1, 65535, true, 0));
   r.vni = uint32_t(intOpt(o, "vni", 0, MAX_VNI_VALUE, true, 0));
   r.ttlHops = int(intOpt(o, "ttl", 0, MAX_TTL_HOPS, false, 1));
@@ -659,9 +882,10 @@ VxOptions readOptions(const Napi::CallbackInfo &info, bool vxvde) {
   return r;
 }
 
-// createVxlan(opts): opens a vxlan endpoint and returns its handle for engine.addCustomEndpoint.
+// createVxlan(opts): opens a multicast vxlan endpoint and returns its handle for engine.addCustomEndpoint.
 Napi::Value CreateVxlan(const Napi::CallbackInfo &info) {
   VxOptions o = readOptions(info, false);
+  if (o.unicast) throw Napi::TypeError::New(info.Env(), "vxlan options: a peer list needs createVxlanPeers");
   try {
     return WrapIo(info.Env(), makeVxlanIo(o));
   } catch (const VxError &e) {
@@ -679,12 +903,76 @@ Napi::Value CreateVxvde(const Napi::CallbackInfo &info) {
   }
 }
 
+using PeerHandle = std::shared_ptr<VxPeerControl>;
+
+// createVxlanPeers(opts): opens a unicast vxlan endpoint (opts.peers, opts.family, opts.local);
+// returns {handle, control}: the handle for engine.addCustomEndpoint, the control for
+// vxlanSetPeers and vxlanStats (it stays valid after the engine took the handle).
+Napi::Value CreateVxlanPeers(const Napi::CallbackInfo &info) {
+  VxOptions o = readOptions(info, false);
+  if (!o.unicast) throw Napi::TypeError::New(info.Env(), "vxlan options: peers is required");
+  std::unique_ptr<VxlanIo> io;
+  try {
+    io = makeUnicastVxlanIo(o);
+  } catch (const VxError &e) {
+    throw vxError(info.Env(), e);
+  }
+  PeerHandle ctl = io->peerControl();
+  Napi::Object r = Napi::Object::New(info.Env());
+  r.Set("control", Napi::External<PeerHandle>::New(info.Env(), new PeerHandle(ctl), [](Napi::Env, PeerHandle *p) { delete p; }));
+  r.Set("handle", WrapIo(info.Env(), std::move(io)));
+  return r;
+}
+
+// The control behind a createVxlanPeers() control value.
+VxPeerControl &control(const Napi::CallbackInfo &info) {
+  if (info.Length() < 1 || !info[0].IsExternal()) throw Napi::TypeError::New(info.Env(), "not a vxlan peer control");
+  return **info[0].As<Napi::External<PeerHandle>>().Data();
+}
+
+// vxlanSetPeers(control, [{addr, port}]): replaces the peer list (all or nothing); the engine thread takes it up.
+Napi::Value VxlanSetPeers(const Napi::CallbackInfo &info) {
+  VxPeerControl &c = control(info);
+  std::vector<SockAddr46> list;
+  try {
+    list = peerList(c.family, readPeers(info[1]));
+  } catch (const VxError &e) {
+    throw vxError(info.Env(), e);
+  }
+  std::lock_guard<std::mutex> g(c.mu);
+  c.pending.swap(list);
+  c.version.fetch_add(1, std::memory_order_release);
+  return info.Env().Undefined();
+}
+
+// vxlanStats(control): {peers: ["ADDR:PORT", ...], floodFrames, floodCopies, floodLost, unicastFrames, notPeer}.
+Napi::Value VxlanStats(const Napi::CallbackInfo &info) {
+  VxPeerControl &c = control(info);
+  Napi::Env env = info.Env();
+  Napi::Object o = Napi::Object::New(env);
+  Napi::Array peers = Napi::Array::New(env);
+  {
+    std::lock_guard<std::mutex> g(c.mu);
+    for (size_t k = 0; k < c.pending.size(); k++) peers.Set(uint32_t(k), addrText(c.pending[k]));
+  }
+  o.Set("peers", peers);
+  o.Set("floodFrames", double(c.floodFrames.load()));
+  o.Set("floodCopies", double(c.floodCopies.load()));
+  o.Set("floodLost", double(c.floodLost.load()));
+  o.Set("unicastFrames", double(c.unicastFrames.load()));
+  o.Set("notPeer", double(c.notPeer.load()));
+  return o;
+}
+
 }  // namespace
 
-// Adds the two factories to the addon's exports.
+// Adds the factories and the peer controls to the addon's exports.
 void RegisterVxlan(Napi::Env env, Napi::Object exports) {
   exports.Set("createVxlan", Napi::Function::New(env, CreateVxlan));
   exports.Set("createVxvde", Napi::Function::New(env, CreateVxvde));
+  exports.Set("createVxlanPeers", Napi::Function::New(env, CreateVxlanPeers));
+  exports.Set("vxlanSetPeers", Napi::Function::New(env, VxlanSetPeers));
+  exports.Set("vxlanStats", Napi::Function::New(env, VxlanStats));
 }
 
 }  // namespace vde

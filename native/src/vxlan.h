@@ -6,7 +6,9 @@
 // `vxlan` is one socket on the VXLAN port shared by sending and receiving (interoperates with
 // Linux kernel VXLAN devices); `vxvde` is vdeplug4's daemon-less distributed switch: a shared
 // multicast socket on group:port plus a private unicast socket on an ephemeral port, from which
-// every datagram leaves. The classes are EndpointIo objects the engine drives on its own thread
+// every datagram leaves. A vxlan endpoint may instead have a static list of unicast peers
+// (head-end replication), which JavaScript can replace while it runs. The classes are
+// EndpointIo objects the engine drives on its own thread
 // (batched recvmmsg, no per-frame allocation); JavaScript creates them through the
 // `createVxlan(opts)` / `createVxvde(opts)` exports, which re-check every option.
 #pragma once
@@ -16,6 +18,8 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "kinds/custom.h"
 
@@ -31,7 +35,10 @@ struct VxOptions {
   int rcvbufBytes = 0;            // SO_RCVBUF (0 = our default)
   uint32_t hashSizeEntries = 1024;  // MAC table size (rounded up to a power of two)
   uint32_t expireSeconds = 128;   // lifetime of a learned address
-  std::string bindAddr;           // vxvde: local address of the unicast socket ("" = wildcard)
+  std::string bindAddr;           // vxvde: local address of the unicast socket; vxlan: local= ("" = wildcard)
+  bool unicast = false;           // vxlan: a static peer list instead of a multicast group
+  int family = 4;                 // vxlan unicast: the underlay's address family (4 or 6)
+  std::vector<std::pair<std::string, uint16_t>> peers;  // vxlan unicast: numeric address, UDP port
   int64_t groupGid = -1;          // vxvde grp=: gid written over the last 3 bytes of the group (-1 = none)
 };
 
@@ -47,7 +54,11 @@ std::unique_ptr<EndpointIo> makeVxlanIo(const VxOptions &o);
 /** Opens a vxvde endpoint; throws VxError. */
 std::unique_ptr<EndpointIo> makeVxvdeIo(const VxOptions &o);
 
-/** Adds createVxlan(opts) and createVxvde(opts) to the addon's exports. */
+/**
+ * Adds createVxlan(opts) and createVxvde(opts) to the addon's exports, and for unicast vxlan
+ * endpoints createVxlanPeers(opts) ({handle, control}), vxlanSetPeers(control, [{addr, port}])
+ * and vxlanStats(control).
+ */
 void RegisterVxlan(Napi::Env env, Napi::Object exports);
 
 }  // namespace vde

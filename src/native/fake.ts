@@ -115,6 +115,9 @@ export class FakeEngine implements NativeEngine {
     this.rec('setStpState', [port, state]);
     this.stpStates.set(port, state);
   }
+  setProtected(port: number, on: boolean): void {
+    this.rec('setProtected', [port, on]);
+  }
   setAging(expireSeconds: number, minPersistSeconds: number, gcIntervalSeconds: number): void {
     this.rec('setAging', [expireSeconds, minPersistSeconds, gcIntervalSeconds]);
   }

@@ -142,6 +142,8 @@ export interface NativeEngine {
   setForeignTags(mode: 0 | 1): void;
   setStpCapture(on: boolean): void;
   setStpState(port: number, state: NativeStpState): void;
+  /** Marks a port protected: protected ports exchange no frames with each other, only with unprotected ones. */
+  setProtected(port: number, on: boolean): void;
   setAging(expireSeconds: number, minPersistSeconds: number, gcIntervalSeconds: number): void;
   setStorm(port: number, framesPerSecond: number): void;
   setMirror(port: number, inTarget: number, outTarget: number): void;
@@ -356,7 +358,7 @@ export function wrapEngine(raw: RawEngine, onEvents: EngineEventSink | undefined
   } as Partial<NativeEngine> as Record<string, unknown>;
   const names: Array<keyof RawEngine> = [
     'addEndpoint', 'removeEndpoint', 'addCustomEndpoint', 'setNumPorts', 'setHub', 'setBackpressure', 'setUntagged', 'setTagged',
-    'setForeignTags', 'setStpCapture', 'setStpState', 'setAging', 'setStorm', 'setMirror', 'setStage', 'setMacTableMax', 'setMacEvents',
+    'setForeignTags', 'setStpCapture', 'setStpState', 'setProtected', 'setAging', 'setStorm', 'setMirror', 'setStage', 'setMacTableMax', 'setMacEvents',
     'setQueueBudget', 'flushMacs', 'resetCounters', 'injectFrame', 'counters', 'countersAll', 'countersTable', 'stats', 'pollOnce', 'ingress',
     'setTimeNs', 'advanceNs',
   ];

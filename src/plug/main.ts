@@ -70,6 +70,8 @@ export const EXAMPLES: Example[] = [
   { command: 'vde_plug --mgmt /tmp/cable.mgmt /tmp/s1 /tmp/s2', what: 'a cable you can watch: vde_capture /tmp/cable.mgmt | tshark -r -' },
   { command: "vde_plug --impair 'LR:delay 10ms loss 1%' --impair 'RL:rate 10mbit' /tmp/s1 /tmp/s2", what: 'a cable with 10 ms and 1 % loss one way, 10 Mbit/s the other' },
   { command: "vde_plug --mgmt /tmp/cable.mgmt --impair 'delay 5ms' /tmp/s1 /tmp/s2", what: 'the same, changed while it runs: vdecmd -s /tmp/cable.mgmt impair both delay 50ms' },
+  { command: 'vde_plug /tmp/sw vxlan://192.0.2.2,192.0.2.3/vni=42', what: 'VXLAN to static unicast peers (no multicast needed), as Linux vxlan devices with static FDB entries' },
+  { command: "vde_plug /tmp/sw 'crypt:///etc/vde/cable.key{udp://5000->192.0.2.7:5000}'", what: 'an authenticated encrypted UDP cable (the same key file on both hosts)' },
 ];
 
 function parser(argv: string[]) {
@@ -86,7 +88,10 @@ function parser(argv: string[]) {
       '  stream://unix:PATH[server/framing=2]   stream://tcp:HOST:PORT[server/framing=2]   (QEMU: framing=4)\n' +
       '  dgram://unix:LOCAL->REMOTE   dgram://udp:[LADDR:]LPORT->HOST:PORT   slirp:///OPTIONS\n' +
       '  switch://DIR[mode=M/hashsize=N]   hub://DIR   multi://DIR   seqpacket://FD\n' +
-      '  vlan://VLAN[untag=V/tag=V:V/trunk]{LOCATOR}',
+      '  vlan://VLAN[untag=V/tag=V:V/trunk]{LOCATOR}\n' +
+      '  vxlan://PEER,PEER/vni=N/port=P/peers=FILE   (unicast VXLAN, head-end replication)\n' +
+      '  crypt://KEYFILE[pass/kid=N/cipher=aes-256-gcm/rekey=S]{LOCATOR}   (authenticated encryption over a\n' +
+      '    datagram or stream LOCATOR: udp, dgram, ptp, stream, stdio, cmd)',
     OPTIONS as unknown as Record<string, Options>,
   );
 }

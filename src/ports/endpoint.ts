@@ -34,6 +34,10 @@ export interface OpenedEndpoint {
   onLost(cb: (why: string) => void): void;
   /** Releases everything that is not the engine's (the engine closes fd/txFd). */
   close(): void;
+  /** Kind-specific statistics (unicast vxlan: peers and replication counters; crypt: authentication counters). */
+  info?(): object;
+  /** Unicast vxlan: replaces the peer list of the running endpoint. */
+  setPeers?(peers: Array<{ host: string; port?: number }>): Promise<void>;
 }
 
 /** Options that apply to opening any kind (from the tool's command line). */

@@ -34,6 +34,8 @@ export function absoluteLocator(l: Locator): Locator {
       return l.transport === 'unix' ? { ...l, localPath: abs(l.localPath), remotePath: abs(l.remotePath) } : l;
     case 'vlan':
       return { ...l, inner: absoluteLocator(l.inner) };
+    case 'crypt':
+      return { ...l, keyFile: path.resolve(l.keyFile), inner: absoluteLocator(l.inner) };
     default:
       return l;
   }

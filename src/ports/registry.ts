@@ -5,6 +5,7 @@
  */
 import type { OpenedEndpoint, OpenOptions } from './endpoint.js';
 import { openDgram, openUdp } from './kinds/dgram.js';
+import { openCrypt } from './kinds/crypt.js';
 import { openCmd, openNull, openTap } from './kinds/local.js';
 import { openNetnode } from './kinds/netnode.js';
 import { openPtp } from './kinds/ptp.js';
@@ -54,6 +55,7 @@ export const KINDS: Record<LocatorKind, EndpointKind> = {
   multi: kind('multi', openNetnode, false),
   seqpacket: kind('seqpacket', openSeqpacket, false),
   vlan: kind('vlan', (l, o) => openVlan(l, o, openEndpoint), true),
+  crypt: kind('crypt', (l, o) => openCrypt(l, o, openEndpoint), true),
 };
 
 /** The kind of a locator. */
@@ -63,7 +65,7 @@ export function kindOf(loc: Locator): EndpointKind {
 
 /** True when a lost endpoint of this locator can be opened again. */
 export function reopenable(loc: Locator): boolean {
-  return kindOf(loc).reopenable && (loc.kind !== 'vlan' || reopenable(loc.inner));
+  return kindOf(loc).reopenable && ((loc.kind !== 'vlan' && loc.kind !== 'crypt') || reopenable(loc.inner));
 }
 
 /** Opens one endpoint; throws an Error whose message names the locator and the reason. */

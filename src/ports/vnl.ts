@@ -19,6 +19,10 @@
  *   udp://[SRC:]SPORT->DHOST:DPORT raw frames over UDP; IPv6 hosts in brackets ("[::1]:5000").
  *   vxlan://[GROUP][/opts]         opts: port=4789 vni=1 ttl=1 rcvbuf=BYTES[kmg] v6 v4 hashsize=1024
  *                                  expiretime=128 if=IFNAME. GROUP defaults to 239.0.0.1 (ff05:56de::1 with v6).
+ *   vxlan://PEER[,PEER...][/opts]  unicast peers (head-end replication) instead of a group: PEER is
+ *                                  HOST, HOST:PORT, [V6] or [V6]:PORT (PORT defaults to port=); also
+ *                                  peers=FILE (one PEER per line, # comments), local=ADDR (bind);
+ *                                  the family is the peers' (v6 for host names of IPv6).
  *   vxvde://[GROUP][/opts]         as vxlan, port=14789, plus grp=GROUP, bind=ADDR, and vni= may be a
  *                                  group name or empty (= caller's egid; resolved when opening).
  *   ptp://PATH                     point-to-point unix socket.
@@ -33,6 +37,10 @@
  *   dgram://unix:LOCAL->REMOTE     raw frames over unix datagrams (QEMU `-netdev dgram`): bind LOCAL,
  *                                  send to REMOTE; either side may be empty, not both.
  *   dgram://udp:[LADDR:]LPORT->RHOST:RPORT   the same over UDP (either side may be empty, not both).
+ *   crypt://KEYFILE[opts]{INNER}   authenticated encryption ("vde-ts crypt v1") over INNER, a datagram
+ *                                  (udp, dgram, ptp) or stream (stream, stdio, cmd) locator; opts: pass
+ *                                  (KEYFILE holds a passphrase), kid=N (its key id, default 1),
+ *                                  cipher=chacha20-poly1305 (default) or aes-256-gcm, rekey=SECONDS (120).
  *
  * Quoting (vde_parseparms rules) applies to paths, interface names and option keys/values:
  * '...' and "..." protect delimiters literally, `\` escapes one character, `%XX` (two hex digits,
@@ -82,7 +90,7 @@ export const VDE_FRAMING_BYTES = 2;
 /** Schemes parseLocator understands, in the order error messages list them. */
 export const KNOWN_SCHEMES = [
   'vde', 'tap', 'udp', 'vxlan', 'vxvde', 'ptp', 'cmd', 'null', 'slirp', 'stream', 'dgram', 'stdio',
-  'switch', 'hub', 'multi', 'seqpacket', 'vlan',
+  'switch', 'hub', 'multi', 'seqpacket', 'vlan', 'crypt',
 ] as const;
 /** Largest file descriptor number seqpacket:// accepts. */
 export const MAX_FD = 2 ** 31 - 1;
@@ -109,10 +117,18 @@ export interface VdeLocator {
 export interface StdioLocator { kind: 'stdio' }
 export interface TapLocator { kind: 'tap'; ifname: string; vnetHdr?: boolean }
 export interface UdpLocator { kind: 'udp'; srcAddr?: string; srcPort: number; dstHost: string; dstPort: number }
+/** One unicast VXLAN peer: a host (IP literal or name) and its UDP port (default: the locator's port=). */
+export interface VxPeer { host: string; port?: number }
 export interface VxlanLocator {
   kind: 'vxlan';
-  /** Multicast group (IP literal, no brackets). */
+  /** Multicast group (IP literal, no brackets); '' for a unicast endpoint (peers/peersFile). */
   group: string;
+  /** Unicast peers given in the locator (head-end replication). */
+  peers?: VxPeer[];
+  /** A file of peers (one per line), watched for changes while the endpoint runs. */
+  peersFile?: string;
+  /** Local address to bind (unicast only). */
+  local?: string;
   family: 4 | 6;
   port: number;
   vni: number;
@@ -208,10 +224,26 @@ export interface VlanLocator {
   inner: Locator;
 }
 
+/** The ciphers crypt:// offers. */
+export const CRYPT_CIPHERS = ['chacha20-poly1305', 'aes-256-gcm'] as const;
+/** crypt://KEYFILE[opts]{INNER}: frames sealed with authenticated encryption on their way through INNER. */
+export interface CryptLocator {
+  kind: 'crypt';
+  /** The key file (`KEYID HEX` lines), or with `passphrase` a file whose first line is a passphrase. */
+  keyFile: string;
+  passphrase?: true;
+  /** Key id of a passphrase's key (default 1). */
+  kid?: number;
+  cipher?: (typeof CRYPT_CIPHERS)[number];
+  /** Seconds between rekeys (default 120). */
+  rekeySeconds?: number;
+  inner: Locator;
+}
+
 export type Locator =
   | VdeLocator | StdioLocator | TapLocator | UdpLocator | VxlanLocator | VxvdeLocator | PtpLocator
   | CmdLocator | NullLocator | StreamLocator | DgramLocator | SlirpLocator
-  | NetnodeLocator | SeqpacketLocator | VlanLocator;
+  | NetnodeLocator | SeqpacketLocator | VlanLocator | CryptLocator;
 export type LocatorKind = Locator['kind'];
 
 const MAX_SHOWN_CHARS = 120;
@@ -536,10 +568,62 @@ function parseUdp(ctx: Ctx, rest: string): UdpLocator {
   return loc;
 }
 
-const VXLAN_KEYS: KeyDef[] = ['port', 'vni', 'ttl', 'rcvbuf', 'v6', 'v4', 'hashsize', 'expiretime', 'if'].map((key) => ({ key }));
+const VXLAN_KEYS: KeyDef[] = ['port', 'vni', 'ttl', 'rcvbuf', 'v6', 'v4', 'hashsize', 'expiretime', 'if', 'local', 'peers'].map((key) => ({ key }));
+/** Most unicast VXLAN peers (the native endpoint's limit). */
+export const MAX_VX_PEERS = 1024;
+
+/** Parses one unicast VXLAN peer: HOST, HOST:PORT, [V6], [V6]:PORT or a bare IPv6 address. */
+function parseVxPeer(ctx: Ctx, s: string): VxPeer {
+  const form = 'HOST, HOST:PORT, [IPV6] or [IPV6]:PORT';
+  if (s === '') ctx.fail(s, `an empty peer (${form})`);
+  if (s.startsWith('[') && s.endsWith(']')) {
+    const h = s.slice(1, -1);
+    if (isIP(h) !== 6) ctx.fail(s, `peer ${q(s)} is not an IPv6 address in brackets`);
+    return { host: h };
+  }
+  if (isIP(s) === 6) return { host: s };
+  if (!s.includes(':')) return { host: checkHost(ctx, s, 'peer') };
+  const r = hostPort(ctx, s, 'peer', form, true);
+  return { host: r.host!, port: r.port };
+}
+
+/** Prints a peer back (IPv6 hosts in brackets). */
+function formatVxPeer(p: VxPeer): string {
+  const h = p.host.includes(':') ? `[${p.host}]` : p.host;
+  return p.port === undefined ? h : `${h}:${p.port}`;
+}
+
+/**
+ * Parses a peers file of a unicast vxlan:// endpoint: one peer per line (HOST, HOST:PORT, [V6],
+ * [V6]:PORT), blank lines and '#' comments ignored. Throws an Error naming the line.
+ */
+export function parseVxlanPeersFile(text: string, name: string): VxPeer[] {
+  const out: VxPeer[] = [];
+  text.split('\n').forEach((raw, i) => {
+    const line = raw.replace(/#.*$/, '').trim();
+    if (line === '') return;
+    try {
+      out.push(parseVxPeer(new Ctx(line), line));
+    } catch (e) {
+      throw new Error(`${name}:${i + 1}: ${e instanceof LocatorError ? e.detail : (e as Error).message}`);
+    }
+  });
+  if (out.length > MAX_VX_PEERS) throw new Error(`${name}: ${out.length} peers (at most ${MAX_VX_PEERS})`);
+  return out;
+}
 const VXVDE_KEYS: KeyDef[] = ['port', 'vni', 'grp', 'ttl', 'rcvbuf', 'v6', 'v4', 'hashsize', 'expiretime', 'if', 'bind'].map((key) => ({ key }));
 const RCVBUF_SUFFIX_SHIFT: Record<string, number> = { '': 0, k: 10, m: 20, g: 30 };
 const GROUP_NAME = /^[A-Za-z0-9_.][A-Za-z0-9_.-]*\$?$/;
+
+/** rcvbuf=SIZE: bytes with an optional k, m or g. */
+function rcvbuf(ctx: Ctx, o: Opt): number {
+  const v = needValue(ctx, o);
+  const m = /^(\d+)([kKmMgG]?)$/.exec(v);
+  if (!m) ctx.fail(v, `rcvbuf: ${q(v)} is not a size in bytes (e.g. 262144 or 256k)`);
+  const bytes = Number(m[1]) * 2 ** RCVBUF_SUFFIX_SHIFT[m[2].toLowerCase()];
+  if (bytes < 1 || bytes > MAX_RCVBUF_BYTES) ctx.fail(v, `rcvbuf: ${v} is out of range 1..${MAX_RCVBUF_BYTES} bytes`);
+  return bytes;
+}
 
 function parseVx(ctx: Ctx, scheme: 'vxlan' | 'vxvde', rest: string): VxlanLocator | VxvdeLocator {
   const [first, ...more] = splitUnits(lex(ctx, rest), '/');
@@ -550,6 +634,9 @@ function parseVx(ctx: Ctx, scheme: 'vxlan' | 'vxvde', rest: string): VxlanLocato
   const v4 = o('v4') ? pureFlag(ctx, o('v4')!) : false;
   const v6 = o('v6') ? pureFlag(ctx, o('v6')!) : false;
   let family: 4 | 6;
+  const peersOpt = scheme === 'vxlan' ? o('peers') : undefined;
+  const unicast = scheme === 'vxlan' && (peersOpt !== undefined || addr.includes(',') || (addr !== '' && !(isIP(addr) && isMulticast(addr, isIP(addr) as 4 | 6))));
+  if (unicast) return parseUnicastVxlan(ctx, first, opts, v4, v6);
   if (addr === '') {
     family = v6 ? 6 : 4;
     addr = family === 6 ? DEFAULT_VX_GROUP_V6 : DEFAULT_VX_GROUP_V4;
@@ -572,17 +659,11 @@ function parseVx(ctx: Ctx, scheme: 'vxlan' | 'vxvde', rest: string): VxlanLocato
   };
   const extra: { ifname?: string; rcvbufBytes?: number } = {};
   if (o('if')) extra.ifname = checkIfname(ctx, needValue(ctx, o('if')!), 'if:');
-  if (o('rcvbuf')) {
-    const v = needValue(ctx, o('rcvbuf')!);
-    const m = /^(\d+)([kKmMgG]?)$/.exec(v);
-    if (!m) ctx.fail(v, `rcvbuf: ${q(v)} is not a size in bytes (e.g. 262144 or 256k)`);
-    const bytes = Number(m[1]) * 2 ** RCVBUF_SUFFIX_SHIFT[m[2].toLowerCase()];
-    if (bytes < 1 || bytes > MAX_RCVBUF_BYTES) ctx.fail(v, `rcvbuf: ${v} is out of range 1..${MAX_RCVBUF_BYTES} bytes`);
-    extra.rcvbufBytes = bytes;
-  }
+  if (o('rcvbuf')) extra.rcvbufBytes = rcvbuf(ctx, o('rcvbuf')!);
   if (scheme === 'vxlan') {
     const vni = o('vni');
     if (vni) common.vni = int(ctx, 'vni', needValue(ctx, vni), 0, MAX_VNI);
+    if (o('local')) ctx.fail('local', 'local= applies to unicast peers, not to a multicast group');
     return { kind: 'vxlan', ...common, ...extra };
   }
   const loc: VxvdeLocator = { kind: 'vxvde', ...common, ...extra };
@@ -607,6 +688,46 @@ function parseVx(ctx: Ctx, scheme: 'vxlan' | 'vxvde', rest: string): VxlanLocato
     if (f !== family) ctx.fail(b, `bind: ${q(b)} is IPv${f} but the group ${q(addr)} is IPv${family}`);
     loc.bind = b;
   }
+  return loc;
+}
+
+/** vxlan://PEER[,PEER...][/opts] or vxlan://[/opts]/peers=FILE: a unicast endpoint. */
+function parseUnicastVxlan(ctx: Ctx, first: Unit[], opts: Map<string, Opt>, v4: boolean, v6: boolean): VxlanLocator {
+  const o = (k: string): Opt | undefined => opts.get(k);
+  for (const k of ['ttl', 'if'] as const) if (o(k)) ctx.fail(k, `${k}= applies to a multicast group, not to unicast peers`);
+  if (v4 && v6) ctx.fail('v6', 'v4 and v6 both given');
+  const peers = first.length === 0 ? [] : splitUnits(first, ',').map((u) => parseVxPeer(ctx, text(ctx, u, 'peer')));
+  if (peers.length > MAX_VX_PEERS) ctx.fail(String(peers.length), `${peers.length} peers (at most ${MAX_VX_PEERS})`);
+  const fams = new Set(peers.map((p) => isIP(p.host)).filter((f) => f !== 0));
+  if (fams.size > 1) ctx.fail(text(ctx, first, 'peers'), 'peers of both IPv4 and IPv6 (one endpoint has one underlay family)');
+  let family: 4 | 6 = fams.size ? ([...fams][0] as 4 | 6) : v6 ? 6 : 4;
+  for (const p of peers) {
+    if (isIP(p.host) && isMulticast(p.host, family)) ctx.fail(p.host, `peer ${q(p.host)} is a multicast address (give a group alone for multicast)`);
+  }
+  if (fams.size && ((family === 4 && v6) || (family === 6 && v4))) ctx.fail(family === 4 ? 'v6' : 'v4', `the peers are IPv${family} addresses`);
+  const loc: VxlanLocator = {
+    kind: 'vxlan',
+    group: '',
+    family,
+    port: o('port') ? int(ctx, 'port', needValue(ctx, o('port')!), 1, 65535) : DEFAULT_VXLAN_PORT,
+    vni: o('vni') ? int(ctx, 'vni', needValue(ctx, o('vni')!), 0, MAX_VNI) : DEFAULT_VNI,
+    ttl: DEFAULT_VX_TTL_HOPS,
+    hashSize: o('hashsize') ? int(ctx, 'hashsize', needValue(ctx, o('hashsize')!), 1, MAX_VX_HASH_SIZE_ENTRIES) : DEFAULT_VX_HASH_SIZE_ENTRIES,
+    expireSeconds: o('expiretime') ? int(ctx, 'expiretime', needValue(ctx, o('expiretime')!), 1, MAX_EXPIRE_SECONDS) : DEFAULT_VX_EXPIRE_SECONDS,
+  };
+  if (peers.length) loc.peers = peers;
+  if (o('peers')) loc.peersFile = needValue(ctx, o('peers')!);
+  if (o('local')) {
+    const l = needValue(ctx, o('local')!);
+    if (isIP(l) === 0) ctx.fail(l, `local: ${q(l)} is not an IPv4/IPv6 address`);
+    if (isIP(l) !== family) {
+      if (fams.size || v4 || v6) ctx.fail(l, `local: ${q(l)} is IPv${isIP(l)} but the peers are IPv${family}`);
+      family = isIP(l) as 4 | 6;
+      loc.family = family;
+    }
+    loc.local = l;
+  }
+  if (o('rcvbuf')) loc.rcvbufBytes = rcvbuf(ctx, o('rcvbuf')!);
   return loc;
 }
 
@@ -796,19 +917,23 @@ function openBrace(s: string): number {
   return -1;
 }
 
-function parseVlan(ctx: Ctx, rest: string): VlanLocator {
+/** Splits `HEAD{LOCATOR}` of a nesting scheme (vlan, crypt): the head text and the parsed inner locator. */
+function nested(ctx: Ctx, scheme: string, form: string, rest: string): { head: string; inner: Locator } {
   const brace = openBrace(rest);
-  if (brace < 0 || !rest.endsWith('}')) ctx.fail(rest, `vlan:// needs the nested locator in braces: vlan://VLAN[opts]{LOCATOR}, got ${q(rest)}`);
+  if (brace < 0 || !rest.endsWith('}')) ctx.fail(rest, `${scheme}:// needs the nested locator in braces: ${scheme}://${form}{LOCATOR}, got ${q(rest)}`);
   const innerText = rest.slice(brace + 1, -1);
-  if (innerText === '') ctx.fail('{}', 'vlan://: the nested locator in {...} is empty');
-  let inner: Locator;
+  if (innerText === '') ctx.fail('{}', `${scheme}://: the nested locator in {...} is empty`);
   try {
-    inner = parseLocator(innerText);
+    return { head: rest.slice(0, brace), inner: parseLocator(innerText) };
   } catch (e) {
     return ctx.fail(innerText, `nested locator: ${e instanceof LocatorError ? e.detail : String(e)}`);
   }
+}
+
+function parseVlan(ctx: Ctx, rest: string): VlanLocator {
+  const { head: headText, inner } = nested(ctx, 'vlan', 'VLAN[opts]', rest);
   // VLAN[opts] or VLAN/opt/opt (both appear in vdeplug4's man page)
-  const units = lex(ctx, rest.slice(0, brace));
+  const units = lex(ctx, headText);
   const bracketed = units.some((u) => u.ch === '[');
   let headUnits: Unit[];
   let tokens: Unit[][];
@@ -837,6 +962,33 @@ function parseVlan(ctx: Ctx, rest: string): VlanLocator {
   }
   if (opts.get('trunk') && flag(ctx, opts.get('trunk')!)) loc.trunk = true;
   if (opts.get('qinq') && flag(ctx, opts.get('qinq')!)) loc.qinq = true;
+  return loc;
+}
+
+const CRYPT_KEYS: KeyDef[] = [{ key: 'pass' }, { key: 'passphrase', slot: 'pass' }, { key: 'kid' }, { key: 'cipher' }, { key: 'rekey' }];
+/** Longest time between rekeys crypt:// accepts, in seconds. */
+export const MAX_CRYPT_REKEY_SECONDS = 86400;
+
+function parseCrypt(ctx: Ctx, rest: string): CryptLocator {
+  const { head: headText, inner } = nested(ctx, 'crypt', 'KEYFILE[opts]', rest);
+  const { head, tokens } = splitBracket(ctx, lex(ctx, headText));
+  const keyFile = text(ctx, head, 'key file');
+  if (keyFile === '') ctx.fail('', 'crypt:// needs a key file: crypt://KEYFILE[opts]{LOCATOR}');
+  const loc: CryptLocator = { kind: 'crypt', keyFile, inner };
+  const opts = parseOpts(ctx, tokens ?? [], CRYPT_KEYS);
+  const p = opts.get('pass');
+  if (p && flag(ctx, p)) loc.passphrase = true;
+  const k = opts.get('kid');
+  if (k) loc.kid = int(ctx, 'kid', needValue(ctx, k), 0, 255);
+  const c = opts.get('cipher');
+  if (c) {
+    const v = needValue(ctx, c).toLowerCase();
+    if (!(CRYPT_CIPHERS as readonly string[]).includes(v)) ctx.fail(v, `cipher: ${q(v)} is not ${CRYPT_CIPHERS.join(' or ')}`);
+    loc.cipher = v as CryptLocator['cipher'];
+  }
+  const r = opts.get('rekey');
+  if (r) loc.rekeySeconds = int(ctx, 'rekey', needValue(ctx, r), 1, MAX_CRYPT_REKEY_SECONDS);
+  if (loc.kid !== undefined && !loc.passphrase) ctx.fail('kid', 'kid= applies to a passphrase (pass); a key file names its key ids');
   return loc;
 }
 
@@ -881,6 +1033,7 @@ export function parseLocator(s: string): Locator {
     case 'multi': return parseNetnode(ctx, scheme, rest);
     case 'seqpacket': return parseSeqpacket(ctx, rest);
     case 'vlan': return parseVlan(ctx, rest);
+    case 'crypt': return parseCrypt(ctx, rest);
     default:
       return ctx.fail(s.slice(0, sep), `unknown scheme ${q(s.slice(0, sep))} (known: ${KNOWN_SCHEMES.join(', ')})`);
   }
@@ -934,6 +1087,17 @@ export function formatLocator(l: Locator): string {
     case 'vxlan':
     case 'vxvde': {
       const opts: string[] = [];
+      if (l.kind === 'vxlan' && l.group === '') {
+        if (l.port !== DEFAULT_VXLAN_PORT) opts.push(`port=${l.port}`);
+        if (l.vni !== DEFAULT_VNI) opts.push(`vni=${l.vni}`);
+        if (!l.peers?.some((p) => isIP(p.host)) && l.family === 6 && !(l.local && isIP(l.local) === 6)) opts.push('v6');
+        if (l.rcvbufBytes !== undefined) opts.push(`rcvbuf=${l.rcvbufBytes}`);
+        if (l.hashSize !== DEFAULT_VX_HASH_SIZE_ENTRIES) opts.push(`hashsize=${l.hashSize}`);
+        if (l.expireSeconds !== DEFAULT_VX_EXPIRE_SECONDS) opts.push(`expiretime=${l.expireSeconds}`);
+        if (l.local !== undefined) opts.push(`local=${l.local}`);
+        if (l.peersFile !== undefined) opts.push(`peers=${quote(l.peersFile, OPT)}`);
+        return `vxlan://${(l.peers ?? []).map(formatVxPeer).join(',')}${opts.map((x) => `/${x}`).join('')}`;
+      }
       if (l.port !== (l.kind === 'vxlan' ? DEFAULT_VXLAN_PORT : DEFAULT_VXVDE_PORT)) opts.push(`port=${l.port}`);
       if (l.kind === 'vxvde' && l.vniGroup !== undefined) opts.push(l.vniGroup === '' ? 'vni' : `vni=${quote(l.vniGroup, OPT)}`);
       else if (l.vni !== DEFAULT_VNI || (l.kind === 'vxvde' && l.grp !== undefined)) opts.push(`vni=${l.vni}`);
@@ -980,6 +1144,14 @@ export function formatLocator(l: Locator): string {
       if (l.trunk) opts.push('trunk');
       if (l.qinq) opts.push('qinq');
       return `vlan://${l.untagged}${bracket(opts)}{${formatLocator(l.inner)}}`;
+    }
+    case 'crypt': {
+      const opts: string[] = [];
+      if (l.passphrase) opts.push('pass');
+      if (l.kid !== undefined) opts.push(`kid=${l.kid}`);
+      if (l.cipher !== undefined) opts.push(`cipher=${l.cipher}`);
+      if (l.rekeySeconds !== undefined) opts.push(`rekey=${l.rekeySeconds}`);
+      return `crypt://${quote(l.keyFile, '[{')}${bracket(opts)}{${formatLocator(l.inner)}}`;
     }
     case 'dgram': {
       if (l.transport === 'unix') return `dgram://unix:${quote(l.localPath ?? '', '>')}->${quote(l.remotePath ?? '', '>')}`;

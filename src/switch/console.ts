@@ -4,7 +4,9 @@
  * `{"error":"...","errno":N}` in the data block). The line protocol itself (framing, prefix
  * lookup, sessions, scripts) is protocol/console.ts; this file only holds the command table and
  * what it needs from the running switch. Values are bounded as on the command line (numports
- * 1..65535, hash size 1..1048576).
+ * 1..65535, hash size 1..1048576). Additions to vde2's set: port mirroring, storm control,
+ * protected ports, policing (port/police) and per-port filters (the filter/ menu, whose rules the
+ * native filter stage parses: a bad rule's message goes into the data block).
  */
 import { VDE2_VERSION, VDE_TS_VERSION } from '../core/version.js';
 import { lookupGroup, lookupUser } from '../core/perms.js';
@@ -12,7 +14,7 @@ import type { MacEntryInfo } from '../native/index.js';
 import { impairErrorText, impairLines, parseImpairSpec } from '../ports/impair.js';
 import { ConsoleServer, CONSOLE_END, type ConsoleCommand, type DebugCategory, type Session } from '../protocol/console.js';
 import { hashLine, portJson, portLines } from './format.js';
-import { E, SwitchError, type SwitchState } from './state.js';
+import { E, parseRateBits, parseSizeBytes, SwitchError, type SwitchState } from './state.js';
 
 export type { Session };
 /** The banner vde2 clients see (its version is vde2's; showinfo adds ours). */
@@ -72,6 +74,27 @@ function strictInt(s: string, what: string): number {
 
 function args(s: string): string[] {
   return s.split(/[\s]+/).filter(Boolean);
+}
+
+/** One direction's filter as filter/print and json/filter/print show it. */
+export interface FilterReport {
+  port: number;
+  dir: 'in' | 'out';
+  default: 'allow' | 'deny';
+  rules: Array<{ index: number; rule: string; hits: number }>;
+  defaultHits: number;
+  passed: number;
+  denied: number;
+}
+
+/** Runs fn; a failure's message goes into the data block as well (text commands), then the error goes on. */
+function withMessage(out: string[], fn: () => void): void {
+  try {
+    fn();
+  } catch (e) {
+    out.push((e as Error).message);
+    throw e;
+  }
 }
 
 function parseMac(s: string): Buffer | null {
@@ -179,6 +202,42 @@ export function switchCommands(server: ConsoleServer, h: ConsoleHost): ConsoleCo
   };
   const debugCats = (): DebugCategory[] => server.debugCategories();
   const portInfoLines = (): string[] => [`Numports=${st().numPorts}`, `HUB=${st().hub}`, `counters=true`];
+  // "N in|out REST": the port, the direction and the rest of the line (at least minRest words)
+  const filterArgs = (a: string, minRest: number): [number, 'in' | 'out', string] => {
+    const m = /^(\S+)\s+(\S+)\s*(.*)$/.exec(a.trim());
+    if (!m || (m[2] !== 'in' && m[2] !== 'out')) throw new SwitchError(E.EINVAL, 'usage: PORT in|out ...');
+    const n = portArg(m[1]);
+    st().port(n);
+    const rest = m[3].trim().replace(/\s+/g, ' ');
+    if (args(rest).length < minRest) throw new SwitchError(E.EINVAL, 'missing arguments');
+    return [n, m[2], rest];
+  };
+  // the filters of one port ("N") or of every port (""), joined with the stage's hit counters
+  const filterReport = async (a: string): Promise<FilterReport[]> => {
+    let ports = [...st().ports.values()].sort((x, y) => x.num - y.num);
+    if (a.trim() !== '') {
+      const n = portArg(a.trim());
+      ports = [st().port(n)];
+    }
+    const stages = await st().engine.stages(ports.length === 1 ? ports[0].num : -1);
+    const out: FilterReport[] = [];
+    for (const p of ports)
+      for (const dir of ['in', 'out'] as const) {
+        const f = p.filters[dir];
+        if (!f.rules.length && f.defaultAction === 'allow') continue;
+        const v = stages.find((x) => x.port === p.num && x.dir === dir && x.name === 'filter')?.values ?? {};
+        out.push({
+          port: p.num,
+          dir,
+          default: f.defaultAction,
+          rules: f.rules.map((rule, i) => ({ index: i + 1, rule, hits: v[`hits.${i + 1}`] ?? 0 })),
+          defaultHits: v['hits.default'] ?? 0,
+          passed: v.passed ?? 0,
+          denied: v.denied ?? 0,
+        });
+      }
+    return out;
+  };
   const cmds: ConsoleCommand[] = [
     { path: 'ds', syntax: '============', help: 'DATA SOCKET MENU', menu: true },
     { path: 'ds/showinfo', syntax: '', help: 'show ds info', text: true, run: (_a, out) => { const i = h.info(); out.push(`ctl dir ${i.dir}`, `std mode 0${i.mode.toString(8).padStart(3, '0')}`); } },
@@ -325,6 +384,22 @@ export function switchCommands(server: ConsoleServer, h: ConsoleHost): ConsoleCo
       for (const r of await st().impair.report(n)) out.push(...impairLines(`Port ${String(r.port).padStart(4, '0')} ${r.dir}`, r));
     } },
     { path: 'port/stormctl', syntax: 'N PPS', help: 'limit broadcast/multicast frames entering port N (0=off)', run: (a) => { const [p, v] = two(a); st().setStorm(portArg(p), strictInt(v, 'limit')); } },
+    { path: 'port/setprotected', syntax: 'N 0/1', help: 'protected port: talks to unprotected ports only 1=Y 0=N', run: (a) => { const [p, v] = two(a); st().setProtected(portArg(p), strictInt(v, 'flag') !== 0); } },
+    { path: 'port/police', syntax: 'N RATE [BURST]|off', help: 'at most RATE bit/s (k/m/g) enter port N, bursts of BURST bytes (k/m/g)', text: true, run: (a, out) => withMessage(out, () => {
+      const v = args(a);
+      if (v.length < 2 || v.length > 3) throw new SwitchError(E.EINVAL, 'usage: port/police N RATE [BURST] | port/police N off');
+      const n = portArg(v[0]);
+      if (v[1] === 'off' || v[1] === '0') return st().setPolice(n, null);
+      const rate = parseRateBits(v[1]);
+      if (rate === null) throw new SwitchError(E.EINVAL, `rate: "${v[1]}" is not a rate in bit/s (e.g. 10m, 1.5g, 800k)`);
+      let burst: number | undefined;
+      if (v[2] !== undefined) {
+        const b = parseSizeBytes(v[2]);
+        if (b === null) throw new SwitchError(E.EINVAL, `burst: "${v[2]}" is not a size in bytes (e.g. 64k, 1500)`);
+        burst = b;
+      }
+      st().setPolice(n, rate, burst);
+    }) },
     { path: 'vlan', syntax: '============', help: 'VLAN MANAGEMENT MENU', menu: true },
     { path: 'vlan/create', syntax: 'N', help: 'create the VLAN with tag N', run: (a) => { st().createVlan(strictInt(a, 'VLAN')); } },
     { path: 'vlan/remove', syntax: 'N', help: 'remove the VLAN with tag N', run: (a) => { st().removeVlan(strictInt(a, 'VLAN')); } },
@@ -336,6 +411,46 @@ export function switchCommands(server: ConsoleServer, h: ConsoleHost): ConsoleCo
       const m = a.trim();
       if (m !== 'pass' && m !== 'drop') return E.EINVAL;
       st().setForeignTags(m);
+    } },
+    { path: 'filter', syntax: '============', help: 'PORT FILTER MENU', menu: true },
+    { path: 'filter/add', syntax: 'N in|out RULE', help: 'append RULE: allow|deny [smac M] [dmac M] [type T] [vlan V|none] [src P] [dst P] [proto P] [sport P] [dport P]', text: true, run: (a, out) => withMessage(out, () => {
+      const [n, dir, rest] = filterArgs(a, 1);
+      const f = st().port(n).filters[dir];
+      st().setFilter(n, dir, [...f.rules, rest], f.defaultAction);
+    }) },
+    { path: 'filter/insert', syntax: 'N in|out POS RULE', help: 'insert RULE before rule POS (1 = first)', text: true, run: (a, out) => withMessage(out, () => {
+      const [n, dir, rest] = filterArgs(a, 2);
+      const [posText, ...rule] = rest.split(/\s+/);
+      const f = st().port(n).filters[dir];
+      const pos = strictInt(posText, 'position');
+      if (pos < 1 || pos > f.rules.length + 1) throw new SwitchError(E.EINVAL, `position ${pos} is out of range 1..${f.rules.length + 1}`);
+      st().setFilter(n, dir, [...f.rules.slice(0, pos - 1), rule.join(' '), ...f.rules.slice(pos - 1)], f.defaultAction);
+    }) },
+    { path: 'filter/del', syntax: 'N in|out POS', help: 'delete rule POS (1 = first)', text: true, run: (a, out) => withMessage(out, () => {
+      const [n, dir, rest] = filterArgs(a, 1);
+      const f = st().port(n).filters[dir];
+      const pos = strictInt(rest, 'position');
+      if (pos < 1 || pos > f.rules.length) throw new SwitchError(E.ENXIO, `port ${n} ${dir} has no rule ${pos}`);
+      st().setFilter(n, dir, f.rules.filter((_r, i) => i !== pos - 1), f.defaultAction);
+    }) },
+    { path: 'filter/default', syntax: 'N in|out allow|deny', help: 'what happens to frames no rule matches', text: true, run: (a, out) => withMessage(out, () => {
+      const [n, dir, rest] = filterArgs(a, 1);
+      if (rest !== 'allow' && rest !== 'deny') throw new SwitchError(E.EINVAL, `"${rest}" is not allow or deny`);
+      st().setFilter(n, dir, st().port(n).filters[dir].rules, rest);
+    }) },
+    { path: 'filter/clear', syntax: 'N [in|out]', help: 'remove the rules of port N (both directions without in/out); default allow', run: (a) => {
+      const v = args(a);
+      if (v.length < 1 || v.length > 2 || (v[1] !== undefined && v[1] !== 'in' && v[1] !== 'out')) return E.EINVAL;
+      const n = portArg(v[0]);
+      st().port(n);
+      for (const dir of v[1] ? [v[1] as 'in' | 'out'] : (['in', 'out'] as const)) st().setFilter(n, dir, [], 'allow');
+    } },
+    { path: 'filter/print', syntax: '[N]', help: 'print the filters with the hits of each rule', text: true, run: async (a, out) => {
+      for (const f of await filterReport(a)) {
+        out.push(`Port ${String(f.port).padStart(4, '0')} ${f.dir}: default ${f.default}, ${f.rules.length} rules, passed ${f.passed}, denied ${f.denied}`);
+        for (const r of f.rules) out.push(` ${String(r.index).padStart(4, '0')} ${r.rule} (hits ${r.hits})`);
+        out.push(` default ${f.default} (hits ${f.defaultHits})`);
+      }
     } },
     { path: 'json', syntax: '============', help: 'JSON FORMS OF THE PRINT COMMANDS', menu: true },
     { path: 'json/showinfo', syntax: '', help: 'switch info as JSON', text: true, json: true, run: (_a, out) => { out.push(JSON.stringify(showinfo())); } },
@@ -354,6 +469,7 @@ export function switchCommands(server: ConsoleServer, h: ConsoleHost): ConsoleCo
     } },
     { path: 'json/vlan/print', syntax: '', help: 'VLANs as JSON', text: true, json: true, run: (_a, out) => { out.push(JSON.stringify(vlanJson())); } },
     { path: 'json/fstp/print', syntax: '', help: 'spanning tree state as JSON', text: true, json: true, run: (_a, out) => { out.push(JSON.stringify(h.stp.json())); } },
+    { path: 'json/filter/print', syntax: '[N]', help: 'filters and their hits as JSON', text: true, json: true, run: async (a, out) => { out.push(JSON.stringify(await filterReport(a))); } },
   ];
   return cmds;
 }

@@ -49,6 +49,8 @@ export function portJson(p: PortInfo, c: PortCounters): object {
     group: p.group,
     stormLimitPps: p.stormLimitPps,
     mirror: p.mirror,
+    protected: p.protected,
+    police: p.police,
     counters: c,
     endpoints: [...p.endpoints.values()].map((e) => ({ id: e.id, module: e.module, description: e.description, uid: e.uid, offload: e.offload === true })),
   };

@@ -39,6 +39,50 @@ export interface EndpointInfo {
   close: () => void; // closes the endpoint's control side (control stream, listener socket...)
 }
 
+/** One direction's filter: rules in order (their text as given) and the action for frames none matches. */
+export interface PortFilter {
+  rules: string[];
+  defaultAction: 'allow' | 'deny';
+}
+
+/** A port's policer: a token bucket of burstBytes filled at rateBits per second. */
+export interface PortPolice {
+  rateBits: number;
+  burstBytes: number;
+}
+
+/** Most rules one filter holds (the native stage's limit). */
+export const MAX_FILTER_RULES = 256;
+/** Smallest and largest policing rate, in bit/s (the native stage's limits). */
+export const MIN_POLICE_RATE_BITS = 8000;
+export const MAX_POLICE_RATE_BITS = 1e12;
+/** Smallest and largest policing burst, in bytes (the native stage's limits). */
+export const MIN_POLICE_BURST_BYTES = 64;
+export const MAX_POLICE_BURST_BYTES = 2 ** 30;
+/** Default burst when none is given: this many seconds' worth of the rate... */
+export const DEFAULT_POLICE_BURST_SECONDS = 0.02;
+/** ...but at least this many bytes (a few full-size frames). */
+export const MIN_DEFAULT_POLICE_BURST_BYTES = 16384;
+
+const SI_POWERS: Record<string, number> = { '': 1, k: 1e3, m: 1e6, g: 1e9, t: 1e12 };
+const BINARY_POWERS: Record<string, number> = { '': 1, k: 1024, m: 1024 ** 2, g: 1024 ** 3 };
+
+/** Parses a rate in bit/s: N with an optional k/m/g/t (x1000) and an optional "bit"/"bps" ("10m", "2.5Gbit"). */
+export function parseRateBits(s: string): number | null {
+  const m = /^(\d+(?:\.\d+)?)([kmgt]?)(?:bit|bps|b)?(?:\/s)?$/i.exec(s.trim());
+  if (!m) return null;
+  const v = Math.round(Number(m[1]) * SI_POWERS[m[2].toLowerCase()]);
+  return Number.isSafeInteger(v) ? v : null;
+}
+
+/** Parses a size in bytes: N with an optional k/m/g (x1024) and an optional "b"/"B" ("64k", "1500"). */
+export function parseSizeBytes(s: string): number | null {
+  const m = /^(\d+)([kmg]?)b?$/i.exec(s.trim());
+  if (!m) return null;
+  const v = Number(m[1]) * BINARY_POWERS[m[2].toLowerCase()];
+  return Number.isSafeInteger(v) ? v : null;
+}
+
 export interface PortInfo {
   num: number;
   endpoints: Map<number, EndpointInfo>;
@@ -51,6 +95,10 @@ export interface PortInfo {
   edge: boolean;
   stormLimitPps: number;
   mirror: { target: number; dir: 'in' | 'out' | 'both' } | null;
+  /** Protected (isolated): exchanges frames with unprotected ports only. */
+  protected: boolean;
+  police: PortPolice | null;
+  filters: { in: PortFilter; out: PortFilter };
 }
 
 /** errno-style failure raised by state operations; the console prints it as `1NNN text`. */
@@ -109,6 +157,9 @@ export class SwitchState {
       edge: false,
       stormLimitPps: 0,
       mirror: null,
+      protected: false,
+      police: null,
+      filters: { in: { rules: [], defaultAction: 'allow' }, out: { rules: [], defaultAction: 'allow' } },
     };
     this.ports.set(n, p);
     this.engine.setUntagged(n, 0);
@@ -126,6 +177,9 @@ export class SwitchState {
     this.engine.setStorm(n, 0);
     this.impair.set(n, 'in', null);
     this.impair.set(n, 'out', null);
+    if (p.protected) this.engine.setProtected(n, false);
+    if (p.police) this.engine.setStage(n, 'in', 'police', null);
+    for (const dir of ['in', 'out'] as const) if (p.filters[dir].rules.length || p.filters[dir].defaultAction === 'deny') this.engine.setStage(n, dir, 'filter', null);
     for (const q of this.ports.values()) if (q.mirror?.target === n) this.setMirror(q.num, -1, 'both');
     this.ports.delete(n);
     this.onPortChange?.('port/-', n);
@@ -295,6 +349,53 @@ export class SwitchState {
   setImpair(n: number, dir: 'in' | 'out' | 'both', spec: ImpairSpec): void {
     this.port(n);
     for (const d of dir === 'both' ? (['in', 'out'] as const) : [dir]) this.impair.set(n, d, spec);
+  }
+
+  /** Marks port n protected or not (protected ports exchange frames with unprotected ones only). */
+  setProtected(n: number, on: boolean): void {
+    const p = this.port(n);
+    p.protected = on;
+    this.engine.setProtected(n, on);
+  }
+
+  /**
+   * Polices what enters port n: at most rateBits per second with bursts of burstBytes (default:
+   * DEFAULT_POLICE_BURST_SECONDS of the rate, at least MIN_DEFAULT_POLICE_BURST_BYTES); null = off.
+   */
+  setPolice(n: number, rateBits: number | null, burstBytes?: number): void {
+    const p = this.port(n);
+    if (rateBits === null) {
+      p.police = null;
+      this.engine.setStage(n, 'in', 'police', null);
+      return;
+    }
+    if (!Number.isSafeInteger(rateBits) || rateBits < MIN_POLICE_RATE_BITS || rateBits > MAX_POLICE_RATE_BITS) {
+      throw new SwitchError(E.EINVAL, `rate ${rateBits} bit/s is out of range ${MIN_POLICE_RATE_BITS}..${MAX_POLICE_RATE_BITS}`);
+    }
+    const burst = burstBytes ?? Math.min(MAX_POLICE_BURST_BYTES, Math.max(MIN_DEFAULT_POLICE_BURST_BYTES, Math.round((rateBits / 8) * DEFAULT_POLICE_BURST_SECONDS)));
+    if (!Number.isSafeInteger(burst) || burst < MIN_POLICE_BURST_BYTES || burst > MAX_POLICE_BURST_BYTES) {
+      throw new SwitchError(E.EINVAL, `burst ${burst} bytes is out of range ${MIN_POLICE_BURST_BYTES}..${MAX_POLICE_BURST_BYTES}`);
+    }
+    this.engine.setStage(n, 'in', 'police', { rate: String(rateBits), burst: String(burst) });
+    p.police = { rateBits, burstBytes: burst };
+  }
+
+  /**
+   * Replaces one direction's filter of port n (rules as text, first match wins; defaultAction for
+   * frames none matches). The engine checks the rules: a bad one throws EINVAL naming the rule and
+   * term, and nothing changes. No rules with default allow removes the stage.
+   */
+  setFilter(n: number, dir: 'in' | 'out', rules: string[], defaultAction: 'allow' | 'deny'): void {
+    const p = this.port(n);
+    if (rules.length > MAX_FILTER_RULES) throw new SwitchError(E.ENOSPC, `a filter holds at most ${MAX_FILTER_RULES} rules`);
+    for (const r of rules) if (/[;\n\r]/.test(r)) throw new SwitchError(E.EINVAL, `one rule at a time: ${JSON.stringify(r)}`);
+    try {
+      if (rules.length === 0 && defaultAction === 'allow') this.engine.setStage(n, dir, 'filter', null);
+      else this.engine.setStage(n, dir, 'filter', { rules: rules.join('\n'), default: defaultAction });
+    } catch (e) {
+      throw new SwitchError(E.EINVAL, (e as Error).message);
+    }
+    p.filters[dir] = { rules: [...rules], defaultAction };
   }
 
   /** Counters of a port. */

@@ -129,6 +129,22 @@ export class Harness {
   }
 }
 
+const open: Harness[] = [];
+
+/** A harness with ports 1..n attached (port 0 exists, unattached); closeHarnesses() closes it. */
+export function harnessWithPorts(n: number): { h: Harness; p: HarnessPort[] } {
+  const h = new Harness(n + 1);
+  open.push(h);
+  const p: HarnessPort[] = [];
+  for (let i = 1; i <= n; i++) p.push(h.attach(i));
+  return { h, p };
+}
+
+/** Closes every harness harnessWithPorts() made (call it in afterEach). */
+export function closeHarnesses(): void {
+  for (const h of open.splice(0)) h.close();
+}
+
 /** An Ethernet frame: dst, src (6-byte hex strings or Buffers), ethertype, payload of a given size. */
 export function frame(dst: string, src: string, opts: { vlan?: number; ethertype?: number; payloadBytes?: number; fill?: number } = {}): Buffer {
   const mac = (s: string): Buffer => Buffer.from(s.split(':').map((x) => parseInt(x, 16)));

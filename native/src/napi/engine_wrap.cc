@@ -161,6 +161,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                            InstanceMethod("setForeignTags", &EngineWrap::SetForeignTags),
                            InstanceMethod("setStpCapture", &EngineWrap::SetStpCapture),
                            InstanceMethod("setStpState", &EngineWrap::SetStpState),
+                           InstanceMethod("setProtected", &EngineWrap::SetProtected),
                            InstanceMethod("setAging", &EngineWrap::SetAging),
                            InstanceMethod("setStorm", &EngineWrap::SetStorm),
                            InstanceMethod("setMirror", &EngineWrap::SetMirror),
@@ -285,8 +286,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Engine &e = eng(info);
     if (!info[1].IsExternal()) throw Napi::TypeError::New(info.Env(), "addCustomEndpoint: not an endpoint handle");
     IoHolder *h = info[1].As<Napi::External<IoHolder>>().Data();
-    if (!h->io) throw Napi::Error::New(info.Env(), "addCustomEndpoint: this endpoint handle was used already");
-    std::unique_ptr<Endpoint> ep = makeCustomEndpoint(std::move(h->io));
+    if (!h->io && !h->ep) throw Napi::Error::New(info.Env(), "addCustomEndpoint: this endpoint handle was used already");
+    std::unique_ptr<Endpoint> ep = h->ep ? std::move(h->ep) : makeCustomEndpoint(std::move(h->io));
     return Napi::Number::New(info.Env(), e.addEndpoint(I(info, 0), std::move(ep), U(info, 2)));
   }
   Napi::Value RemoveEndpoint(const Napi::CallbackInfo &info) {
@@ -304,6 +305,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     eng(info).setStpState(I(info, 0), s == 2 ? StpState::Discarding : s == 1 ? StpState::Learning : StpState::Forwarding);
     return Undef(info);
   }
+  Napi::Value SetProtected(const Napi::CallbackInfo &info) { eng(info).setProtected(I(info, 0), info[1].ToBoolean()); return Undef(info); }
   Napi::Value SetAging(const Napi::CallbackInfo &info) { eng(info).setAging(U(info, 0), U(info, 1), U(info, 2)); return Undef(info); }
   Napi::Value SetStorm(const Napi::CallbackInfo &info) { eng(info).setStorm(I(info, 0), U(info, 1)); return Undef(info); }
   Napi::Value SetMirror(const Napi::CallbackInfo &info) { eng(info).setMirror(I(info, 0), I(info, 1), I(info, 2)); return Undef(info); }

@@ -1,0 +1,353 @@
+/**
+ * crypt:// (authenticated encrypted cables) between two engines of this process, each with a
+ * client socket on port 1 and the crypt endpoint on port 2, joined over UDP through a
+ * man-in-the-middle relay of the test that can pass, flip bits, record and replay datagrams, or
+ * over a TCP stream: frames both ways after the handshake (jumbo frames included); tampered,
+ * replayed, wrong-key and unknown-key records are each counted and never delivered; records
+ * recorded before a restart are not accepted by the restarted end; keys rotate through key-file
+ * edits without losing a frame; rekey= makes new sessions while frames flow; passphrases; bad key
+ * files and unsupported inner locators are refused with their names. Tests with real processes,
+ * tcpdump and Debian's agno:// are in test/interop/crypt.test.ts.
+ */
+import { randomBytes } from 'node:crypto';
+import dgram from 'node:dgram';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createEngine, EpKind, native, type NativeEngine } from '../../src/native/index.js';
+import { Attachment } from '../../src/ports/attach.js';
+import type { OpenedEndpoint } from '../../src/ports/endpoint.js';
+import { parseKeyFile, type CryptStats } from '../../src/ports/kinds/crypt.js';
+import { openEndpoint } from '../../src/ports/registry.js';
+import { parseLocator } from '../../src/ports/vnl.js';
+import { frame } from '../helpers/harness.js';
+import { freeUdpPort, hexKey, writeKeyFile } from '../helpers/udp.js';
+
+const BCAST = 'ff:ff:ff:ff:ff:ff';
+const MA = '02:00:00:00:0a:01';
+const MB = '02:00:00:00:0b:01';
+/** Longest wait for a frame or a state that must come. */
+const WAIT_MS = 5000;
+/** How long to wait to be sure nothing comes. */
+const SILENCE_MS = 400;
+const SOCK_DGRAM = 2;
+
+interface End {
+  engine: NativeEngine;
+  client: number;
+  ep: OpenedEndpoint;
+  at: Attachment;
+}
+
+const ends: End[] = [];
+const closers: Array<() => void> = [];
+let dir = '';
+afterEach(() => {
+  for (const e of ends.splice(0)) {
+    e.at.close();
+    e.engine.close();
+    native().closeFd(e.client);
+  }
+  for (const c of closers.splice(0)) c();
+  if (dir) fs.rmSync(dir, { recursive: true, force: true });
+  dir = '';
+});
+
+function tmp(): string {
+  if (!dir) dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vdets-crypt-'));
+  return dir;
+}
+
+/** Writes a key file (mode 0600) with the given lines in this test's directory. */
+function keyFile(name: string, lines: string[]): string {
+  return writeKeyFile(tmp(), name, lines);
+}
+
+/** An engine (its own thread) with a client socket on port 1 and the locator's endpoint on port 2. */
+async function end(locator: string): Promise<End> {
+  const engine = createEngine(3, () => {});
+  const [mine, theirs] = native().socketPair(SOCK_DGRAM);
+  native().setNonBlocking(theirs, true);
+  engine.addEndpoint(1, mine, EpKind.Dgram, 65536, true);
+  const ep = await openEndpoint(parseLocator(locator));
+  const at = Attachment.attach(engine, 2, ep);
+  const e = { engine, client: theirs, ep, at };
+  ends.push(e);
+  return e;
+}
+
+function stats(e: End): CryptStats {
+  return e.ep.info!() as CryptStats;
+}
+
+async function until(fn: () => boolean, what: string, ms = WAIT_MS): Promise<void> {
+  const t0 = Date.now();
+  while (!fn()) {
+    if (Date.now() - t0 > ms) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 10));
+  }
+}
+
+/** Frames at a client within ms (all of them, after the first arrived). */
+async function recv(e: End, ms = WAIT_MS, want = 1): Promise<Buffer[]> {
+  const out: Buffer[] = [];
+  const t0 = Date.now();
+  while (Date.now() - t0 < ms) {
+    for (;;) {
+      const b = native().recvFd(e.client, 65600);
+      if (!b) break;
+      out.push(b);
+    }
+    if (out.length >= want) break;
+    await new Promise((r) => setTimeout(r, 5));
+  }
+  return out;
+}
+
+/** Sends a frame from a client (waiting while its socket is full: the test sends faster than a switch port takes). */
+function send(e: End, f: Buffer): void {
+  const EAGAIN = -11;
+  const t0 = Date.now();
+  while (native().sendFd(e.client, f) === EAGAIN) {
+    if (Date.now() - t0 > WAIT_MS) throw new Error('the client socket stays full');
+    Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 1);
+  }
+}
+
+/** Frames waiting at a client now (none waited for). */
+function drain(e: End): number {
+  let n = 0;
+  while (native().recvFd(e.client, 65600)) n++;
+  return n;
+}
+
+type Mode = 'pass' | 'flip' | 'drop';
+
+/** A UDP relay between two ends that records what passes and can tamper with it. */
+class Relay {
+  mode: Mode = 'pass';
+  readonly seen: Array<{ toB: boolean; data: Buffer }> = [];
+  private a = dgram.createSocket('udp4');
+  private b = dgram.createSocket('udp4');
+  constructor(readonly portA: number, readonly portB: number, readonly toA: number, readonly toB: number) {}
+  async start(): Promise<void> {
+    await new Promise<void>((r) => this.a.bind(this.portA, '127.0.0.1', r));
+    await new Promise<void>((r) => this.b.bind(this.portB, '127.0.0.1', r));
+    this.a.on('message', (m) => this.forward(m, true));
+    this.b.on('message', (m) => this.forward(m, false));
+    closers.push(() => {
+      this.a.close();
+      this.b.close();
+    });
+  }
+  private forward(m: Buffer, toB: boolean): void {
+    this.seen.push({ toB, data: Buffer.from(m) });
+    if (this.mode === 'drop') return;
+    const out = Buffer.from(m);
+    if (this.mode === 'flip' && out[1] === 0x12) out[out.length - 20] ^= 0x01; // a data record: one bit of the ciphertext
+    (toB ? this.b : this.a).send(out, toB ? this.toB : this.toA, '127.0.0.1');
+  }
+  /** Sends a datagram again, as an attacker would. */
+  replay(data: Buffer, toB: boolean): void {
+    (toB ? this.b : this.a).send(data, toB ? this.toB : this.toA, '127.0.0.1');
+  }
+}
+
+/** Two ends over UDP through a relay, handshake done. */
+async function pairOverRelay(keyA: string, keyB = keyA, opts = ''): Promise<{ A: End; B: End; relay: Relay; pa: number; pb: number }> {
+  const [pa, pb, ra, rb] = [await freeUdpPort(), await freeUdpPort(), await freeUdpPort(), await freeUdpPort()];
+  const relay = new Relay(ra, rb, pa, pb);
+  await relay.start();
+  const A = await end(`crypt://${keyA}${opts}{udp://127.0.0.1:${pa}->127.0.0.1:${ra}}`);
+  const B = await end(`crypt://${keyB}${opts}{udp://127.0.0.1:${pb}->127.0.0.1:${rb}}`);
+  return { A, B, relay, pa, pb };
+}
+
+describe('crypt:// cables', () => {
+  it('carries frames both ways over UDP once the handshake is done, jumbo frames included', async () => {
+    const k = keyFile('k', [`7 ${hexKey()}`]);
+    const { A, B, relay } = await pairOverRelay(k);
+    await until(() => stats(A).established && stats(B).established, 'both ends established');
+    for (const len of [60, 1514, 9014]) {
+      const f = frame(BCAST, MA, { payloadBytes: len - 14 });
+      send(A, f);
+      const got = await recv(B);
+      expect(got.map((x) => x.equals(f)), `${len} bytes A → B`).toEqual([true]);
+      const g = frame(MA, MB, { payloadBytes: len - 14, fill: 0x5a });
+      send(B, g);
+      expect((await recv(A)).map((x) => x.equals(g)), `${len} bytes B → A`).toEqual([true]);
+    }
+    // what went over the wire: records only, 32 bytes longer than their frames, no plaintext
+    const data = relay.seen.filter((d) => d.data[1] === 0x12);
+    expect(data.length).toBe(6);
+    expect(data.every((d) => d.data[0] === 0xc7 && d.data[2] === 7)).toBe(true);
+    expect(data.map((d) => d.data.length).sort((x, y) => x - y)).toEqual([92, 92, 1546, 1546, 9046, 9046]);
+    expect(relay.seen.some((d) => d.data.includes(Buffer.alloc(32, 0x5a)))).toBe(false);
+    expect(stats(A)).toMatchObject({ txFrames: 3, rxFrames: 3, badAuth: 0, replayed: 0 });
+  });
+
+  it('carries frames over a TCP stream, the other cipher too', async () => {
+    const k = keyFile('k', [hexKey()]);
+    const port = await freeUdpPort(); // a free number; TCP and UDP ports are separate, a clash only fails the listen
+    const serverP = end(`crypt://${k}[cipher=aes-256-gcm]{stream://tcp:127.0.0.1:${port}[server]}`);
+    await new Promise((r) => setTimeout(r, 200));
+    const B = await end(`crypt://${k}[cipher=aes-256-gcm]{stream://tcp:127.0.0.1:${port}}`);
+    const A = await serverP;
+    await until(() => stats(A).established && stats(B).established, 'both ends established');
+    const frames = Array.from({ length: 200 }, (_, i) => frame(MB, MA, { payloadBytes: 46 + (i * 97) % 8000, fill: i & 0xff }));
+    const got: Buffer[] = [];
+    for (const f of frames) {
+      send(A, f);
+      got.push(...(await recv(B, 0, 0)));
+    }
+    got.push(...(await recv(B, WAIT_MS, frames.length - got.length)));
+    expect(got.length).toBe(frames.length);
+    expect(got.every((g, i) => g.equals(frames[i]))).toBe(true);
+    expect(stats(B)).toMatchObject({ rxFrames: 200, badAuth: 0, malformed: 0 });
+  });
+
+  it('drops and counts flipped bits, replayed records and wrong keys; delivers none of them', async () => {
+    const k = keyFile('k', [`1 ${hexKey()}`]);
+    const { A, B, relay } = await pairOverRelay(k);
+    await until(() => stats(A).established && stats(B).established, 'both ends established');
+    // flipped bits: every record fails authentication
+    relay.mode = 'flip';
+    for (let i = 0; i < 5; i++) send(A, frame(MB, MA, { payloadBytes: 100 }));
+    expect(await recv(B, SILENCE_MS)).toEqual([]);
+    await until(() => stats(B).badAuth === 5, 'five failed authentications');
+    expect(B.engine.counters(2).drops.auth).toBe(5);
+    // replayed: a record that was delivered once is not delivered again
+    relay.mode = 'pass';
+    const f = frame(MB, MA, { payloadBytes: 200, fill: 0x33 });
+    send(A, f);
+    expect(await recv(B)).toHaveLength(1);
+    const rec = relay.seen.filter((d) => d.toB && d.data[1] === 0x12).at(-1)!.data;
+    for (let i = 0; i < 3; i++) relay.replay(rec, true);
+    expect(await recv(B, SILENCE_MS)).toEqual([]);
+    await until(() => stats(B).replayed === 3, 'three replays counted');
+    // an older record than the window is refused too; a record from the future of another session is no session
+    const garbled = Buffer.from(rec);
+    garbled.writeUInt32BE((garbled.readUInt32BE(4) ^ 0xffffffff) >>> 0, 4);
+    relay.replay(garbled, true);
+    await until(() => stats(B).noSession === 1, 'unknown session counted');
+    // an unknown key id
+    const other = Buffer.from(rec);
+    other[2] = 99;
+    relay.replay(other, true);
+    await until(() => stats(B).unknownKey === 1, 'unknown key counted');
+    // garbage and cut records
+    relay.replay(Buffer.from([0xc7, 0x12, 1, 1, 0, 0]), true);
+    relay.replay(randomBytes(300), true);
+    await until(() => stats(B).malformed === 2, 'malformed counted');
+    expect(await recv(B, SILENCE_MS)).toEqual([]);
+    expect(B.engine.counters(2).drops.auth).toBe(5 + 3 + 1 + 1 + 2);
+    // and the cable still works
+    send(A, f);
+    expect(await recv(B)).toHaveLength(1);
+  });
+
+  it('a peer with another key never gets a session: its HELLOs fail, nothing is delivered', async () => {
+    const k1 = keyFile('k1', [`1 ${hexKey()}`]);
+    const k2 = keyFile('k2', [`1 ${hexKey()}`]);
+    const { A, B } = await pairOverRelay(k1, k2);
+    await until(() => stats(B).badAuth >= 2 && stats(A).badAuth >= 2, 'HELLOs refused on both sides');
+    for (let i = 0; i < 3; i++) send(A, frame(MB, MA));
+    expect(await recv(B, SILENCE_MS)).toEqual([]);
+    expect(stats(A).established).toBe(false);
+    expect(stats(A).txNoSession).toBe(3);
+    expect(A.engine.counters(2).drops.txError).toBe(3);
+    expect(B.engine.counters(2).drops.auth).toBeGreaterThanOrEqual(2);
+  });
+
+  it('a restarted end accepts no record recorded before it restarted', async () => {
+    const k = keyFile('k', [`1 ${hexKey()}`]);
+    const { A, B, relay, pb } = await pairOverRelay(k);
+    await until(() => stats(A).established && stats(B).established, 'established');
+    const f = frame(MB, MA, { payloadBytes: 500 });
+    for (let i = 0; i < 5; i++) send(A, f);
+    expect(await recv(B, WAIT_MS, 5)).toHaveLength(5);
+    const recorded = relay.seen.filter((d) => d.toB).map((d) => d.data);
+    // B restarts (same key, same port): the recorded HELLOs and records are played to the new B
+    B.at.close();
+    B.engine.close();
+    native().closeFd(B.client);
+    ends.splice(ends.indexOf(B), 1);
+    relay.mode = 'drop'; // the real A cannot talk to the new B: only the attacker's copies arrive
+    const B2 = await end(`crypt://${k}{udp://127.0.0.1:${pb}->127.0.0.1:${relay.portB}}`);
+    await new Promise((r) => setTimeout(r, 100));
+    for (const d of recorded) relay.replay(d, true);
+    expect(await recv(B2, SILENCE_MS * 2)).toEqual([]);
+    await until(() => stats(B2).noSession === 5, 'old records: no session');
+    expect(stats(B2).rxFrames).toBe(0);
+  });
+
+  it('rotates keys through key-file edits without losing a frame, and rekeys while frames flow', async () => {
+    const old = hexKey();
+    const neu = hexKey();
+    const kA = keyFile('kA', [`1 ${old}`]);
+    const kB = keyFile('kB', [`1 ${old}`]);
+    const { A, B } = await pairOverRelay(kA, kB, '[rekey=1]');
+    await until(() => stats(A).established && stats(B).established, 'established');
+    let sent = 0;
+    let got = 0;
+    // one frame every 5 ms, counted at the far end
+    const pump = async (ms: number): Promise<void> => {
+      const t0 = Date.now();
+      while (Date.now() - t0 < ms) {
+        send(A, frame(MB, MA, { payloadBytes: 64, fill: sent & 0xff }));
+        sent++;
+        await new Promise((r) => setTimeout(r, 5));
+        got += drain(B);
+      }
+    };
+    const edit = async (lines: string[]): Promise<void> => {
+      for (const f of [kA, kB]) fs.writeFileSync(f, `${lines.join('\n')}\n`);
+      await pump(2500); // both files polled (1 s) and the handshake done
+    };
+    await pump(500);
+    await edit([`1 ${old}`, `2 ${neu}`]); // accept the new key
+    await edit([`2 ${neu}`, `1 ${old}`]); // send with it
+    await edit([`2 ${neu}`]); // forget the old one
+    await pump(500);
+    await until(() => (got += drain(B)) >= sent, 'the last frames', 2000).catch(() => {});
+    expect(got).toBe(sent);
+    expect(sent).toBeGreaterThan(500);
+    const s = stats(A);
+    expect(s.rotations).toBeGreaterThanOrEqual(4); // rekey=1 while 8 s of frames flowed, and the new send key
+    expect(s.handshakes).toBeGreaterThanOrEqual(4);
+    // the cable now runs on key 2 only: a record under key 1 would be an unknown key
+    expect(stats(B).badAuth).toBe(0);
+  }, 30_000);
+
+  it('derives the key of a passphrase on both ends', async () => {
+    const pass = 'correct horse battery staple';
+    const kA = keyFile('pa', [pass]);
+    const kB = keyFile('pb', [pass]);
+    const { A, B } = await pairOverRelay(kA, kB, '[pass/kid=3]');
+    await until(() => stats(A).established && stats(B).established, 'established');
+    send(A, frame(BCAST, MA));
+    expect(await recv(B)).toHaveLength(1);
+  });
+
+  it('refuses bad key files and unsupported inner locators, naming them', async () => {
+    const udp = 'udp://127.0.0.1:1->127.0.0.1:2';
+    const open = (l: string): Promise<unknown> => openEndpoint(parseLocator(l));
+    const loose = keyFile('loose', [hexKey()]);
+    fs.chmodSync(loose, 0o644);
+    await expect(open(`crypt://${loose}{${udp}}`)).rejects.toThrow(/key file .*loose: others may read it \(mode 0644\): chmod 600/);
+    await expect(open(`crypt://${path.join(tmp(), 'none')}{${udp}}`)).rejects.toThrow(/key file .*none: does not exist/);
+    await expect(open(`crypt://${keyFile('short', ['abcd'])}{${udp}}`)).rejects.toThrow(/:1: a key is 64 hex digits/);
+    await expect(open(`crypt://${keyFile('pw', ['too short'])}[pass]{${udp}}`)).rejects.toThrow(/passphrase is shorter than 12 characters/);
+    await expect(open(`crypt://${keyFile('ok', [hexKey()])}{tap://nosuchtap0}`)).rejects.toThrow();
+    await expect(open(`crypt://${keyFile('ok2', [hexKey()])}{null://}`)).rejects.toThrow(/runs over a datagram or stream locator .* not over null:\/\//);
+    expect(() => parseKeyFile(`1 ${hexKey()}\n1 ${hexKey()}\n`, 'f')).toThrow(/f:2: key id 1 is given twice/);
+    expect(() => parseKeyFile(`${hexKey()}\n2 ${hexKey()}\n`, 'f')).toThrow(/must be the only key/);
+    expect(() => parseKeyFile(`300 ${hexKey()}\n`, 'f')).toThrow(/key id "300" is not a number 0\.\.255/);
+    expect(() => parseKeyFile('# nothing\n', 'f')).toThrow(/no key in the file/);
+    expect(parseKeyFile(`# keys\n2 ${'ab'.repeat(32)}\n1 ${'cd'.repeat(32)} # old\n`, 'f')).toEqual({
+      keys: [{ id: 2, key: Buffer.alloc(32, 0xab) }, { id: 1, key: Buffer.alloc(32, 0xcd) }],
+      sendKey: 2,
+    });
+  });
+});

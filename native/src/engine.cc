@@ -141,7 +141,29 @@ void Engine::post(std::function<void()> fn) {
   }
   {
     std::lock_guard<std::mutex> g(cmdMu_);
+    if (holdDepth_ > 0) {
+      held_.push_back(std::move(fn));
+      return;
+    }
     cmds_.push_back(std::move(fn));
+    cmdPending_.store(true, std::memory_order_release);
+  }
+  uint64_t one = 1;
+  ssize_t r = write(wakefd_, &one, sizeof one);
+  (void)r;
+}
+
+void Engine::holdCommands() {
+  std::lock_guard<std::mutex> g(cmdMu_);
+  holdDepth_++;
+}
+
+void Engine::releaseCommands() {
+  {
+    std::lock_guard<std::mutex> g(cmdMu_);
+    if (holdDepth_ == 0 || --holdDepth_ > 0 || held_.empty()) return;
+    for (auto &fn : held_) cmds_.push_back(std::move(fn));
+    held_.clear();
     cmdPending_.store(true, std::memory_order_release);
   }
   uint64_t one = 1;

@@ -145,6 +145,13 @@ class Engine : private StageEnv, private MacObserver {
   void setStpState(int port, StpState s);
   /** Marks a port protected (isolated): protected ports exchange no frames with each other. */
   void setProtected(int port, bool on);
+  /**
+   * Holds the commands posted from now on until releaseCommands(), which hands them to the engine
+   * thread at once: it applies them together, with no frame processed between them (a tool joins
+   * both ends of a cable before either end's input is read). Nests; JavaScript thread only.
+   */
+  void holdCommands();
+  void releaseCommands();
   void setAging(uint32_t expireSeconds, uint32_t minPersistSeconds, uint32_t gcIntervalSeconds);
   void setStorm(int port, uint32_t pps);
   void setMirror(int port, int inTarget, int outTarget);
@@ -286,6 +293,8 @@ class Engine : private StageEnv, private MacObserver {
   // commands
   std::mutex cmdMu_;
   std::vector<std::function<void()>> cmds_;
+  std::vector<std::function<void()>> held_;  // posted while holdDepth_ > 0 (under cmdMu_)
+  int holdDepth_ = 0;
   std::atomic<bool> cmdPending_{false};
 
   // endpoint ids: allocated by any thread (under idMu_), slots owned by the engine thread

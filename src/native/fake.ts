@@ -118,6 +118,12 @@ export class FakeEngine implements NativeEngine {
   setProtected(port: number, on: boolean): void {
     this.rec('setProtected', [port, on]);
   }
+  holdCommands(): void {
+    this.rec('holdCommands', []);
+  }
+  releaseCommands(): void {
+    this.rec('releaseCommands', []);
+  }
   setAging(expireSeconds: number, minPersistSeconds: number, gcIntervalSeconds: number): void {
     this.rec('setAging', [expireSeconds, minPersistSeconds, gcIntervalSeconds]);
   }

@@ -144,6 +144,10 @@ export interface NativeEngine {
   setStpState(port: number, state: NativeStpState): void;
   /** Marks a port protected: protected ports exchange no frames with each other, only with unprotected ones. */
   setProtected(port: number, on: boolean): void;
+  /** Holds the commands sent from now on until releaseCommands(), which the engine then applies together, with no frame in between (nests). */
+  holdCommands(): void;
+  /** Ends a holdCommands(): the held commands go to the engine at once. */
+  releaseCommands(): void;
   setAging(expireSeconds: number, minPersistSeconds: number, gcIntervalSeconds: number): void;
   setStorm(port: number, framesPerSecond: number): void;
   setMirror(port: number, inTarget: number, outTarget: number): void;
@@ -358,7 +362,7 @@ export function wrapEngine(raw: RawEngine, onEvents: EngineEventSink | undefined
   } as Partial<NativeEngine> as Record<string, unknown>;
   const names: Array<keyof RawEngine> = [
     'addEndpoint', 'removeEndpoint', 'addCustomEndpoint', 'setNumPorts', 'setHub', 'setBackpressure', 'setUntagged', 'setTagged',
-    'setForeignTags', 'setStpCapture', 'setStpState', 'setProtected', 'setAging', 'setStorm', 'setMirror', 'setStage', 'setMacTableMax', 'setMacEvents',
+    'setForeignTags', 'setStpCapture', 'setStpState', 'setProtected', 'holdCommands', 'releaseCommands', 'setAging', 'setStorm', 'setMirror', 'setStage', 'setMacTableMax', 'setMacEvents',
     'setQueueBudget', 'flushMacs', 'resetCounters', 'injectFrame', 'counters', 'countersAll', 'countersTable', 'stats', 'pollOnce', 'ingress',
     'setTimeNs', 'advanceNs',
   ];

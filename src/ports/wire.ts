@@ -73,12 +73,16 @@ export class Wire {
       this.stopped = true;
       throw failed.reason;
     }
+    // both ends join in one engine step: nothing the first end reads is lost for want of the second
+    this.engine.holdCommands();
     try {
       opened.forEach((r, i) => this.attach(this.slots[i], (r as PromiseFulfilledResult<OpenedEndpoint>).value));
     } catch (e) {
+      this.engine.releaseCommands();
       this.stop(1, (e as Error).message);
       throw e;
     }
+    this.engine.releaseCommands();
     this.keepAlive = setInterval(() => {}, KEEPALIVE_INTERVAL_MS);
   }
 

@@ -162,6 +162,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
                            InstanceMethod("setStpCapture", &EngineWrap::SetStpCapture),
                            InstanceMethod("setStpState", &EngineWrap::SetStpState),
                            InstanceMethod("setProtected", &EngineWrap::SetProtected),
+                           InstanceMethod("holdCommands", &EngineWrap::HoldCommands),
+                           InstanceMethod("releaseCommands", &EngineWrap::ReleaseCommands),
                            InstanceMethod("setAging", &EngineWrap::SetAging),
                            InstanceMethod("setStorm", &EngineWrap::SetStorm),
                            InstanceMethod("setMirror", &EngineWrap::SetMirror),
@@ -305,6 +307,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     eng(info).setStpState(I(info, 0), s == 2 ? StpState::Discarding : s == 1 ? StpState::Learning : StpState::Forwarding);
     return Undef(info);
   }
+  Napi::Value HoldCommands(const Napi::CallbackInfo &info) { eng(info).holdCommands(); return Undef(info); }
+  Napi::Value ReleaseCommands(const Napi::CallbackInfo &info) { eng(info).releaseCommands(); return Undef(info); }
   Napi::Value SetProtected(const Napi::CallbackInfo &info) { eng(info).setProtected(I(info, 0), info[1].ToBoolean()); return Undef(info); }
   Napi::Value SetAging(const Napi::CallbackInfo &info) { eng(info).setAging(U(info, 0), U(info, 1), U(info, 2)); return Undef(info); }
   Napi::Value SetStorm(const Napi::CallbackInfo &info) { eng(info).setStorm(I(info, 0), U(info, 1)); return Undef(info); }

@@ -1,6 +1,7 @@
 // Hand-over of custom endpoint I/O objects (EndpointIo, see kinds/custom.h) from the factories
 // that create them (e.g. VXLAN sockets) to JavaScript and on to the engine's addCustomEndpoint:
-// the object travels as a Napi::External that owns it until the engine takes it.
+// the object travels as a Napi::External that owns it until the engine takes it. A factory may
+// also hand over a whole native Endpoint of its own kind (vhost-user) the same way.
 #pragma once
 
 #include <napi.h>
@@ -13,11 +14,18 @@ namespace vde {
 
 struct IoHolder {
   std::unique_ptr<EndpointIo> io;
+  std::unique_ptr<Endpoint> ep;  // a complete endpoint kind (used instead of io)
 };
 
 /** Wraps an EndpointIo for JavaScript; deleted with the wrapper unless an engine took it. */
 inline Napi::Value WrapIo(Napi::Env env, std::unique_ptr<EndpointIo> io) {
-  auto *h = new IoHolder{std::move(io)};
+  auto *h = new IoHolder{std::move(io), nullptr};
+  return Napi::External<IoHolder>::New(env, h, [](Napi::Env, IoHolder *p) { delete p; });
+}
+
+/** Wraps a native endpoint for JavaScript (engine.addCustomEndpoint takes it); deleted with the wrapper unless an engine took it. */
+inline Napi::Value WrapEndpoint(Napi::Env env, std::unique_ptr<Endpoint> ep) {
+  auto *h = new IoHolder{nullptr, std::move(ep)};
   return Napi::External<IoHolder>::New(env, h, [](Napi::Env, IoHolder *p) { delete p; });
 }
 

@@ -89,6 +89,12 @@ class Endpoint {
   virtual int extraFd(int) const { return -1; }
   /** True when GSO / partial-checksum frames may be sent as they are (a tap with a virtio-net header). */
   virtual bool takesVnet() const { return false; }
+  /**
+   * True when txFd() tells that frames can be sent again by becoming readable (an eventfd the peer
+   * signals, as a vhost-user guest's receive-queue kick) rather than writable; only for a txFd()
+   * that differs from rxFd().
+   */
+  virtual bool txWaitReadable() const { return false; }
 
   /**
    * Reads frames from readyFd into b (from b.count on, at most until b is full). Malformed input

@@ -1,12 +1,13 @@
 // Node-API module initialisation: the Engine class, the socket/tap/offload helpers, libslirp and
-// the VXLAN/VXVDE endpoint factories. Frames never cross into JavaScript except rare control
-// frames (spanning-tree BPDUs) delivered as events.
+// the VXLAN/VXVDE and vhost-user endpoint factories. Frames never cross into JavaScript except
+// rare control frames (spanning-tree BPDUs) delivered as events.
 #include <napi.h>
 
 #include "../slirp.h"
 #include "../vxlan.h"
 #include "engine_wrap.h"
 #include "sockets.h"
+#include "vhost_user.h"
 
 namespace {
 
@@ -15,6 +16,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vde::RegisterSockets(env, exports);
   vde::RegisterSlirp(env, exports);
   vde::RegisterVxlan(env, exports);
+  vde::RegisterVhostUser(env, exports);
   return exports;
 }
 

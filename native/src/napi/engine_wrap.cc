@@ -235,8 +235,8 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     Engine &e = eng(info);
     if (!info[1].IsExternal()) throw Napi::TypeError::New(info.Env(), "addCustomEndpoint: not an endpoint handle");
     IoHolder *h = info[1].As<Napi::External<IoHolder>>().Data();
-    if (!h->io) throw Napi::Error::New(info.Env(), "addCustomEndpoint: this endpoint handle was used already");
-    std::unique_ptr<Endpoint> ep = makeCustomEndpoint(std::move(h->io));
+    if (!h->io && !h->ep) throw Napi::Error::New(info.Env(), "addCustomEndpoint: this endpoint handle was used already");
+    std::unique_ptr<Endpoint> ep = h->ep ? std::move(h->ep) : makeCustomEndpoint(std::move(h->io));
     return Napi::Number::New(info.Env(), e.addEndpoint(I(info, 0), std::move(ep), U(info, 2)));
   }
   Napi::Value RemoveEndpoint(const Napi::CallbackInfo &info) {

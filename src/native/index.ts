@@ -214,6 +214,8 @@ interface Addon {
   setNonBlocking(fd: number, on: boolean): void;
   /** Names of the stage kinds engines can install (setStage). */
   stageKinds(): string[];
+  /** Makes a vhost-user back-end endpoint of a connected vhost-user socket (the handle owns fd, also on failure) for addCustomEndpoint. */
+  createVhostUser(fd: number): unknown;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));

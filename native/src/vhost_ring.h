@@ -103,6 +103,8 @@ class Vring {
   const char *why() const { return why_; }
   /** The next available index the device will take (VHOST_USER_GET_VRING_BASE). */
   uint16_t lastAvail() const { return lastAvail_; }
+  /** The guest's available index as last read (re-read only once everything up to it was taken); for the fuzz model. */
+  uint16_t availSeen() const { return availIdx_; }
 
   /**
    * Takes one chain from the available ring: its first hdrBytes bytes go to hdr, the rest (up to

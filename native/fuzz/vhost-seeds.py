@@ -42,7 +42,8 @@ class Mem:
         self.num = n = 1 << qlog2
         self.head = bytes([flags, qlog2, base & 0xff, base >> 8, maxbytes & 0xff, maxbytes >> 8]) + ops.ljust(8, b'\x00') + b'\x00\x00'
         # the regions in input order: (guest address, size)
-        self.regions = [(DESC_GPA, 16 * n), (AVAIL_GPA, 4 + 2 * n), (USED_GPA, 4 + 8 * n), (R0_GPA, R0_BYTES), (R1_GPA, R1_BYTES)]
+        ev = 2 if flags & 8 else 0  # event indexes: one more word after each ring
+        self.regions = [(DESC_GPA, 16 * n), (AVAIL_GPA, 4 + 2 * n + ev), (USED_GPA, 4 + 8 * n + ev), (R0_GPA, R0_BYTES), (R1_GPA, R1_BYTES)]
         self.img = bytearray(sum(sz for _, sz in self.regions))
         self.free = R0_GPA
 
@@ -126,6 +127,14 @@ for i in range(8):
     m.desc(i, R0_GPA + 1536 * i, 1536, F_WRITE)
 m.avail(list(range(8)))
 m.write('rx-mergeable')
+
+# the same with event indexes (VIRTIO_RING_F_EVENT_IDX): used_event after the avail ring
+m = Mem(3, flags=6 | 8, ops=bytes([put_op(1500), put_op(300), 2 | 4, put_op(3000), 3, put_op(100), TAKE, 2]))
+for i in range(8):
+    m.desc(i, R0_GPA + 1536 * i, 1536, F_WRITE)
+m.avail(list(range(8)))
+m.put(AVAIL_GPA + 4 + 2 * 8, struct.pack('<H', 1))  # used_event: interrupt once index 1 is used
+m.write('rx-mergeable-event-idx')
 
 # receive without mergeable buffers: one chain of 4 pages (big packets) and a small one
 m = Mem(4, flags=4, ops=bytes([put_op(6000), put_op(100), put_op(1500)] + [0] * 5))

@@ -6,7 +6,8 @@
 // fuzz-args: -max_len=32000
 //
 // Input: a 16-byte header, then the image of guest memory. The header: byte 0 flags (1 indirect
-// descriptors negotiated, 2 mergeable receive buffers, 4 12-byte header with num_buffers); byte 1
+// descriptors negotiated, 2 mergeable receive buffers, 4 12-byte header with num_buffers, 8 event
+// indexes: VIRTIO_RING_F_EVENT_IDX); byte 1
 // the queue size (1 << (b % 9), up to 256); bytes 2-3 the ring's start index; bytes 4-5 the
 // transmit limit (maxBytes, 0..4095); bytes 6-13 eight operations; bytes 14-15 unused. Guest
 // memory is five regions, each its own heap buffer of exactly its size (ASan reports any access
@@ -30,7 +31,8 @@
 // - put() consumes at least one chain when it succeeds, exactly one without mergeable buffers,
 //   never more than the queue size, and nothing when it fails.
 // - After a publish() that follows a take or put, the used index in guest memory equals
-//   lastAvail() (in-order completion).
+//   lastAvail() (in-order completion), and publish() asks for an interrupt exactly as the spec
+//   says (2.7.7 / 2.7.10: the avail flags, or used_event crossed).
 // - A broken ring stays broken and takes or puts nothing.
 #include <algorithm>
 #include <cstdlib>
@@ -154,11 +156,12 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   const uint16_t base = uint16_t(data[2] | data[3] << 8);
   const uint32_t maxBytes = uint32_t(data[4] | data[5] << 8) % 4096;
   const uint8_t *ops = data + 6;
-  const bool indirect = flags & 1, mergeable = flags & 2, nbField = flags & 4;
+  const bool indirect = flags & 1, mergeable = flags & 2, nbField = flags & 4, eventIdx = flags & 8;
+  const uint32_t ev = eventIdx ? 2 : 0;
   const uint32_t hdrBytes = nbField ? 12 : 10;
 
   // guest memory: desc, avail, used, then the two data regions, each exactly its size
-  const uint32_t sizes[REGIONS] = {16 * num, 4 + 2 * num, 4 + 8 * num, R0_BYTES, R1_BYTES};
+  const uint32_t sizes[REGIONS] = {16 * num, 4 + 2 * num + ev, 4 + 8 * num + ev, R0_BYTES, R1_BYTES};
   const uint64_t gpas[REGIONS] = {DESC_GPA, AVAIL_GPA, USED_GPA, R0_GPA, R1_GPA};
   Region rg[REGIONS];
   GuestMemory mem;
@@ -179,11 +182,11 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
 
   VringAddrs a{DESC_GPA + UVA_OFFSET, AVAIL_GPA + UVA_OFFSET, USED_GPA + UVA_OFFSET};
   Vring v;
-  const char *why = v.start(mem, num, a, base, indirect, false);
+  const char *why = v.start(mem, num, a, base, indirect, eventIdx);
   FUZZ_CHECK(why == nullptr, "start refused a valid ring: %s", why);
   // a ring that does not fit its region, misaligned, or of a bad size is refused
   Vring bad;
-  FUZZ_CHECK(bad.start(mem, num, a, 0, false, true) != nullptr, "event-index words beyond the rings were accepted");
+  if (!eventIdx) FUZZ_CHECK(bad.start(mem, num, a, 0, false, true) != nullptr, "event-index words beyond the rings were accepted");
   FUZZ_CHECK(bad.start(mem, num, VringAddrs{a.descUva + 16, a.availUva, a.usedUva}, 0, false, false) != nullptr, "a descriptor table beyond its region was accepted");
   FUZZ_CHECK(bad.start(mem, num, VringAddrs{R0_GPA + UVA_OFFSET + 1, a.availUva, a.usedUva}, 0, false, false) != nullptr, "a misaligned descriptor table was accepted");
   FUZZ_CHECK(bad.start(mem, 3, a, 0, false, false) != nullptr && bad.start(mem, 65536, a, 0, false, false) != nullptr, "a bad queue size was accepted");
@@ -237,8 +240,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
       }
     }
     FUZZ_CHECK(v.broken() == broken, "broken %d, expected %d", int(v.broken()), int(broken));
-    v.publish();
-    if (v.lastAvail() != before)  // publish() wrote the index (a guest buffer may overlap it otherwise)
+    const uint16_t now = v.lastAvail();
+    bool want = false;  // the interrupt the spec asks for, from guest memory as publish() will see it
+    if (now != before) {
+      if (eventIdx) {
+        uint16_t ue = rd16(avail + 4 + 2 * num);
+        want = uint16_t(now - ue - 1) < uint16_t(now - before);
+      } else {
+        want = !(rd16(avail) & 1);
+      }
+    }
+    bool irq = v.publish();
+    FUZZ_CHECK(irq == want, "publish asked for an interrupt: %d, the spec: %d (event index %d)", int(irq), int(want), int(eventIdx));
+    if (now != before)  // publish() wrote the index (a guest buffer may overlap it otherwise)
       FUZZ_CHECK(rd16(used + 2) == v.lastAvail(), "used index %u, last available %u", rd16(used + 2), v.lastAvail());
   }
   free(hdr);

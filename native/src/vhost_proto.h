@@ -63,6 +63,7 @@ constexpr int VIRTIO_NET_F_HOST_ECN = 13;
 constexpr int VIRTIO_NET_F_MRG_RXBUF = 15;
 constexpr int VIRTIO_F_ANY_LAYOUT = 27;
 constexpr int VIRTIO_RING_F_INDIRECT_DESC = 28;
+constexpr int VIRTIO_RING_F_EVENT_IDX = 29;
 constexpr int VHOST_USER_F_PROTOCOL_FEATURES = 30;
 constexpr int VIRTIO_F_VERSION_1 = 32;
 
@@ -72,11 +73,11 @@ constexpr int VHOST_USER_PROTOCOL_F_REPLY_ACK = 3;
 /** Bit n of a feature word. */
 constexpr uint64_t bit(int n) { return uint64_t(1) << n; }
 
-/** The device features the back-end offers: offloads both ways, mergeable buffers, indirect descriptors, virtio 1. */
+/** The device features the back-end offers: offloads both ways, mergeable buffers, indirect descriptors, event indexes, virtio 1. */
 constexpr uint64_t VHOST_NET_FEATURES = bit(VIRTIO_NET_F_CSUM) | bit(VIRTIO_NET_F_GUEST_CSUM) | bit(VIRTIO_NET_F_GUEST_TSO4) |
                                         bit(VIRTIO_NET_F_GUEST_TSO6) | bit(VIRTIO_NET_F_GUEST_ECN) | bit(VIRTIO_NET_F_HOST_TSO4) |
                                         bit(VIRTIO_NET_F_HOST_TSO6) | bit(VIRTIO_NET_F_HOST_ECN) | bit(VIRTIO_NET_F_MRG_RXBUF) |
-                                        bit(VIRTIO_F_ANY_LAYOUT) | bit(VIRTIO_RING_F_INDIRECT_DESC) |
+                                        bit(VIRTIO_F_ANY_LAYOUT) | bit(VIRTIO_RING_F_INDIRECT_DESC) | bit(VIRTIO_RING_F_EVENT_IDX) |
                                         bit(VHOST_USER_F_PROTOCOL_FEATURES) | bit(VIRTIO_F_VERSION_1);
 /** The protocol features offered: one queue pair announced (MQ), acknowledgements (REPLY_ACK). */
 constexpr uint64_t VHOST_PROTOCOL_FEATURES = bit(VHOST_USER_PROTOCOL_F_MQ) | bit(VHOST_USER_PROTOCOL_F_REPLY_ACK);

@@ -88,9 +88,11 @@ const char *Vring::start(const GuestMemory &mem, uint32_t num, const VringAddrs 
   used_ = u;
   num_ = num;
   indirect_ = indirect;
+  eventIdx_ = eventIdx;
   lastAvail_ = usedIdx_ = published_ = availIdx_ = base;
   usedFlags_ = 0;
   __atomic_store_n(reinterpret_cast<uint16_t *>(used_), usedFlags_, __ATOMIC_RELAXED);
+  if (eventIdx_) __atomic_store_n(availEvent(), base, __ATOMIC_RELAXED);  // a kick for the first buffer
   started_ = true;
   return nullptr;
 }
@@ -114,25 +116,40 @@ void Vring::writeUsed(uint16_t id, uint32_t len) {
   usedIdx_++;
 }
 
+uint16_t *Vring::availEvent() const { return reinterpret_cast<uint16_t *>(used_ + USED_RING_OFFSET + USED_ELEM_BYTES * num_); }
+
 bool Vring::publish() {
   if (!started_ || usedIdx_ == published_) return false;
+  uint16_t old = published_;
   __atomic_store_n(reinterpret_cast<uint16_t *>(used_ + 2), usedIdx_, __ATOMIC_RELEASE);
   published_ = usedIdx_;
   __atomic_thread_fence(__ATOMIC_SEQ_CST);  // the guest's flags are read after it can see the index
+  if (eventIdx_) {
+    // virtio 2.7.10: interrupt when used_event lies in [old, new)
+    uint16_t ue = __atomic_load_n(reinterpret_cast<const uint16_t *>(avail_ + AVAIL_RING_OFFSET + 2 * uint64_t(num_)), __ATOMIC_RELAXED);
+    return uint16_t(usedIdx_ - ue - 1) < uint16_t(usedIdx_ - old);
+  }
   uint16_t f = __atomic_load_n(reinterpret_cast<const uint16_t *>(avail_), __ATOMIC_RELAXED);
   return !(f & VRING_AVAIL_F_NO_INTERRUPT);
 }
 
 bool Vring::notify(bool on) {
   if (!running()) return false;
-  uint16_t f = on ? 0 : VRING_USED_F_NO_NOTIFY;
-  if (f != usedFlags_) {
-    usedFlags_ = f;
-    __atomic_store_n(reinterpret_cast<uint16_t *>(used_), f, __ATOMIC_RELAXED);
+  if (eventIdx_) {
+    if (!on) return false;  // avail_event stays behind: the guest kicks again only once it is moved
+    __atomic_store_n(availEvent(), availIdx_, __ATOMIC_RELAXED);
+  } else {
+    uint16_t f = on ? 0 : VRING_USED_F_NO_NOTIFY;
+    if (f != usedFlags_) {
+      usedFlags_ = f;
+      __atomic_store_n(reinterpret_cast<uint16_t *>(used_), f, __ATOMIC_RELAXED);
+    }
+    if (!on) return false;
   }
-  if (!on) return false;
-  __atomic_thread_fence(__ATOMIC_SEQ_CST);  // a buffer added before the guest saw the flag is found here
-  return refreshAvail();
+  __atomic_thread_fence(__ATOMIC_SEQ_CST);  // a buffer added before the guest saw the request is found here
+  uint16_t seen = availIdx_;
+  refreshAvail();
+  return availIdx_ != seen;
 }
 
 bool Vring::hasAvail() { return running() && (lastAvail_ != availIdx_ || refreshAvail()); }

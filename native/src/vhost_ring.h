@@ -89,8 +89,9 @@ class Vring {
   /**
    * Maps the ring through mem and starts it at index base: num must be a power of two ≤
    * VRING_MAX_ENTRIES, every part must lie inside one region and be aligned (desc 16, avail 2,
-   * used 4). eventIdx adds the two event-index words to the sizes checked. Returns null on
-   * success, else the reason (the ring stays stopped).
+   * used 4). eventIdx (VIRTIO_RING_F_EVENT_IDX) adds the two event-index words to the sizes
+   * checked and makes notifications use them instead of the flags. Returns null on success,
+   * else the reason (the ring stays stopped).
    */
   const char *start(const GuestMemory &mem, uint32_t num, const VringAddrs &a, uint16_t base, bool indirect, bool eventIdx);
   /** Stops the ring (nothing is touched until the next start). */
@@ -122,9 +123,14 @@ class Vring {
    */
   PutResult put(const struct iovec *iov, int iovcnt, uint64_t total, bool mergeable, bool numBuffersField);
 
-  /** Publishes the used index after take()/put() calls; true when the guest wants an interrupt. */
+  /** Publishes the used index after take()/put() calls; true when the guest wants an interrupt (its flag, or its used_event index crossed). */
   bool publish();
-  /** Asks the guest for kicks (on) or not (off); returns true when buffers are available (re-read after enabling). */
+  /**
+   * Asks the guest for kicks (on) or not (off): the used ring's flag, or with event indexes the
+   * avail_event word (set to the last available index seen; off leaves it behind). With on,
+   * returns true when the guest made buffers available since the last look (re-read after the
+   * request, so that none is missed).
+   */
   bool notify(bool on);
   /** True when the guest has made buffers available that the device has not taken. */
   bool hasAvail();
@@ -136,6 +142,7 @@ class Vring {
     return false;
   }
   bool refreshAvail();
+  uint16_t *availEvent() const;
   uint16_t headAt(uint16_t idx) const;
   void writeUsed(uint16_t id, uint32_t len);
 
@@ -143,7 +150,7 @@ class Vring {
   uint8_t *desc_ = nullptr, *avail_ = nullptr, *used_ = nullptr;
   uint32_t num_ = 0;
   uint16_t lastAvail_ = 0, usedIdx_ = 0, availIdx_ = 0, published_ = 0, usedFlags_ = 0;
-  bool indirect_ = false, started_ = false, broken_ = false;
+  bool indirect_ = false, eventIdx_ = false, started_ = false, broken_ = false;
   const char *why_ = "";
 };
 

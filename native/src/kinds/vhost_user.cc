@@ -35,7 +35,6 @@
 #include <unistd.h>
 
 #include <cstdio>
-#include <cstdlib>
 
 #include "../offload.h"
 #include "../vhost_proto.h"
@@ -189,7 +188,9 @@ class VhostUserEndpoint : public Endpoint {
     }
     if (b.full()) return RxResult::More;
     // the queue looked empty: ask for kicks again, and catch a buffer that raced with that
-    return q.ring.notify(true) ? RxResult::More : RxResult::Ok;
+    if (q.ring.notify(true)) return RxResult::More;
+    reportRing(q, st);  // (the index read again may have been impossible)
+    return RxResult::Ok;
   }
 
   // --- guest receive: frames into the receive queue
@@ -219,6 +220,7 @@ class VhostUserEndpoint : public Endpoint {
       PutResult r = q.ring.put(iov, k, len, mergeable(), hdrBytes_ == VNET_HDR_MRG_BYTES);
       if (r == PutResult::NoRoom) {
         if (q.ring.notify(true)) continue;  // buffers arrived meanwhile: try again
+        reportRing(q, c.st);
         break;
       }
       if (r == PutResult::Broken) {  // this frame and the rest are lost
@@ -393,11 +395,6 @@ class VhostUserEndpoint : public Endpoint {
   bool handle(EpStatus &st) {
     VhostHdr h = vhostDecodeHdr(msg_);
     const uint8_t *p = msg_ + VHOST_HDR_BYTES;
-    if (getenv("VDE_TS_VHOST_DEBUG")) {
-      uint64_t v = 0;
-      if (h.size >= 8) memcpy(&v, p, 8);
-      fprintf(stderr, "vhost-user: request %u flags %#x size %u fds %d u64 %#llx\n", h.request, h.flags, h.size, nfds_, (unsigned long long)v);
-    }
     if (h.size < vhostPayloadBytes(h.request)) return protoError(st, "a message is shorter than its request needs") >= 0;
     uint64_t u64 = 0;
     uint32_t index = 0, num = 0;
@@ -522,7 +519,7 @@ class VhostUserEndpoint : public Endpoint {
   /** Starts a queue once it has everything (size, addresses, kick, memory); a bad ring is reported. */
   void startQueue(Queue &q, EpStatus &st) {
     if (!q.kicked || !q.addrSet || q.num == 0 || mem_.count() == 0) return;
-    if (const char *why = q.ring.start(mem_, q.num, q.addrs, q.base, has(VIRTIO_RING_F_INDIRECT_DESC), false)) {
+    if (const char *why = q.ring.start(mem_, q.num, q.addrs, q.base, has(VIRTIO_RING_F_INDIRECT_DESC), has(VIRTIO_RING_F_EVENT_IDX))) {
       snprintf(errText_, sizeof errText_, "guest %s queue cannot start: %s", &q == &q_[VHOST_RXQ] ? "receive" : "transmit", why);
       st.fail(EPROTO, errText_);
       signalEvent(q.err);

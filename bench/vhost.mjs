@@ -17,8 +17,7 @@
 // show what bounds each path. Prints a markdown table with ratios and appends it to
 // bench/results/latest.md unless --no-write. Needs root (namespaces, taps), QEMU, curl, busybox.
 // Run with tsx (it loads test/helpers/guest.ts): node --import tsx bench/vhost.mjs
-import { execFileSync, spawn } from 'node:child_process';
-import { randomBytes } from 'node:crypto';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -27,7 +26,7 @@ import { debianTool, oursArgv } from './reference.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const { buildGuest, parseGuestOutput, startGuest } = await import('../test/helpers/guest.ts');
-const { Cleanup } = await import('../test/helpers/netns.ts');
+const { Cleanup, createNetns, moveLinkToNetns, pollUntil, spawnInNetns, uniqueIfname } = await import('../test/helpers/netns.ts');
 
 const BLOB_BYTES = 64 * 1024 * 1024;
 const GUEST_MEMORY_MB = 512;
@@ -42,8 +41,6 @@ const GUEST_READY_TIMEOUT_MS = 240_000;
 const GUEST_LIFETIME_MS = 600_000;
 const CURL_TIMEOUT_S = 120;
 const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
-const NS = `vdebench-vhost-${process.pid}`;
-const TAP = `vbv${process.pid % 100000}`;
 const write = !process.argv.includes('--no-write');
 
 let DEBIAN_SWITCH;
@@ -55,42 +52,6 @@ try {
 }
 
 const sh = (cmd, args, opts = {}) => execFileSync(cmd, args, { encoding: 'utf8', stdio: ['ignore', 'pipe', 'pipe'], ...opts });
-const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
-const procs = [];
-/** Starts a process whose stdin stays an open pipe (Debian's vde_switch exits on stdin EOF). */
-function start(cmd, args) {
-  const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'] });
-  let out = '';
-  p.stdout.on('data', (d) => (out += d));
-  p.stderr.on('data', (d) => (out += d));
-  p.output = () => out;
-  procs.push(p);
-  return p;
-}
-async function until(fn, ms, what) {
-  const end = Date.now() + ms;
-  while (Date.now() < end) {
-    try {
-      if (await fn()) return;
-    } catch {
-      /* retry */
-    }
-    await sleep(50);
-  }
-  throw new Error(`timed out waiting for ${what}`);
-}
-function cleanupNet() {
-  try { sh('ip', ['netns', 'del', NS]); } catch { /* gone */ }
-  try { sh('ip', ['link', 'del', TAP]); } catch { /* gone */ }
-}
-function stopAll() {
-  for (const p of procs.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
-}
-process.on('SIGINT', () => {
-  stopAll();
-  cleanupNet();
-  process.exit(130);
-});
 
 /** CPU ticks of every thread of pid, by thread name (summed). */
 function threadTicks(pid) {
@@ -126,6 +87,7 @@ const median = (xs) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)];
 const SERVER = `
 const http = require('http');
 const blob = require('crypto').randomBytes(${BLOB_BYTES});
+console.log('SHA', require('crypto').createHash('sha256').update(blob).digest('hex'));
 http.createServer((req, res) => {
   const t0 = process.hrtime.bigint();
   console.log('START');
@@ -141,22 +103,21 @@ async function runRow(row) {
   const dir = path.join(base, 'sw');
   const vsock = path.join(base, 'vm.vhost');
   const qsock = path.join(base, 'vm.stream');
+  const tap = uniqueIfname('vbv');
   const cleanup = new Cleanup();
   try {
     const [node, swBin] = oursArgv('vde_switch');
-    const swProc =
-      row.switch === 'ours'
-        ? start(node, [swBin, '-s', dir, '--nostdin', '-t', TAP, ...(row.id === 'vhost' ? ['--vhost-user', vsock] : row.id === 'stream' ? ['--qemu-listen', `unix:${qsock}`] : [])])
-        : start(DEBIAN_SWITCH, ['-s', dir, '-t', TAP]);
-    await until(() => fs.existsSync(path.join(dir, 'ctl')), ATTACH_TIMEOUT_MS, `switch (${swProc.output()})`);
-    await until(() => sh('ip', ['-o', 'link', 'show', TAP]).length > 0, ATTACH_TIMEOUT_MS, 'the switch tap');
-    sh('ip', ['netns', 'add', NS]);
-    sh('ip', ['link', 'set', TAP, 'netns', NS]);
-    sh('ip', ['-n', NS, 'link', 'set', 'lo', 'up']);
-    sh('ip', ['-n', NS, 'addr', 'add', `${NS_IP}/24`, 'dev', TAP]);
-    sh('ip', ['-n', NS, 'link', 'set', TAP, 'up']);
-    const server = start('ip', ['netns', 'exec', NS, process.execPath, '-e', SERVER]);
-    await until(() => server.output().includes('LISTENING'), ATTACH_TIMEOUT_MS, `the namespace's HTTP server (${server.output()})`);
+    const extra = row.id === 'vhost' ? ['--vhost-user', vsock] : row.id === 'stream' ? ['--qemu-listen', `unix:${qsock}`] : [];
+    // Debian's vde_switch exits on stdin EOF: spawnInNetns keeps a stdin pipe open
+    const swArgv = row.switch === 'ours' ? [node, swBin, '-s', dir, '--nostdin', '-t', tap, ...extra] : [DEBIAN_SWITCH, '-s', dir, '-t', tap];
+    const sw = spawnInNetns(null, swArgv, { cleanup });
+    cleanup.link(tap, null);
+    await pollUntil(() => fs.existsSync(path.join(dir, 'ctl')), ATTACH_TIMEOUT_MS, `switch (${sw.output()})`);
+    const ns = await createNetns('vdebench-vhost', cleanup);
+    await moveLinkToNetns(tap, ns, `${NS_IP}/24`, { cleanup });
+    const server = spawnInNetns(ns, [process.execPath, '-e', SERVER], { cleanup });
+    await pollUntil(() => server.output().includes('LISTENING'), ATTACH_TIMEOUT_MS, `the namespace's HTTP server (${server.output()})`);
+    const swPid = sw.child.pid;
 
     const mac = '52:54:00:be:0c:01';
     const dev = ['-device', `virtio-net-pci,netdev=n0,vectors=0,mac=${mac}`];
@@ -172,35 +133,46 @@ async function runRow(row) {
       extraQemuArgs: ['-name', 'bench,debug-threads=on', '-object', `memory-backend-memfd,id=mem,size=${GUEST_MEMORY_MB}M,share=on`, '-numa', 'node,memdev=mem'],
       memoryMb: GUEST_MEMORY_MB,
       accel: 'tcg',
-      cmdline: { ip: `${GUEST_IP}/24`, httpd: 80, httpsize: BLOB_BYTES, wget: `http://${NS_IP}:${NS_HTTP_PORT}/blob`, wgettimeout: CURL_TIMEOUT_S, sleep: 600 },
+      // REPS fetches into /dev/null (measured), then one into a file (checked by its sha256)
+      cmdline: { ip: `${GUEST_IP}/24`, httpd: 80, httpsize: BLOB_BYTES, wget: `http://${NS_IP}:${NS_HTTP_PORT}/blob`, wgetrepeat: REPS, wgettimeout: CURL_TIMEOUT_S, sleep: 600 },
       timeoutMs: GUEST_LIFETIME_MS,
       cleanup,
     });
-    // namespace -> guest: the guest's wget, timed by the server; CPU sampled at its START and END
+    // namespace -> guest: the guest's wget REPS times, each timed by the server; CPU sampled as
+    // the server reports the request (START) and the connection's close (END)
+    const ins = [];
     let s0 = null;
-    let inbound = null;
-    await until(() => {
-      if (!s0 && server.output().includes('START')) s0 = sample(guest.pid, swProc.pid);
-      const m = /END ([\d.]+) (\d+)/.exec(server.output());
-      if (m && s0) {
-        const s1 = sample(guest.pid, swProc.pid);
-        const ms = Number(m[1]);
-        inbound = { mbps: (Number(m[2]) * 8) / (ms / 1000) / 1e6, ...cpuShares(s0, s1, ms / 1000) };
-        return true;
+    let lineBuf = '';
+    server.child.stdout.on('data', (d) => {
+      lineBuf += d;
+      for (let nl = lineBuf.indexOf('\n'); nl >= 0; nl = lineBuf.indexOf('\n')) {
+        const line = lineBuf.slice(0, nl);
+        lineBuf = lineBuf.slice(nl + 1);
+        if (line === 'START') s0 = sample(guest.pid, swPid);
+        const m = /^END ([\d.]+) (\d+)$/.exec(line);
+        if (m && s0) {
+          const ms = Number(m[1]);
+          ins.push({ mbps: (Number(m[2]) * 8) / (ms / 1000) / 1e6, ...cpuShares(s0, sample(guest.pid, swPid), ms / 1000) });
+          s0 = null;
+        }
       }
-      return guest.output().includes('VT-RESULT wget fail');
-    }, GUEST_READY_TIMEOUT_MS, `the guest's fetch (${guest.output().slice(-500)})`);
+    });
+    await guest.waitFor(/^VT-RESULT wget /m, GUEST_READY_TIMEOUT_MS);
+    if (ins.length < REPS) throw new Error(`the guest fetched ${ins.length} of ${REPS} times`);
+    const inbound = ins.slice(0, REPS).find((o) => o.mbps === median(ins.slice(0, REPS).map((x) => x.mbps)));
     await guest.waitFor(/^VT-SLEEP /m, GUEST_READY_TIMEOUT_MS);
     const rep = parseGuestOutput(guest.output());
-    if (rep.errors.length || !rep.httpdSha) throw new Error(`guest: ${rep.errors.join('; ') || 'no httpd'}`);
+    if (rep.errors.length || !rep.httpdSha || !rep.wgetSha) throw new Error(`guest: ${rep.errors.join('; ') || 'no httpd or no fetch'}`);
+    const sha = /^SHA (\w+)$/m.exec(server.output())?.[1];
+    if (rep.wgetSha !== sha) throw new Error(`the guest's copy of the blob differs (sha256 ${rep.wgetSha}, sent ${sha})`);
     // guest -> namespace: curl in the namespace fetches the blob FETCHES_PER_RUN times, REPS runs
     const outs = [];
     const url = `http://${GUEST_IP}/blob`;
     const fetchArgs = Array.from({ length: FETCHES_PER_RUN }, () => ['-o', '/dev/null', url]).flat();
     for (let i = 0; i < REPS; i++) {
-      const a = sample(guest.pid, swProc.pid);
-      const r = sh('ip', ['netns', 'exec', NS, 'curl', '-s', '--max-time', String(CURL_TIMEOUT_S), '-w', '%{size_download} %{time_total}\\n', ...fetchArgs], { timeout: (CURL_TIMEOUT_S + 10) * 1000 });
-      const b = sample(guest.pid, swProc.pid);
+      const a = sample(guest.pid, swPid);
+      const r = sh('ip', ['netns', 'exec', ns, 'curl', '-s', '--max-time', String(CURL_TIMEOUT_S), '-w', '%{size_download} %{time_total}\\n', ...fetchArgs], { timeout: (CURL_TIMEOUT_S + 10) * 1000 });
+      const b = sample(guest.pid, swPid);
       const runs = r.trim().split('\n').map((l) => l.split(' ').map(Number));
       const bytes = runs.reduce((n, x) => n + x[0], 0);
       const secs = runs.reduce((n, x) => n + x[1], 0);
@@ -209,14 +181,11 @@ async function runRow(row) {
     }
     const outbound = outs.find((o) => o.mbps === median(outs.map((x) => x.mbps)));
     await guest.kill();
-    return { outbound, inbound, reps: outs.map((o) => o.mbps) };
+    return { outbound, inbound, outs: outs.map((o) => o.mbps), ins: ins.slice(0, REPS).map((o) => o.mbps) };
   } catch (e) {
     return { error: String(e.message).split('\n')[0] };
   } finally {
     await cleanup.run();
-    stopAll();
-    await sleep(300);
-    cleanupNet();
     fs.rmSync(base, { recursive: true, force: true });
   }
 }
@@ -228,6 +197,7 @@ const ROWS = [
   { id: 'stream', switch: 'ours', label: '-netdev stream (ours, --qemu-listen)' },
   { id: 'debvde', switch: 'debian', label: "-netdev vde (Debian's vde_switch, reference)" },
 ];
+const loadBefore = fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ');
 const results = {};
 for (const row of ROWS) {
   process.stderr.write(`bench/vhost.mjs: ${row.label} ...\n`);
@@ -241,7 +211,7 @@ const lines = [
   '',
   '## vhost-user (bench/vhost.mjs)',
   '',
-  `TCP between the test guest (QEMU ${sh('qemu-system-x86_64', ['--version']).split('\n')[0].replace(/^QEMU emulator version /, '')}, TCG, 1 vCPU, ${GUEST_MEMORY_MB} MiB memfd memory) and a namespace behind the switch's own tap, ${BLOB_BYTES >> 20} MiB over HTTP; guest -> namespace is the median of ${REPS} curl runs of ${FETCHES_PER_RUN} fetches each, namespace -> guest one busybox wget. Mbit/s, with the CPU QEMU's vCPU thread, QEMU's other threads and the switch used meanwhile (100% = one CPU). ${os.cpus().length} CPUs, ${os.cpus()[0]?.model ?? ''}.`,
+  `TCP between the test guest (QEMU ${sh('qemu-system-x86_64', ['--version']).split('\n')[0].replace(/^QEMU emulator version /, '')}, TCG, 1 vCPU, ${GUEST_MEMORY_MB} MiB memfd memory) and a namespace behind the switch's own tap, ${BLOB_BYTES >> 20} MiB over HTTP; guest -> namespace is the median of ${REPS} curl runs of ${FETCHES_PER_RUN} fetches each, namespace -> guest the median of ${REPS} busybox wget runs. Mbit/s, with the CPU QEMU's vCPU thread, QEMU's other threads and the switch used meanwhile (100% = one CPU). ${os.cpus().length} CPUs, ${os.cpus()[0]?.model ?? ''}; load average ${loadBefore} before the run, ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} after (other processes share the CPUs).`,
   '',
   '| back-end | guest -> namespace | namespace -> guest | vhost-user / this (out, in) |',
   '|---|---|---|---|',

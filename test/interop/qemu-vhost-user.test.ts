@@ -6,7 +6,8 @@
  * checked by sha256 (TCP segments of up to 64 KiB cross the switch whole: the port's average
  * input frame shows it, and the namespace counts no TCP checksum error). Then QEMU is killed:
  * the port goes inactive, and a second QEMU on the same socket gets the same port back and
- * reaches the namespace again.
+ * reaches the namespace again. Last the switch restarts: that QEMU (`reconnect=1`) connects to
+ * the new switch by itself and the guest is reachable again.
  *
  * QEMU 7.2 under TCG (no KVM here) crashes in vhost_net_start when the virtio-net device uses
  * MSI-X (msix_set_vector_notifiers -> virtio_pci_vector_unmask, seen with gdb), so the device is
@@ -34,15 +35,18 @@ const BLOB_BYTES = 8 * 1024 * 1024;
 const NS_HTTP_PORT = 8080;
 const GUEST_HTTP_PORT = 80;
 const CURL_TIMEOUT_S = 60;
+/** How long QEMU may take to find a restarted switch (it tries every second). */
+const RECONNECT_TIMEOUT_MS = 20_000;
 
 const NS_IP = '10.0.2.50';
 const GUEST_IP = '10.0.2.15';
 const GUEST2_IP = '10.0.2.16';
 
-/** QEMU arguments for a virtio-net device on a vhost-user socket with shared guest memory. */
-function vhostArgs(sock: string, mac: string): { netdev: string[]; extraQemuArgs: string[] } {
+/** QEMU arguments for a virtio-net device on a vhost-user socket with shared guest memory (reconnect: seconds between QEMU's attempts when the switch goes away). */
+function vhostArgs(sock: string, mac: string, reconnect = 0): { netdev: string[]; extraQemuArgs: string[] } {
+  const chardev = `socket,id=c0,path=${sock}${reconnect ? `,reconnect=${reconnect}` : ''}`;
   return {
-    netdev: ['-chardev', `socket,id=c0,path=${sock}`, '-netdev', 'vhost-user,id=n0,chardev=c0', '-device', `virtio-net-pci,netdev=n0,vectors=0,mac=${mac}`],
+    netdev: ['-chardev', chardev, '-netdev', 'vhost-user,id=n0,chardev=c0', '-device', `virtio-net-pci,netdev=n0,vectors=0,mac=${mac}`],
     extraQemuArgs: ['-object', `memory-backend-memfd,id=mem,size=${GUEST_MEMORY_MB}M,share=on`, '-numa', 'node,memdev=mem'],
   };
 }
@@ -67,7 +71,7 @@ describe('a QEMU guest on a vhost-user port', () => {
   }, 60_000);
 
   test(
-    'DHCP through slirp, ping and sha256-checked TCP both ways with a namespace, and a QEMU restart',
+    'DHCP through slirp, ping and sha256-checked TCP both ways with a namespace, a QEMU restart and a switch restart',
     async () => {
       const dir = cleanup.path(mkdtempSync(join(tmpdir(), 'vde-ts-qvu-')));
       const sw = join(dir, 'sw');
@@ -121,7 +125,7 @@ describe('a QEMU guest on a vhost-user port', () => {
       await guest.kill();
       await pollUntil(async () => (await ports()).some((p) => p.port === p1!.port && !p.active), ATTACH_TIMEOUT_MS, 'the guest port inactive');
       const guest2 = await startGuest({
-        ...vhostArgs(sock, '52:54:00:76:68:02'),
+        ...vhostArgs(sock, '52:54:00:76:68:02', 1),
         memoryMb: GUEST_MEMORY_MB,
         cmdline: { ip: `${GUEST2_IP}/24`, ping: NS_IP, count: 3, sleep: 30 },
         timeoutMs: GUEST_LIFETIME_MS,
@@ -134,6 +138,21 @@ describe('a QEMU guest on a vhost-user port', () => {
       expect([p2?.port, p2?.active]).toEqual([p1!.port, true]);
       const back = await ping(ns, GUEST2_IP, 3);
       expect(back.received, back.output).toBe(3);
+
+      // the switch restarts: QEMU (reconnect=1) connects again and the guest is reachable again
+      swProc.child.kill('SIGTERM');
+      await pollUntil(() => swProc.child.exitCode !== null || swProc.child.signalCode !== null, ATTACH_TIMEOUT_MS, 'the switch to stop');
+      const tap2 = uniqueIfname('qvu');
+      const sw2 = spawnInNetns(null, [process.execPath, SWITCH_BIN, '-s', sw, '-M', mgmt, '--nostdin', '-t', tap2, '--vhost-user', sock], { cleanup });
+      cleanup.link(tap2, null);
+      await pollUntil(() => existsSync(mgmt) && existsSync(sock), ATTACH_TIMEOUT_MS, `the switch again (${sw2.output()})`);
+      await moveLinkToNetns(tap2, ns, `${NS_IP}/24`, { cleanup });
+      await pollUntil(async () => (await vmPort())?.active === true, RECONNECT_TIMEOUT_MS, `QEMU back on the new switch (${sw2.output()})`);
+      const again = await pollUntil(async () => {
+        const r = await ping(ns, GUEST2_IP, 1, { deadlineS: 2 });
+        return r.received === 1 ? r : null;
+      }, RECONNECT_TIMEOUT_MS, 'the guest reachable through the new switch');
+      expect(again.received).toBe(1);
       await guest2.kill();
     },
     TEST_TIMEOUT_MS,

@@ -11,7 +11,7 @@
  * port, with the port's VLAN and other settings.
  */
 import { log } from '../core/log.js';
-import { Attachment, releaseEndpoint } from '../ports/attach.js';
+import { Attachment } from '../ports/attach.js';
 import type { OpenedEndpoint } from '../ports/endpoint.js';
 import { VhostUserListener } from '../ports/kinds/vhostuser.js';
 import type { PortInfo, SwitchState } from './state.js';
@@ -47,9 +47,9 @@ export class VhostUserPorts {
       const what = '--vhost-user';
       const l = new VhostUserListener(
         p,
-        (ep) => {
+        (open) => {
           try {
-            this.attach(p, ep);
+            this.attach(p, open);
           } catch (e) {
             log('warning', `${what} ${p}: ${(e as Error).message}`);
           }
@@ -75,15 +75,10 @@ export class VhostUserPorts {
     return p;
   }
 
-  /** Gives a connected QEMU its port. */
-  private attach(path: string, ep: OpenedEndpoint): void {
-    let port: PortInfo;
-    try {
-      port = this.pick(path);
-    } catch (e) {
-      releaseEndpoint(ep);
-      throw e;
-    }
+  /** Gives a connected QEMU its port (a connection without a free port is closed by the listener). */
+  private attach(path: string, open: () => OpenedEndpoint): void {
+    const port = this.pick(path);
+    const ep = open();
     const at = Attachment.attach(this.state.engine, port.num, ep);
     const id = ep.fd;
     let closed = false;

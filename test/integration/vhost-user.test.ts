@@ -178,6 +178,24 @@ describe('vhost-user ports with a scripted front-end', () => {
   });
 });
 
+describe('--vhost-user without a free port', () => {
+  it('closes the connection of a QEMU that finds no free port at once, and serves the first', async () => {
+    await buildVhostFront();
+    const sock = path.join(tmpdir(), 'one.vhost');
+    const sw = await startSwitch(['-n', '1', '--vhost-user', sock]);
+    try {
+      const first = runFront(sock, ['traffic', '--wait-ms', '3000']);
+      await waitFor(async () => (await sw.json<unknown[]>('json/port/print')).length === 1, PORT_TIMEOUT_MS, 'the first guest port');
+      const second = await runFront(sock, ['proto', 'truncated']);
+      expect(second).toMatchObject({ ok: true, closed: true });
+      expect(sw.output()).toMatch(/--vhost-user .*no free port/);
+      expect((await first).ok).toBe(true);
+    } finally {
+      await sw.stop();
+    }
+  });
+});
+
 describe('--vhost-user option', () => {
   it('refuses a relative path, a regular file and a live socket, and removes its socket at exit', async () => {
     const dir = tmpdir();

@@ -34,14 +34,18 @@ export interface VhostUserListenOptions {
   gid: number | null;
 }
 
-/** A listening vhost-user socket that hands every QEMU that connects to `onPeer` as an endpoint. */
+/**
+ * A listening vhost-user socket that hands every QEMU that connects to `onPeer`, which decides
+ * (a port free?) before it turns the connection into an endpoint with `open()`; a connection
+ * onPeer does not open, or whose onPeer throws, is closed at once.
+ */
 export class VhostUserListener {
   private server: net.Server | null = null;
   private owned: OwnedPath | null = null;
 
   constructor(
     readonly path: string,
-    private onPeer: (ep: OpenedEndpoint) => void,
+    private onPeer: (open: () => OpenedEndpoint) => void,
     private onError: (e: Error) => void = () => {},
   ) {}
 
@@ -49,12 +53,16 @@ export class VhostUserListener {
   async listen(what: string, o: VhostUserListenOptions): Promise<void> {
     await claimSocketPath(this.path, what);
     const srv = net.createServer({ pauseOnConnect: true }, (sock) => {
+      let opened = false;
       try {
-        this.onPeer(vhostUserEndpoint(sock, `vhost-user ${this.path}`));
+        this.onPeer(() => {
+          opened = true;
+          return vhostUserEndpoint(sock, `vhost-user ${this.path}`);
+        });
       } catch (e) {
-        sock.destroy();
         this.onError(e as Error);
       }
+      if (!opened) sock.destroy();
     });
     await listenUnix(srv, this.path, o.mode, VHOST_USER_BACKLOG).catch((e: Error) => {
       throw new Error(`${what} ${this.path}: ${e.message}`);

@@ -204,14 +204,16 @@ for (const row of ROWS) {
   results[row.id] = await runRow(row);
 }
 const pct = (x) => `${Math.round(x * 100)}%`;
-const cell = (r) => (r ? `${r.mbps.toFixed(0)} (vCPU ${pct(r.vcpu)}, QEMU other ${pct(r.qemuOther)}, switch ${pct(r.sw)})` : 'n/a');
+// guest CPU per MiB moved: under TCG the emulated guest is the bound when its vCPU thread is busy
+const perMiB = (r) => (r.vcpu * 1000) / (r.mbps / 8 / 1.048576);
+const cell = (r) => (r ? `${r.mbps.toFixed(0)} (vCPU ${pct(r.vcpu)} = ${perMiB(r).toFixed(1)} ms/MiB, QEMU other ${pct(r.qemuOther)}, switch ${pct(r.sw)})` : 'n/a');
 const ratio = (a, b) => (a && b ? `${(a.mbps / b.mbps).toFixed(2)}x` : 'n/a');
 const v = results.vhost;
 const lines = [
   '',
   '## vhost-user (bench/vhost.mjs)',
   '',
-  `TCP between the test guest (QEMU ${sh('qemu-system-x86_64', ['--version']).split('\n')[0].replace(/^QEMU emulator version /, '')}, TCG, 1 vCPU, ${GUEST_MEMORY_MB} MiB memfd memory) and a namespace behind the switch's own tap, ${BLOB_BYTES >> 20} MiB over HTTP; guest -> namespace is the median of ${REPS} curl runs of ${FETCHES_PER_RUN} fetches each, namespace -> guest the median of ${REPS} busybox wget runs. Mbit/s, with the CPU QEMU's vCPU thread, QEMU's other threads and the switch used meanwhile (100% = one CPU). ${os.cpus().length} CPUs, ${os.cpus()[0]?.model ?? ''}; load average ${loadBefore} before the run, ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} after (other processes share the CPUs).`,
+  `TCP between the test guest (QEMU ${sh('qemu-system-x86_64', ['--version']).split('\n')[0].replace(/^QEMU emulator version /, '')}, TCG, 1 vCPU, ${GUEST_MEMORY_MB} MiB memfd memory) and a namespace behind the switch's own tap, ${BLOB_BYTES >> 20} MiB over HTTP; guest -> namespace is the median of ${REPS} curl runs of ${FETCHES_PER_RUN} fetches each, namespace -> guest the median of ${REPS} busybox wget runs. Mbit/s, with the CPU QEMU's vCPU thread (and what that is per MiB moved), QEMU's other threads and the switch used meanwhile (100% = one CPU). ${os.cpus().length} CPUs, ${os.cpus()[0]?.model ?? ''}; load average ${loadBefore} before the run, ${fs.readFileSync('/proc/loadavg', 'utf8').split(' ').slice(0, 3).join(' ')} after (other processes share the CPUs).`,
   '',
   '| back-end | guest -> namespace | namespace -> guest | vhost-user / this (out, in) |',
   '|---|---|---|---|',

@@ -1,7 +1,7 @@
 // Hand-over of custom endpoint I/O objects (EndpointIo, see kinds/custom.h) from the factories
 // that create them (e.g. VXLAN sockets), or of whole endpoints of kinds made outside the engine
-// (crypt://), to JavaScript and on to the engine's addCustomEndpoint: the object travels as a
-// Napi::External that owns it until the engine takes it.
+// (crypt://, vhost-user), to JavaScript and on to the engine's addCustomEndpoint: the object
+// travels as a Napi::External that owns it until the engine takes it.
 #pragma once
 
 #include <napi.h>
@@ -14,7 +14,7 @@ namespace vde {
 
 struct IoHolder {
   std::unique_ptr<EndpointIo> io;
-  std::unique_ptr<Endpoint> ep;  // or a whole endpoint kind made outside the engine (crypt://)
+  std::unique_ptr<Endpoint> ep;  // or a whole endpoint kind made outside the engine (crypt://, vhost-user)
 };
 
 /** Wraps an endpoint (a kind of its own, e.g. crypt://) for JavaScript, like WrapIo. */

@@ -601,7 +601,7 @@ void Engine::dispatch(uint64_t t, uint32_t events) {
   Endpoint *ep = lookup(uint32_t(t));
   if (!ep || ep->dead) return;
   if (type == TAG_TX) {
-    if (events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) drainEndpoint(ep);
+    if (events & (EPOLLOUT | EPOLLIN | EPOLLERR | EPOLLHUP)) drainEndpoint(ep);
     return;
   }
   if (type == TAG_EXTRA) {
@@ -883,7 +883,7 @@ void Engine::drainEndpoint(Endpoint *ep) {
 void Engine::updateEpollOut(Endpoint *ep, bool want) {
   struct epoll_event ev = {};
   if (ep->txFd() != ep->rxFd()) {
-    ev.events = EPOLLOUT;
+    ev.events = ep->txWaitReadable() ? EPOLLIN : EPOLLOUT;
     ev.data.u64 = tag(TAG_TX, ep->id);
     epoll_ctl(epfd_, want ? EPOLL_CTL_ADD : EPOLL_CTL_DEL, ep->txFd(), &ev);
   } else {

@@ -259,6 +259,8 @@ interface Addon {
   stageKinds(): string[];
   /** null when a capture filter expression parses, else the message saying what is wrong. */
   checkCaptureFilter(text: string): string | null;
+  /** Makes a vhost-user back-end endpoint of a connected vhost-user socket (the handle owns fd, also on failure) for addCustomEndpoint. */
+  createVhostUser(fd: number): unknown;
 }
 
 const here = path.dirname(fileURLToPath(import.meta.url));

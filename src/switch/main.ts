@@ -1,10 +1,11 @@
 /**
  * The `vde_switch` command: vde2's options, read as getopt_long_only reads them (single-dash long
  * forms and unambiguous prefixes: `-sock DIR`, `-mod 0660`; the last of a repeated option wins,
- * except the repeatable --tap and --qemu-*; a missing value is an error), validated with precise
- * errors, turned into SwitchOptions; then the switch runs until a signal, `shutdown`, or EOF on
- * the stdin console. `-d` re-launches the switch as a detached background process that logs to
- * --logfile or syslog, and returns once it is serving (or prints why it failed).
+ * except the repeatable --tap, --qemu-* and --vhost-user; a missing value is an error),
+ * validated with precise errors, turned into SwitchOptions; then the switch runs until a signal,
+ * `shutdown`, or EOF on the stdin console. `-d` re-launches the switch as a detached background
+ * process that logs to --logfile or syslog, and returns once it is serving (or prints why it
+ * failed).
  */
 import fs from 'node:fs';
 import os from 'node:os';
@@ -18,6 +19,7 @@ import { deriveModes, lookupGroup, DEFAULT_MGMT_MODE } from '../core/perms.js';
 import { versionLine } from '../core/version.js';
 import { metricsOption } from '../ports/metrics.js';
 import { parseQemuSpec } from './qemu.js';
+import { parseVhostUserPath } from './vhostuser.js';
 import { DEFAULT_MAC_ENTRIES, MAX_HASH_SIZE_ENTRIES, MAX_MAC_ENTRIES, MAX_NUMPORTS, MIN_MAC_ENTRIES } from './state.js';
 import { VdeSwitch, type SwitchOptions } from './switch.js';
 
@@ -59,6 +61,7 @@ const OPTIONS = {
   'qemu-listen': { type: 'string', array: true, describe: 'accept QEMU -netdev stream/socket clients: unix:PATH or tcp:[HOST:]PORT (repeatable)' },
   'qemu-connect': { type: 'string', array: true, describe: 'connect to a listening QEMU (-netdev stream,server=on / socket,listen=): unix:PATH or tcp:HOST:PORT' },
   'qemu-dgram': { type: 'string', array: true, describe: 'a port for QEMU -netdev dgram: unix:PATH or udp:[HOST:]PORT' },
+  'vhost-user': { type: 'string', array: true, describe: 'listen on unix socket PATH as a vhost-user back-end: each QEMU -netdev vhost-user that connects gets a port (repeatable; the socket gets --mode and --group)' },
   tap: { alias: 't', type: 'string', array: true, describe: 'attach a Linux tap interface, created if missing (repeatable or comma-separated; needs root or CAP_NET_ADMIN)' },
   'tap-offload': { type: 'string', choices: ['on', 'off'], default: 'on', describe: 'taps opened by -t use a virtio-net header with TSO/checksum offloads (TCP between taps moves 64 KiB segments); off = plain frames' },
   debugclients: { alias: 'D', type: 'string', describe: 'accepted for vde2 compatibility; ignored', hidden: true },
@@ -74,6 +77,12 @@ export const EXAMPLES: Example[] = [
   { command: 'vde_switch -sock /tmp/sw -numports 64 -hub', what: 'vde2-style single-dash options work too' },
   { command: 'vde_switch -F --priority 4096 -s /tmp/sw', what: 'spanning tree, preferred as root' },
   { command: 'vde_switch -s /tmp/sw --qemu-listen unix:/tmp/sw.qemu', what: 'then: qemu-system-x86_64 ... -netdev stream,id=n0,server=off,addr.type=unix,addr.path=/tmp/sw.qemu' },
+  {
+    command: 'vde_switch -s /tmp/sw --vhost-user /tmp/sw.vhost',
+    what:
+      'then: qemu-system-x86_64 -m 512M -object memory-backend-memfd,id=mem,size=512M,share=on -numa node,memdev=mem ' +
+      '-chardev socket,id=c0,path=/tmp/sw.vhost -netdev vhost-user,id=n0,chardev=c0 -device virtio-net-pci,netdev=n0 ...',
+  },
   { command: 'qemu-system-x86_64 -netdev vde,id=n0,sock=/tmp/sw -device virtio-net-pci,netdev=n0', what: 'attach a VM' },
   { command: 'vde_switch -s /tmp/sw -M /tmp/sw.mgmt --metrics tcp:127.0.0.1:9310', what: 'then: curl http://127.0.0.1:9310/metrics; vde_capture /tmp/sw.mgmt | tshark -r -' },
 ];
@@ -164,6 +173,7 @@ export function toOptions(a: Record<string, unknown>): SwitchOptions {
       ...((a['qemu-connect'] as string[] | undefined) ?? []).map((v) => parseQemuSpec('connect', v)),
       ...((a['qemu-dgram'] as string[] | undefined) ?? []).map((v) => parseQemuSpec('dgram', v)),
     ],
+    vhostUser: ((a['vhost-user'] as string[] | undefined) ?? []).map(parseVhostUserPath),
   };
 }
 

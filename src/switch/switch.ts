@@ -4,7 +4,8 @@
  * rc file, spanning tree and the pidfile; and tears all of it down on shutdown or signal.
  *
  * It never deletes or takes over what it did not create:
- * - a live control socket, management socket or QEMU socket path is refused (core/sockpath);
+ * - a live control socket, management socket, QEMU or vhost-user socket path is refused
+ *   (core/sockpath);
  * - a path that exists and is not a socket (a regular file as DIR/ctl or as -M) is refused and
  *   left alone;
  * - the directory: a missing one is created with --dirmode (and removed at exit when empty); one
@@ -38,6 +39,7 @@ import { CtlServer, DATA_SOCKET_NAME, reclaimStaleDataSockets } from './ctl.js';
 import { QemuPorts, type QemuSpec } from './qemu.js';
 import { SpanningTreeControl } from './stpctl.js';
 import { SwitchState } from './state.js';
+import { VhostUserPorts } from './vhostuser.js';
 
 export { PROBE_TIMEOUT_MS } from '../core/sockpath.js';
 
@@ -66,6 +68,8 @@ export interface SwitchOptions {
   pidFile: string | null;
   foreignTags: 'pass' | 'drop';
   qemu: QemuSpec[];
+  /** vhost-user back-end sockets (--vhost-user), absolute paths. */
+  vhostUser?: string[];
   taps: string[];
   /** Open taps with a virtio-net header and TSO/checksum offloads (default true). */
   tapOffload?: boolean;
@@ -98,6 +102,7 @@ export class VdeSwitch {
   private metrics: MetricsServer | null = null;
   private ctl: CtlServer | null = null;
   private qemu: QemuPorts | null = null;
+  private vhost: VhostUserPorts | null = null;
   private mgmt: net.Server | null = null;
   private mgmtOwned: OwnedPath | null = null;
   private mgmtSessions = new Set<net.Socket>();
@@ -223,6 +228,10 @@ export class VdeSwitch {
     if (o.qemu.length) {
       this.qemu = new QemuPorts(this.state);
       await this.qemu.start(o.qemu);
+    }
+    if (o.vhostUser?.length) {
+      this.vhost = new VhostUserPorts(this.state, { mode: o.mode, gid: o.gid });
+      await this.vhost.start(o.vhostUser);
     }
     if (o.mgmtPath) await this.startMgmt(o.mgmtPath);
     if (o.metrics) {
@@ -412,6 +421,7 @@ export class VdeSwitch {
     this.qemu?.close();
     this.capture.stopAll();
     this.metrics?.close();
+    this.vhost?.close();
     for (const p of this.state.ports.values()) for (const ep of [...p.endpoints.values()]) ep.close();
     this.ctl?.close();
     for (const s of this.mgmtSessions) s.destroy();

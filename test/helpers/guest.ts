@@ -23,6 +23,7 @@
  *   vtg.httpd=PORT        serve /www on PORT with busybox httpd; /www/blob holds random bytes
  *   vtg.httpsize=BYTES    size of /www/blob (default 1048576)
  *   vtg.wget=URL          fetch URL (bounded by vtg.wgettimeout=S, default 30)
+ *   vtg.wgetrepeat=N      first fetch vtg.wget N times into /dev/null (benchmarks; default 0)
  *   vtg.sleep=S           stay up S seconds after the jobs (answering pings, serving HTTP)
  *   vtg.nopoweroff=1      do not power off at the end (idle until killed)
  *
@@ -172,6 +173,8 @@ for t in $(echo "$VT_ping" | tr , ' '); do
   if [ "@{rx:-0}" -ge "$pingmin" ] && [ "@{rx:-0}" -gt 0 ]; then say "RESULT ping ok $t"; else cat /tmp/ping.out; say "RESULT ping fail $t"; fi
 done
 if [ -n "$VT_wget" ]; then
+  n=@{VT_wgetrepeat:-0}
+  while [ "$n" -gt 0 ]; do timeout "@{VT_wgettimeout:-30}" wget -q -O /dev/null "$VT_wget"; n=$((n-1)); done
   rm -f /tmp/wget.out
   if timeout "@{VT_wgettimeout:-30}" wget -q -O /tmp/wget.out "$VT_wget"; then
     say "WGET-SHA $(sha256sum /tmp/wget.out | cut -d' ' -f1)"

@@ -1,9 +1,9 @@
 // Unit tests of option handling: vde2 permission derivations, single-dash long options, strict
-// integer parsing and the conversion of CLI arguments into switch options.
+// integer parsing and the conversion of CLI arguments into switch options (--vhost-user too).
 import { describe, expect, it } from 'vitest';
 import { intOption, normalizeLongOnly } from '../../src/core/cli.js';
 import { deriveModes, parseOctal } from '../../src/core/perms.js';
-import { toOptions } from '../../src/switch/main.js';
+import { parseSwitchArgs, toOptions } from '../../src/switch/main.js';
 
 describe('deriveModes', () => {
   it('uses 0600/02700 by default', () => expect(deriveModes()).toEqual({ mode: 0o600, dirmode: 0o2700 }));
@@ -36,5 +36,18 @@ describe('parsers', () => {
     const o = toOptions({ sock: '/tmp/x', numports: '32', priority: '32768', hashsize: '128', 'foreign-tags': 'pass' });
     expect(o).toMatchObject({ dir: '/tmp/x', numPorts: 32, mode: 0o600, dirmode: 0o2700, mgmtMode: 0o600, hub: false, stdinConsole: true, foreignTags: 'pass' });
     expect(() => toOptions({ sock: '/tmp/x', numports: '32', priority: '70000', hashsize: '1' })).toThrow(/--priority: 70000 is out of range/);
+  });
+});
+
+describe('--vhost-user', () => {
+  it('repeats, keeps the paths, and reads single-dash and prefix forms', async () => {
+    const { opts } = await parseSwitchArgs(['-s', '/tmp/x', '--vhost-user', '/tmp/a.sock', '-vhost-user', '/tmp/b.sock', '--vhost', '/tmp/c.sock']);
+    expect(opts?.vhostUser).toEqual(['/tmp/a.sock', '/tmp/b.sock', '/tmp/c.sock']);
+    expect((await parseSwitchArgs(['-s', '/tmp/x'])).opts?.vhostUser).toEqual([]);
+  });
+  it('refuses a relative, too long or missing path with the option name', async () => {
+    await expect(parseSwitchArgs(['--vhost-user', 'a.sock'])).rejects.toThrow(/--vhost-user: "a\.sock" must be an absolute path/);
+    await expect(parseSwitchArgs(['--vhost-user', `/tmp/${'x'.repeat(120)}`])).rejects.toThrow(/--vhost-user: .* is too long for a unix socket/);
+    await expect(parseSwitchArgs(['--vhost-user'])).rejects.toThrow(/vhost-user/);
   });
 });

@@ -92,6 +92,12 @@ class Endpoint {
   virtual bool takesVnet() const { return false; }
   /** With takesVnet: the largest GSO frame sent as it is; a larger one is segmented in software (a UDP path's datagram limit). */
   virtual uint32_t maxSegment() const { return SLOT_BYTES; }
+  /**
+   * True when txFd() tells that frames can be sent again by becoming readable (an eventfd the peer
+   * signals, as a vhost-user guest's receive-queue kick) rather than writable; only for a txFd()
+   * that differs from rxFd().
+   */
+  virtual bool txWaitReadable() const { return false; }
 
   /**
    * Reads frames from readyFd into b (from b.count on, at most until b is full). Malformed input

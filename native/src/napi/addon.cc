@@ -1,6 +1,7 @@
 // Node-API module initialisation: the Engine class, the socket/tap/offload helpers, libslirp and
-// the VXLAN/VXVDE endpoint factories and crypt:// (authenticated encrypted cables). Frames never cross into JavaScript except rare control
-// frames (spanning-tree BPDUs) delivered as events.
+// the VXLAN/VXVDE, crypt:// (authenticated encrypted cables) and vhost-user endpoint factories.
+// Frames never cross into JavaScript except rare control frames (spanning-tree BPDUs) delivered
+// as events.
 #include <napi.h>
 
 #include "../slirp.h"
@@ -8,6 +9,7 @@
 #include "../vxlan.h"
 #include "engine_wrap.h"
 #include "sockets.h"
+#include "vhost_user.h"
 
 namespace {
 
@@ -17,6 +19,7 @@ Napi::Object Init(Napi::Env env, Napi::Object exports) {
   vde::RegisterSlirp(env, exports);
   vde::RegisterVxlan(env, exports);
   vde::RegisterCrypt(env, exports);
+  vde::RegisterVhostUser(env, exports);
   return exports;
 }
 

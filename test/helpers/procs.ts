@@ -50,10 +50,10 @@ export async function killTree(pid: number | undefined): Promise<void> {
   for (const k of kids) await killPid(k);
 }
 
-/** True when something listens on TCP port `port` (any address), from /proc/net/tcp{,6}. */
-export function listening(port: number): boolean {
+/** True when something listens on TCP port `port` (any address), or with proto 'udp' has a UDP socket bound to it, from /proc/net. */
+export function listening(port: number, proto: 'tcp' | 'udp' = 'tcp'): boolean {
   const hex = port.toString(16).toUpperCase().padStart(4, '0');
-  for (const f of ['/proc/net/tcp', '/proc/net/tcp6']) {
+  for (const f of [`/proc/net/${proto}`, `/proc/net/${proto}6`]) {
     let text = '';
     try {
       text = fs.readFileSync(f, 'utf8');
@@ -62,7 +62,7 @@ export function listening(port: number): boolean {
     }
     for (const line of text.split('\n').slice(1)) {
       const cols = line.trim().split(/\s+/);
-      if (cols.length > 3 && cols[1]!.endsWith(`:${hex}`) && cols[3] === '0A') return true;
+      if (cols.length > 3 && cols[1]!.endsWith(`:${hex}`) && (proto === 'udp' || cols[3] === '0A')) return true;
     }
   }
   return false;

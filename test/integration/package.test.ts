@@ -26,13 +26,13 @@ const PKG = JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
 /** Debian's switch, which a global install must never replace. */
 const DEBIAN_SWITCH = '/usr/bin/vde_switch';
 /** Bound of one npm install (reifying node_modules, or installing and compiling the addon). */
-const NPM_INSTALL_TIMEOUT_MS = 240_000;
+const NPM_INSTALL_TIMEOUT_MS = 480_000; // compiles the whole addon at niceness 15 beside the other tests
 /** Bound of npm pack, git and the commands' --help runs. */
 const SHORT_TIMEOUT_MS = 60_000;
 /** Niceness of the npm installs, so that compiling the addon yields the CPUs to tests running alongside. */
 const NPM_NICENESS = '15';
 /** Bound of a whole test of this file (its steps are bounded one by one as well). */
-const TEST_TIMEOUT_MS = 300_000;
+const TEST_TIMEOUT_MS = 600_000;
 /** How long the installed switch may take to open its management socket. */
 const START_TIMEOUT_MS = 15_000;
 const POLL_INTERVAL_MS = 50;

@@ -83,7 +83,7 @@ describe('vde_plug cables', () => {
     const viaEq = plug([s1.dir, '=', process.execPath, PLUG_BIN, s2.dir]);
     const mixed = spawn('dpipe', [process.execPath, PLUG_BIN, s1.dir, '=', 'vde_plug', s2.dir], { stdio: 'ignore' });
     procs.push(mixed);
-    await waitFor(async () => (await activePorts(s1)) === 2 && (await activePorts(s2)) === 2, 5000, 'two cables up');
+    await waitFor(async () => (await activePorts(s1)) === 2 && (await activePorts(s2)) === 2, 15_000, 'two cables up'); // three node processes start at once
     // two parallel cables make a loop: keep only one at a time
     const a = await VdeClient.connect(s1.dir);
     const b = await VdeClient.connect(s2.dir);

@@ -352,7 +352,7 @@ static void parse_mac(const char *s, char *out) {
 
 int main(int argc, char **argv) {
   const char *path = NULL, *scenario = NULL, *kind = "";
-  int txCount = 0, rxBuffers = 64, rxExpect = 0, waitMs = 2000, lateMs = 0, mergeable = 1, deadlineMs = 20000, gso = 0;
+  int txCount = 0, rxBuffers = 64, rxExpect = 0, waitMs = 2000, lateMs = 0, mergeable = 1, deadlineMs = 20000, gso = 0, closeMs = 500;
   uint32_t txBytes = 60, rxBufBytes = 2048;
   uint16_t base = 0;
   parse_mac("02:00:00:00:00:02", mac_dst);
@@ -369,6 +369,7 @@ int main(int argc, char **argv) {
     else if (OPT("--rx-late-ms")) lateMs = atoi(v);
     else if (OPT("--wait-ms")) waitMs = atoi(v);
     else if (OPT("--base")) base = (uint16_t)atoi(v);
+    else if (OPT("--close-ms")) closeMs = atoi(v);
     else if (OPT("--deadline-ms")) deadlineMs = atoi(v);
     else if (OPT("--dst")) parse_mac(v, mac_dst);
     else if (OPT("--src")) parse_mac(v, mac_src);
@@ -493,11 +494,11 @@ int main(int argc, char **argv) {
       uint32_t hdr[3] = {2, 1, 8};
       if (write(sock, hdr, 12) != 12 || write(sock, &v, 3) != 3) fail("write");
       /* the switch waits for the rest without blocking anything; it must not answer or close */
-      int c = closed_within(500);
+      int c = closed_within(closeMs);
       printf("{\"ok\":true,\"closed\":%s}\n", c ? "true" : "false");
       return 0;
     } else fail("unknown proto kind %s", kind);
-    int c = closed_within(size == -3 ? 2000 : 500);
+    int c = closed_within(size == -3 ? (closeMs > 2000 ? closeMs : 2000) : closeMs);
     printf("{\"ok\":true,\"closed\":%s,\"replySize\":%d,\"reply\":%llu}\n", c ? "true" : "false", size, (unsigned long long)reply);
     return 0;
   }

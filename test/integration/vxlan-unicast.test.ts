@@ -24,7 +24,7 @@ const BCAST = 'ff:ff:ff:ff:ff:ff';
 /** VXLAN header for VNI 42. */
 const VX42 = Buffer.from([0x08, 0, 0, 0, 0, 0, 42, 0]);
 /** Longest wait for a file change to be taken up (the poll interval is 1 s). */
-const PEERS_FILE_WAIT_MS = 5000;
+const PEERS_FILE_WAIT_MS = 15_000; // polled each second; the loop ends as soon as the change shows
 
 interface Node {
   h: Harness;

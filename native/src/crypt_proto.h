@@ -17,7 +17,8 @@
 // On a byte stream every record is preceded by its length (4 bytes, big-endian).
 //
 // Sessions. Every endpoint draws a random 16-byte nonce at start and a new one every
-// REKEY_SECONDS (or after REKEY_AFTER_RECORDS records), and announces it in HELLOs together with
+// REKEY_SECONDS (or after REKEY_AFTER_RECORDS records, AES_GCM_REKEY_AFTER_RECORDS with
+// AES-256-GCM), and announces it in HELLOs together with
 // the last nonce it heard from the peer ("echo"). The key for frames from S to R is
 // HKDF(K[kid], salt = nonce_S || nonce_R, info "vde-ts crypt v1 data" + SUITE): 32 key bytes and
 // the 4-byte session id. A receiver accepts only sessions that involve one of its own two
@@ -68,6 +69,10 @@ constexpr uint64_t REKEY_SECONDS = 120;
 constexpr uint64_t REKEY_AFTER_RECORDS = uint64_t(1) << 48;
 /** A session is never used for more records than this. */
 constexpr uint64_t REJECT_AFTER_RECORDS = uint64_t(1) << 60;
+/** AES-256-GCM keys wear out sooner (RFC 8446 5.5: at most 2^24.5 full-size records per key):
+ *  new keys after this many records, and never more than the second limit with one key. */
+constexpr uint64_t AES_GCM_REKEY_AFTER_RECORDS = uint64_t(1) << 24;
+constexpr uint64_t AES_GCM_REJECT_AFTER_RECORDS = uint64_t(1) << 30;
 /** HELLOs are repeated this often while the peer has not confirmed our nonce. */
 constexpr uint64_t HELLO_RETRY_NS = 1'000'000'000;
 /** ...and never sent more often than this. */
@@ -270,7 +275,11 @@ inline bool cryptPrepareKey(CryptKey &k) {
 class CryptState {
  public:
   /** An endpoint sending with suite (CR_SUITE_*) that draws a new nonce every rekeyNs (at most). */
-  explicit CryptState(uint8_t suite, uint64_t rekeyNs = REKEY_SECONDS * CR_NS_PER_SECOND) : suite_(suite), rekeyNs_(rekeyNs) {}
+  explicit CryptState(uint8_t suite, uint64_t rekeyNs = REKEY_SECONDS * CR_NS_PER_SECOND)
+      : suite_(suite),
+        rekeyNs_(rekeyNs),
+        rekeyAfterRecords_(suite == CR_SUITE_AES_256_GCM ? AES_GCM_REKEY_AFTER_RECORDS : REKEY_AFTER_RECORDS),
+        rejectAfterRecords_(suite == CR_SUITE_AES_256_GCM ? AES_GCM_REJECT_AFTER_RECORDS : REJECT_AFTER_RECORDS) {}
 
   /** Replaces the keys (at most CR_MAX_KEYS, ids unique); sendKid sends. A new send key means a new nonce. */
   bool setKeys(const std::vector<CryptKey> &keys, uint8_t sendKid, uint64_t now) {
@@ -321,8 +330,8 @@ class CryptState {
   /** Encrypts a frame (iov parts, len bytes) into out: header, ciphertext, tag (len + CR_OVERHEAD_BYTES); false without a session. */
   bool seal(const struct iovec *iov, int n, size_t len, uint8_t *out, uint64_t now) {
     (void)len;
-    if (!tx_.ready() || txCounter_ >= REJECT_AFTER_RECORDS) return false;
-    if (txCounter_ >= REKEY_AFTER_RECORDS && now - lastRotateNs_ >= ROTATE_MIN_INTERVAL_NS) rotate(now, false);
+    if (!tx_.ready() || txCounter_ >= rejectAfterRecords_) return false;
+    if (txCounter_ >= rekeyAfterRecords_ && now - lastRotateNs_ >= ROTATE_MIN_INTERVAL_NS) rotate(now, false);
     out[0] = CR_MAGIC;
     out[1] = CR_DATA;
     out[2] = tx_.kid();
@@ -513,6 +522,7 @@ class CryptState {
 
   uint8_t suite_;
   uint64_t rekeyNs_;
+  uint64_t rekeyAfterRecords_, rejectAfterRecords_;
   std::vector<CryptKey> keys_;
   uint8_t sendKid_ = 0;
   bool started_ = false;

@@ -15,7 +15,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { createEngine, EpKind, native, type NativeEngine } from '../../src/native/index.js';
+import { createEngine, EpKind, native, type EngineEvent, type NativeEngine } from '../../src/native/index.js';
 import { Attachment } from '../../src/ports/attach.js';
 import type { OpenedEndpoint } from '../../src/ports/endpoint.js';
 import { parseKeyFile, type CryptStats } from '../../src/ports/kinds/crypt.js';
@@ -64,9 +64,9 @@ function keyFile(name: string, lines: string[]): string {
   return writeKeyFile(tmp(), name, lines);
 }
 
-/** An engine (its own thread) with a client socket on port 1 and the locator's endpoint on port 2. */
-async function end(locator: string): Promise<End> {
-  const engine = createEngine(3, () => {});
+/** An engine (its own thread) with a client socket on port 1 and the locator's endpoint on port 2; its events go to onEvents. */
+async function end(locator: string, onEvents: (evs: EngineEvent[]) => void = () => {}): Promise<End> {
+  const engine = createEngine(3, onEvents);
   const [mine, theirs] = native().socketPair(SOCK_DGRAM);
   native().setNonBlocking(theirs, true);
   engine.addEndpoint(1, mine, EpKind.Dgram, 65536, true);
@@ -260,6 +260,22 @@ describe('crypt:// cables', () => {
     expect(B.engine.counters(2).drops.auth).toBeGreaterThanOrEqual(2);
   });
 
+  it('an end whose peer is not up yet takes the refused HELLOs as lost datagrams, not errors, and meets the peer later', async () => {
+    const k = keyFile('k', [`1 ${hexKey()}`]);
+    const [pa, pb] = [await freeUdpPort(), await freeUdpPort()];
+    const events: EngineEvent[] = [];
+    const A = await end(`crypt://${k}{udp://127.0.0.1:${pa}->127.0.0.1:${pb}}`, (evs) => events.push(...evs));
+    // the first HELLO at once, then one a second: each comes back as ECONNREFUSED from loopback
+    await until(() => stats(A).helloSent >= 3, 'three HELLOs to a closed port', 3 * WAIT_MS);
+    await new Promise((r) => setTimeout(r, 100));
+    expect(events.filter((e) => e.type === 'epError' || e.type === 'epClosed')).toEqual([]);
+    const B = await end(`crypt://${k}{udp://127.0.0.1:${pb}->127.0.0.1:${pa}}`);
+    await until(() => stats(A).established && stats(B).established, 'established once the peer is up');
+    send(A, frame(BCAST, MA));
+    expect(await recv(B)).toHaveLength(1);
+    expect(events.filter((e) => e.type === 'epError' || e.type === 'epClosed')).toEqual([]);
+  });
+
   it('a restarted end accepts no record recorded before it restarted', async () => {
     const k = keyFile('k', [`1 ${hexKey()}`]);
     const { A, B, relay, pb } = await pairOverRelay(k);
@@ -344,6 +360,16 @@ describe('crypt:// cables', () => {
     expect(() => parseKeyFile(`1 ${hexKey()}\n1 ${hexKey()}\n`, 'f')).toThrow(/f:2: key id 1 is given twice/);
     expect(() => parseKeyFile(`${hexKey()}\n2 ${hexKey()}\n`, 'f')).toThrow(/must be the only key/);
     expect(() => parseKeyFile(`300 ${hexKey()}\n`, 'f')).toThrow(/key id "300" is not a number 0\.\.255/);
+    // a line written the wrong way round ("HEX KEYID") is refused without showing any key digits
+    const key = hexKey();
+    let message = '';
+    try {
+      parseKeyFile(`${key} 1\n`, 'f');
+    } catch (e) {
+      message = (e as Error).message;
+    }
+    expect(message).toMatch(/f:1: the key id \(the first word\) is not a number 0\.\.255/);
+    expect(message).not.toContain(key.slice(0, 8));
     expect(() => parseKeyFile('# nothing\n', 'f')).toThrow(/no key in the file/);
     expect(parseKeyFile(`# keys\n2 ${'ab'.repeat(32)}\n1 ${'cd'.repeat(32)} # old\n`, 'f')).toEqual({
       keys: [{ id: 2, key: Buffer.alloc(32, 0xab) }, { id: 1, key: Buffer.alloc(32, 0xcd) }],

@@ -77,6 +77,9 @@ class CryptEndpoint : public Endpoint {
     if (t_.stream) return HupAction::Drain;
     return hup ? HupAction::Close : HupAction::Report;
   }
+  // The first HELLO often leaves before the peer is up: the ICMP error that comes back is a lost
+  // datagram (the HELLO is repeated), as for udp:// cables, not news to report.
+  bool ignoresError(int err) const override { return !t_.stream && err == ECONNREFUSED; }
 
   RxResult receive(int readyFd, Batch &b, DropCounts &d, EpStatus &st) override {
     uint64_t now = monoNs();
@@ -373,7 +376,7 @@ class CryptEndpoint : public Endpoint {
     do n = recvmmsg(t_.fd, msgs_, unsigned(room), MSG_DONTWAIT, nullptr);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
-      if (errno != EAGAIN) st.fail(errno, "receive error");
+      if (errno != EAGAIN && errno != ECONNREFUSED) st.fail(errno, "receive error");  // see ignoresError
       return RxResult::Ok;
     }
     int base = b.count;

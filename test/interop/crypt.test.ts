@@ -67,13 +67,18 @@ describe('crypt:// on the wire: tcpdump finds no plaintext', () => {
     await c.run();
   });
 
-  /** Lays a cable (the locators of both ends) between taps in nsA and nsB, runs marked traffic, returns the capture of the underlay. */
-  async function captureThrough(cableA: string, cableB: string, tag: string): Promise<{ pcap: Buffer; udpPackets: number }> {
+  /**
+   * Lays a cable (the locators of both ends) between taps in nsA and nsB, runs marked traffic,
+   * returns the capture of the underlay (tcpdump filter: udp, or tcp for a stream cable whose
+   * server end, A, listens on serverPort before B starts).
+   */
+  async function captureThrough(cableA: string, cableB: string, tag: string, opts: { filter?: 'udp' | 'tcp'; serverPort?: number } = {}): Promise<{ pcap: Buffer; udpPackets: number }> {
     const local = new Cleanup();
     try {
       const tapA = await createTapInNetns(nsA, uniqueIfname(`ct${tag}`), '192.168.89.1/24', { cleanup: local });
       const tapB = await createTapInNetns(nsB, uniqueIfname(`ct${tag}`), '192.168.89.2/24', { cleanup: local });
       spawnInNetns(nsA, [process.execPath, PLUG_BIN, cableA, `tap://${tapA}`], { cleanup: local });
+      if (opts.serverPort) await pollUntil(async () => new RegExp(`:${opts.serverPort}\\b`).test((await netnsExec(nsA, ['ss', '-ltn'])).stdout), ATTACH_MS, 'the cable server listening');
       spawnInNetns(nsB, [process.execPath, PLUG_BIN, cableB, `tap://${tapB}`], { cleanup: local });
       await pollUntil(() => tapAttached(tapA, nsA), ATTACH_MS, 'tap A attached');
       await pollUntil(() => tapAttached(tapB, nsB), ATTACH_MS, 'tap B attached');
@@ -81,7 +86,7 @@ describe('crypt:// on the wire: tcpdump finds no plaintext', () => {
       const pcapFile = path.join(dir, `${tag}.pcap`);
       // -Z root: Debian's tcpdump would write as user tcpdump, which may not enter our 0700 temp directory;
       // --immediate-mode: every packet reaches the file at once (not when a 1 s ring block times out)
-      const cap = spawnInNetns(nsA, [tcpdump, '-Z', 'root', '--immediate-mode', '-i', vA, '-n', '-U', '-s', '0', '-w', pcapFile, 'udp'], { cleanup: local });
+      const cap = spawnInNetns(nsA, [tcpdump, '-Z', 'root', '--immediate-mode', '-i', vA, '-n', '-U', '-s', '0', '-w', pcapFile, opts.filter ?? 'udp'], { cleanup: local });
       await pollUntil(() => /listening on/.test(cap.output()), 10_000, 'tcpdump listening');
       const p = await netnsExec(nsA, ['ping', '-n', '-c', '5', '-i', '0.05', '-W', '1', '-p', MARKER_HEX, '192.168.89.2'], { check: false });
       expect(p.stdout, p.stderr).toMatch(/5 received/);
@@ -104,6 +109,15 @@ describe('crypt:// on the wire: tcpdump finds no plaintext', () => {
     const k = newKey(dir, 'key');
     const r = await captureThrough(`crypt://${k}{udp://10.89.0.1:7001->10.89.0.2:7001}`, `crypt://${k}{udp://10.89.0.2:7001->10.89.0.1:7001}`, 'c');
     expect(r.udpPackets).toBeGreaterThan(20);
+    expect(r.pcap.includes(Buffer.from(MARKER_HEX, 'hex'))).toBe(false);
+    expect(r.pcap.includes(Buffer.from(MARKER_TEXT))).toBe(false);
+    expect(r.pcap.includes(Buffer.from(MARKER_TEXT.slice(0, 12)))).toBe(false);
+  });
+
+  it('a crypt:// TCP cable (64 KiB segments from the taps sealed whole) shows no payload either', async () => {
+    const k = newKey(dir, 'key-tcp');
+    const r = await captureThrough(`crypt://${k}{stream://tcp:10.89.0.1:7004[server]}`, `crypt://${k}{stream://tcp:10.89.0.1:7004}`, 't', { filter: 'tcp', serverPort: 7004 });
+    expect(r.udpPackets).toBeGreaterThan(10);
     expect(r.pcap.includes(Buffer.from(MARKER_HEX, 'hex'))).toBe(false);
     expect(r.pcap.includes(Buffer.from(MARKER_TEXT))).toBe(false);
     expect(r.pcap.includes(Buffer.from(MARKER_TEXT.slice(0, 12)))).toBe(false);

@@ -170,6 +170,7 @@ export async function openCrypt(loc: CryptLocator, o: OpenOptions, openAny: (l: 
         stream,
         adoptPeer: inner.adoptPeer ?? false,
         closeFds: inner.fd > 2,
+        offload: o.offload !== false, // 64 KiB segments as SEG records where the transport carries them
         suite: loc.cipher ?? 'chacha20-poly1305',
         keys: keys.keys,
         sendKey: keys.sendKey,

@@ -330,11 +330,9 @@ class CryptEndpoint : public Endpoint {
   int sendStream(SendCtx &c, const OutFrame *f, int m, const uint32_t *lens) {
     struct iovec iov[RX_BATCH_FRAMES];
     int k = 0;
-    size_t total = 0;
     for (int i = 0; i < m; i++) {
       if (!lens[i]) continue;
       iov[k++] = {scratch_.get() + size_t(i) * recordRoom(), lens[i]};
-      total += lens[i];
     }
     if (k == 0) {
       for (int i = 0; i < m; i++) c.pc.drop(DROP_TX_ERROR);
@@ -342,9 +340,11 @@ class CryptEndpoint : public Endpoint {
     }
     ssize_t r = writev(txFd_, iov, k);
     if (r < 0) {
-      if (errno == EAGAIN || errno == EINTR) return 0;  // queued and sealed again in order
-      c.st.closeWith(errno, "write error");
-      return m;
+      if (errno != EAGAIN && errno != EINTR) {
+        c.st.closeWith(errno, "write error");
+        return m;
+      }
+      r = 0;
     }
     size_t done = size_t(r);
     for (int i = 0; i < m; i++) {
@@ -357,20 +357,21 @@ class CryptEndpoint : public Endpoint {
         countOut(c, f[i].wireLen());
         continue;
       }
-      if (done == 0) return i;  // not started: the engine queues it (sealed anew, with a later counter)
-      // cut in the middle: the rest of exactly these bytes goes first
-      struct iovec one = {scratch_.get() + size_t(i) * recordRoom(), lens[i]};
+      // The socket is full: the records not written go to the queue as they were sealed (a
+      // record cut in the middle byte-exactly, its rest first), so nothing is sealed twice; 64
+      // KiB segments fill a socket buffer in a few records.
       ItemMeta meta;
       meta.frameLen = f[i].wireLen();
       meta.flags = ITEM_COUNT_OUT;
+      struct iovec one = {scratch_.get() + size_t(i) * recordRoom(), lens[i]};
       if (!txq.push(c.pool, &one, 1, lens[i], meta)) {
+        if (done == 0) return i;  // no room: the engine queues or drops it (sealed anew, with a later counter)
         c.st.closeWith(ENOBUFS, "write error (no room to queue a partial record)");
         return m;
       }
-      txq.advanceHead(done);
-      return i + 1;
+      txq.advanceHead(done);  // only the first one can be cut, and it is the head: send() runs with an empty queue
+      done = 0;
     }
-    (void)total;
     return m;
   }
 

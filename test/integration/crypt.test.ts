@@ -393,13 +393,15 @@ const MSS_BYTES = 1448;
 
 describe('crypt:// carries 64 KiB TCP segments whole (SEG records)', () => {
   /** Two ends whose clients speak with virtio-net headers, over TCP or UDP on loopback (MTU 64 KiB). */
-  async function segPair(transport: 'tcp' | 'udp', offload = true): Promise<{ A: End; B: End }> {
+  async function segPair(transport: 'tcp' | 'udp' | 'dgram', offload = true): Promise<{ A: End; B: End }> {
     const k = keyFile('k', [`1 ${hexKey()}`]);
     const o = { offloadClient: true, offload };
-    if (transport === 'udp') {
+    if (transport !== 'tcp') {
       const [pa, pb] = [await freeUdpPort(), await freeUdpPort()];
-      const A = await end(`crypt://${k}{udp://127.0.0.1:${pa}->127.0.0.1:${pb}}`, undefined, o);
-      const B = await end(`crypt://${k}{udp://127.0.0.1:${pb}->127.0.0.1:${pa}}`, undefined, o);
+      // udp:// takes VDE-sized frames, dgram://udp QEMU's (64 KiB)
+      const inner = (me: number, peer: number): string => (transport === 'udp' ? `udp://127.0.0.1:${me}->127.0.0.1:${peer}` : `dgram://udp:127.0.0.1:${me}->127.0.0.1:${peer}`);
+      const A = await end(`crypt://${k}{${inner(pa, pb)}}`, undefined, o);
+      const B = await end(`crypt://${k}{${inner(pb, pa)}}`, undefined, o);
       return { A, B };
     }
     const port = await freeUdpPort();
@@ -447,6 +449,42 @@ describe('crypt:// carries 64 KiB TCP segments whole (SEG records)', () => {
     await until(() => stats(A).txFrames === frames.length, 'every record counted once as sent');
     expect(stats(B)).toMatchObject({ rxFrames: frames.length, badAuth: 0, malformed: 0, replayed: 0 });
     expect(A.engine.counters(2).drops).toMatchObject({ queueFull: 0, txError: 0 });
+  });
+
+  it('over TCP: a 64 KiB frame with a partial checksum (no GSO) crosses as one record', async () => {
+    const { A, B } = await segPair('tcp');
+    await until(() => stats(A).established && stats(B).established, 'both ends established');
+    // the largest frame the stream's framing takes (65536 bytes): IPv4/UDP, checksum left to the offload
+    const f = Buffer.alloc(65536, 0x5a);
+    Buffer.from('0200000000bb0200000000aa0800', 'hex').copy(f, 0);
+    Buffer.from('45000000000040004011000000000a0a0000000b', 'hex').copy(f, 14);
+    f.writeUInt16BE(f.length - 14, 16);
+    f.writeUInt16BE(0x0800 + 1, 34); // ports
+    f.writeUInt16BE(9, 36);
+    f.writeUInt16BE(f.length - 34, 38);
+    f.writeUInt16BE(0, 40);
+    const hdr = vnet(1, 0, 0, 0, 34, 6);
+    expect(native().vnetCheck(hdr, f)).not.toBe('bad');
+    send(A, Buffer.concat([hdr, f]));
+    const got = await recv(B, WAIT_MS, 1);
+    expect(got).toHaveLength(1);
+    expect(got[0].subarray(10).subarray(0, 40).equals(f.subarray(0, 40))).toBe(true);
+    expect(got[0].length).toBe(10 + f.length);
+    expect(stats(B)).toMatchObject({ badAuth: 0, malformed: 0 });
+  });
+
+  it('over dgram://udp (64 KiB frames): a frame whose record no datagram can hold is dropped and counted, the cable goes on', async () => {
+    const { A, B } = await segPair('dgram');
+    await until(() => stats(A).established && stats(B).established, 'both ends established');
+    const f = Buffer.alloc(65536, 0x33);
+    Buffer.from('0200000000bb0200000000aa88b5', 'hex').copy(f, 0);
+    send(A, Buffer.concat([vnet(1, 0, 0, 0, 14, 6), f])); // a partial checksum: sealed with its header, 65578 bytes
+    send(A, Buffer.concat([Buffer.alloc(10), frame(MB, MA)]));
+    const got = await recv(B, WAIT_MS, 1);
+    await new Promise((r) => setTimeout(r, SILENCE_MS));
+    got.push(...(await recv(B, 0, 0)));
+    expect(got.map((g) => g.length - 10)).toEqual([60]);
+    expect(A.engine.counters(2).drops.txError).toBe(1);
   });
 
   it('with offload off the sender segments in software: the far end gets MSS-sized frames, checksummed', async () => {

@@ -252,9 +252,10 @@ class CryptEndpoint : public Endpoint {
   }
 
  private:
-  // Room for one record of the largest frame (or segment), with the stream's length prefix.
+  // Room for one record of the largest frame (or segment), with the stream's length prefix. With
+  // segments any frame may carry a virtio-net header (a partial checksum on a frame of maxFrame).
   size_t recordRoom() const {
-    size_t frame = segLimit_ ? std::max<size_t>(maxFrame, segLimit_ + CR_SEG_VNET_BYTES) : maxFrame;
+    size_t frame = segLimit_ ? std::max<size_t>(maxFrame, segLimit_) + CR_SEG_VNET_BYTES : maxFrame;
     return frame + CR_OVERHEAD_BYTES + CR_STREAM_PREFIX_BYTES;
   }
 

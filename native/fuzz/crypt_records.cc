@@ -11,6 +11,7 @@
 //   3 LEN BYTES  B opens LEN raw bytes from the input (a forged record or HELLO)
 //   4 STEPS  the clock moves STEPS x 0.5 s; both ends tick and exchange their HELLOs
 //   5 IDX  B opens record IDX cut short by one byte
+//   6 LEN  as 0, as a SEG record (the first 10 frame bytes stand for the virtio-net header)
 // A and B share key 1 (and start by exchanging HELLOs until A can send). Invariants:
 //   - a record A sealed opens at B exactly once, with the same bytes, in the session it was
 //     sealed in (B may refuse it only as NoSession when A's session is one B has dropped);
@@ -101,15 +102,19 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
   uint32_t len = 0;
   int ops = 0;
   while (c.left() && ops++ < 256) {
-    switch (c.u8() % 6) {
-      case 0: {  // seal and open
+    uint8_t op = c.u8() % 7;
+    switch (op) {
+      case 0:
+      case 6: {  // seal and open (6: a SEG record)
+        const bool seg = op == 6;
         size_t n = 14 + c.u8() * (MAX_FRAME / 256);
         Sealed s;
         s.frame.resize(n);
         for (size_t i = 0; i < n; i++) s.frame[i] = c.left() ? c.u8() : uint8_t(i);
         s.rec.resize(n + CR_OVERHEAD_BYTES);
         struct iovec iov = {s.frame.data(), n};
-        if (!a.seal(&iov, 1, n, s.rec.data(), now)) break;
+        if (!a.seal(&iov, 1, n, s.rec.data(), now, seg)) break;
+        FUZZ_CHECK(s.rec[1] == (seg ? CR_DATA_SEG : CR_DATA), "record type %u", s.rec[1]);
         CrResult r = openAt(b, s.rec, out, &len, now);
         FUZZ_CHECK(r == CrResult::Ok || r == CrResult::NoSession, "a genuine record refused: %d", int(r));
         if (r == CrResult::Ok) {

@@ -81,7 +81,7 @@ int fdOpt(const Napi::Object &o, const char *key, bool required) {
   return fd;
 }
 
-// createCrypt({fd, txFd?, stream, adoptPeer, closeFds, suite, keys, sendKey, rekeySeconds?}) → {handle, control}.
+// createCrypt({fd, txFd?, stream, adoptPeer, closeFds, offload?, suite, keys, sendKey, rekeySeconds?}) → {handle, control}.
 Napi::Value CreateCrypt(const Napi::CallbackInfo &info) {
   Napi::Env env = info.Env();
   if (info.Length() < 1 || !info[0].IsObject()) throw Napi::TypeError::New(env, "crypt: an options object is required");
@@ -92,6 +92,7 @@ Napi::Value CreateCrypt(const Napi::CallbackInfo &info) {
   t.stream = o.Get("stream").ToBoolean().Value();
   t.adoptPeer = o.Get("adoptPeer").ToBoolean().Value();
   t.closeFds = o.Get("closeFds").ToBoolean().Value();
+  t.offload = o.Get("offload").IsUndefined() || o.Get("offload").ToBoolean().Value();
   if (!o.Get("rekeySeconds").IsUndefined()) {
     Napi::Value r = o.Get("rekeySeconds");
     double d = r.IsNumber() ? r.As<Napi::Number>().DoubleValue() : -1;

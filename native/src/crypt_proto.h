@@ -14,10 +14,17 @@
 //          mac = HMAC-SHA256(helloKey[KID], the first 36 bytes), first 16 bytes
 //   DATA   C7 12 KID SUITE | sid[4] | counter[8] | ciphertext | tag[16] (frame + 32 bytes)
 //          AEAD(key of session sid, nonce = 0000 || counter, aad = the first 16 bytes)
+//   SEG    C7 13 ...  as DATA, but the plaintext is a 10-byte virtio-net header and then the
+//          frame: a 64 KiB TCP segment (GSO) or a frame with a partial checksum, which the
+//          receiver checks (offload.h) and passes on as it is or segments for ports without
+//          offloads. Every receiver takes SEG records; a sender writes them where the transport
+//          carries large records (streams; UDP paths whose MTU takes one whole), so a TCP flow
+//          through the cable costs one AEAD call per 64 KiB instead of one per 1448 bytes.
 // On a byte stream every record is preceded by its length (4 bytes, big-endian).
 //
 // Sessions. Every endpoint draws a random 16-byte nonce at start and a new one every
-// REKEY_SECONDS (or after REKEY_AFTER_RECORDS records), and announces it in HELLOs together with
+// REKEY_SECONDS (or after REKEY_AFTER_RECORDS records, AES_GCM_REKEY_AFTER_RECORDS with
+// AES-256-GCM), and announces it in HELLOs together with
 // the last nonce it heard from the peer ("echo"). The key for frames from S to R is
 // HKDF(K[kid], salt = nonce_S || nonce_R, info "vde-ts crypt v1 data" + SUITE): 32 key bytes and
 // the 4-byte session id. A receiver accepts only sessions that involve one of its own two
@@ -48,6 +55,7 @@ namespace vde {
 constexpr uint8_t CR_MAGIC = 0xc7;
 constexpr uint8_t CR_HELLO = 0x11;
 constexpr uint8_t CR_DATA = 0x12;
+constexpr uint8_t CR_DATA_SEG = 0x13;
 constexpr uint8_t CR_SUITE_CHACHA20_POLY1305 = 1;
 constexpr uint8_t CR_SUITE_AES_256_GCM = 2;
 constexpr size_t CR_KEY_BYTES = 32;
@@ -58,6 +66,8 @@ constexpr size_t CR_HELLO_MAC_OFFSET = 4 + 2 * CR_NONCE_BYTES;
 constexpr size_t CR_HELLO_BYTES = CR_HELLO_MAC_OFFSET + 16;
 /** Bytes a data record adds to its frame. */
 constexpr size_t CR_OVERHEAD_BYTES = CR_DATA_HEADER_BYTES + CR_TAG_BYTES;
+/** The virtio-net header at the start of a SEG record's plaintext (offload.h's VNET_HDR_BYTES). */
+constexpr size_t CR_SEG_VNET_BYTES = 10;
 /** The length prefix of a record on a byte stream. */
 constexpr size_t CR_STREAM_PREFIX_BYTES = 4;
 /** Counters a receiving session remembers behind the highest one (WireGuard keeps 8128). */
@@ -68,6 +78,10 @@ constexpr uint64_t REKEY_SECONDS = 120;
 constexpr uint64_t REKEY_AFTER_RECORDS = uint64_t(1) << 48;
 /** A session is never used for more records than this. */
 constexpr uint64_t REJECT_AFTER_RECORDS = uint64_t(1) << 60;
+/** AES-256-GCM keys wear out sooner (RFC 8446 5.5: at most 2^24.5 full-size records per key):
+ *  new keys after this many records, and never more than the second limit with one key. */
+constexpr uint64_t AES_GCM_REKEY_AFTER_RECORDS = uint64_t(1) << 24;
+constexpr uint64_t AES_GCM_REJECT_AFTER_RECORDS = uint64_t(1) << 30;
 /** HELLOs are repeated this often while the peer has not confirmed our nonce. */
 constexpr uint64_t HELLO_RETRY_NS = 1'000'000'000;
 /** ...and never sent more often than this. */
@@ -270,7 +284,11 @@ inline bool cryptPrepareKey(CryptKey &k) {
 class CryptState {
  public:
   /** An endpoint sending with suite (CR_SUITE_*) that draws a new nonce every rekeyNs (at most). */
-  explicit CryptState(uint8_t suite, uint64_t rekeyNs = REKEY_SECONDS * CR_NS_PER_SECOND) : suite_(suite), rekeyNs_(rekeyNs) {}
+  explicit CryptState(uint8_t suite, uint64_t rekeyNs = REKEY_SECONDS * CR_NS_PER_SECOND)
+      : suite_(suite),
+        rekeyNs_(rekeyNs),
+        rekeyAfterRecords_(suite == CR_SUITE_AES_256_GCM ? AES_GCM_REKEY_AFTER_RECORDS : REKEY_AFTER_RECORDS),
+        rejectAfterRecords_(suite == CR_SUITE_AES_256_GCM ? AES_GCM_REJECT_AFTER_RECORDS : REJECT_AFTER_RECORDS) {}
 
   /** Replaces the keys (at most CR_MAX_KEYS, ids unique); sendKid sends. A new send key means a new nonce. */
   bool setKeys(const std::vector<CryptKey> &keys, uint8_t sendKid, uint64_t now) {
@@ -302,7 +320,7 @@ class CryptState {
       memcpy(h + CR_DATA_HEADER_BYTES, body, bodyLen);
       return hello(h, now);
     }
-    if (hdr[1] != CR_DATA || bodyLen < CR_TAG_BYTES) return count(CrResult::Malformed);
+    if ((hdr[1] != CR_DATA && hdr[1] != CR_DATA_SEG) || bodyLen < CR_TAG_BYTES + (hdr[1] == CR_DATA_SEG ? CR_SEG_VNET_BYTES : 0)) return count(CrResult::Malformed);
     if (!key(hdr[2])) return count(CrResult::UnknownKey);
     uint32_t sid = crypt_detail::getBe32(hdr + 4);
     uint64_t ctr = crypt_detail::getBe64(hdr + 8);
@@ -318,13 +336,17 @@ class CryptState {
     return CrResult::Ok;
   }
 
-  /** Encrypts a frame (iov parts, len bytes) into out: header, ciphertext, tag (len + CR_OVERHEAD_BYTES); false without a session. */
-  bool seal(const struct iovec *iov, int n, size_t len, uint8_t *out, uint64_t now) {
+  /**
+   * Encrypts a frame (iov parts, len bytes) into out: header, ciphertext, tag (len +
+   * CR_OVERHEAD_BYTES); false without a session. seg: a SEG record (the first CR_SEG_VNET_BYTES
+   * of the parts are the virtio-net header).
+   */
+  bool seal(const struct iovec *iov, int n, size_t len, uint8_t *out, uint64_t now, bool seg = false) {
     (void)len;
-    if (!tx_.ready() || txCounter_ >= REJECT_AFTER_RECORDS) return false;
-    if (txCounter_ >= REKEY_AFTER_RECORDS && now - lastRotateNs_ >= ROTATE_MIN_INTERVAL_NS) rotate(now, false);
+    if (!tx_.ready() || txCounter_ >= rejectAfterRecords_) return false;
+    if (txCounter_ >= rekeyAfterRecords_ && now - lastRotateNs_ >= ROTATE_MIN_INTERVAL_NS) rotate(now, false);
     out[0] = CR_MAGIC;
-    out[1] = CR_DATA;
+    out[1] = seg ? CR_DATA_SEG : CR_DATA;
     out[2] = tx_.kid();
     out[3] = tx_.suite();
     crypt_detail::putBe32(out + 4, tx_.sid());
@@ -513,6 +535,7 @@ class CryptState {
 
   uint8_t suite_;
   uint64_t rekeyNs_;
+  uint64_t rekeyAfterRecords_, rejectAfterRecords_;
   std::vector<CryptKey> keys_;
   uint8_t sendKid_ = 0;
   bool started_ = false;

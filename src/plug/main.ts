@@ -91,7 +91,8 @@ function parser(argv: string[]) {
       '  vlan://VLAN[untag=V/tag=V:V/trunk]{LOCATOR}\n' +
       '  vxlan://PEER,PEER/vni=N/port=P/peers=FILE   (unicast VXLAN, head-end replication)\n' +
       '  crypt://KEYFILE[pass/kid=N/cipher=aes-256-gcm/rekey=S]{LOCATOR}   (authenticated encryption over a\n' +
-      '    datagram or stream LOCATOR: udp, dgram, ptp, stream, stdio, cmd)',
+      '    datagram or stream LOCATOR: udp, dgram, ptp, stream, stdio, cmd); KEYFILE holds "KEYID HEX" lines,\n' +
+      '    mode 0600, the same on both ends: (umask 077; mkdir -p /etc/vde; echo "1 $(openssl rand -hex 32)" > /etc/vde/cable.key)',
     OPTIONS as unknown as Record<string, Options>,
   );
 }

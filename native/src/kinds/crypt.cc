@@ -15,9 +15,16 @@
 // between records (never inside one on a stream); one waits in a small buffer of its own when the
 // socket is full. Frames that arrive before the peer has answered our HELLO cannot be sealed:
 // they are dropped and counted as "txError".
+//
+// Large segments: on a stream, and on a UDP socket whose path MTU takes a 16 KiB record whole,
+// the endpoint takes GSO and partial-checksum frames as they are (takesVnet) and seals each as
+// one SEG record (its virtio-net header inside the ciphertext), so TCP through the cable costs
+// one record per 64 KiB segment, as the plain cables between vde-ts ends do. SEG records are
+// always accepted; what they carry is checked like any virtio-net frame (commitVnetFrame).
 #include "crypt.h"
 
 #include <errno.h>
+#include <netinet/in.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/timerfd.h>
@@ -32,6 +39,42 @@ namespace vde {
 namespace {
 
 constexpr uint64_t TIMER_TICK_NS = 250'000'000;  // HELLO retries and rekeying are checked this often
+/** Largest frame a SEG record carries: its plaintext and tag fill at most a batch slot. */
+constexpr uint32_t SEG_MAX_FRAME_BYTES = SLOT_BYTES - uint32_t(CR_SEG_VNET_BYTES + CR_TAG_BYTES);
+/** A UDP path that takes less than this in one datagram gets no SEG records (frames are segmented in software). */
+constexpr uint32_t SEG_MIN_UDP_FRAME_BYTES = 16 * 1024;
+constexpr uint32_t IPV4_UDP_HEADER_BYTES = 20 + 8;
+constexpr uint32_t IPV6_UDP_HEADER_BYTES = 40 + 8;
+/** Longest record on a stream: a whole slot of plaintext and the overhead. */
+constexpr uint32_t STREAM_MAX_RECORD_BYTES = SLOT_BYTES + uint32_t(CR_OVERHEAD_BYTES);
+
+// Largest frame the transport carries in one SEG record: a stream any, a connected UDP socket
+// what its path MTU takes whole, anything else none (0).
+uint32_t segmentLimit(const CryptTransport &t) {
+  if (!t.offload) return 0;
+  if (t.stream) return SEG_MAX_FRAME_BYTES;
+  if (t.adoptPeer) return 0;
+  struct sockaddr_storage ss;
+  socklen_t l = sizeof ss;
+  if (getsockname(t.fd, reinterpret_cast<struct sockaddr *>(&ss), &l) < 0) return 0;
+  int mtu = 0;
+  socklen_t ml = sizeof mtu;
+  uint32_t hdrs;
+  if (ss.ss_family == AF_INET) {
+    if (getsockopt(t.fd, IPPROTO_IP, IP_MTU, &mtu, &ml) < 0) return 0;
+    hdrs = IPV4_UDP_HEADER_BYTES;
+  } else if (ss.ss_family == AF_INET6) {
+    if (getsockopt(t.fd, IPPROTO_IPV6, IPV6_MTU, &mtu, &ml) < 0) return 0;
+    hdrs = IPV6_UDP_HEADER_BYTES;
+  } else {
+    return 0;
+  }
+  uint32_t ip = uint32_t(mtu) < 65535u ? uint32_t(mtu) : 65535u;
+  uint32_t room = hdrs + uint32_t(CR_OVERHEAD_BYTES + CR_SEG_VNET_BYTES);
+  if (ip <= room + SEG_MIN_UDP_FRAME_BYTES) return 0;
+  uint32_t seg = ip - room;
+  return seg < SEG_MAX_FRAME_BYTES ? seg : SEG_MAX_FRAME_BYTES;
+}
 
 uint64_t monoNs() {
   struct timespec ts;
@@ -47,7 +90,7 @@ union PeerAddr {
 class CryptEndpoint : public Endpoint {
  public:
   CryptEndpoint(const CryptTransport &t, uint8_t suite, std::shared_ptr<CryptControl> ctl)
-      : t_(t), txFd_(t.txFd < 0 ? t.fd : t.txFd), state_(suite, t.rekeyNs), ctl_(std::move(ctl)) {
+      : t_(t), txFd_(t.txFd < 0 ? t.fd : t.txFd), state_(suite, t.rekeyNs), ctl_(std::move(ctl)), segLimit_(segmentLimit(t)) {
     timerFd_ = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (timerFd_ >= 0) {
       struct itimerspec its = {};
@@ -72,11 +115,16 @@ class CryptEndpoint : public Endpoint {
   int rxFd() const override { return t_.fd; }
   int txFd() const override { return txFd_; }
   int extraFdCount() const override { return 1; }
+  bool takesVnet() const override { return segLimit_ > 0; }
+  uint32_t maxSegment() const override { return segLimit_; }
   int extraFd(int i) const override { return i == 0 ? timerFd_ : -1; }
   HupAction onHangup(bool hup) const override {
     if (t_.stream) return HupAction::Drain;
     return hup ? HupAction::Close : HupAction::Report;
   }
+  // The first HELLO often leaves before the peer is up: the ICMP error that comes back is a lost
+  // datagram (the HELLO is repeated), as for udp:// cables, not news to report.
+  bool ignoresError(int err) const override { return !t_.stream && err == ECONNREFUSED; }
 
   RxResult receive(int readyFd, Batch &b, DropCounts &d, EpStatus &st) override {
     uint64_t now = monoNs();
@@ -204,16 +252,31 @@ class CryptEndpoint : public Endpoint {
   }
 
  private:
-  // Room for one record of the largest frame, with the stream's length prefix.
-  size_t recordRoom() const { return size_t(maxFrame) + CR_OVERHEAD_BYTES + CR_STREAM_PREFIX_BYTES; }
+  // Room for one record of the largest frame (or segment), with the stream's length prefix. With
+  // segments any frame may carry a virtio-net header (a partial checksum on a frame of maxFrame).
+  size_t recordRoom() const {
+    size_t frame = segLimit_ ? std::max<size_t>(maxFrame, segLimit_) + CR_SEG_VNET_BYTES : maxFrame;
+    return frame + CR_OVERHEAD_BYTES + CR_STREAM_PREFIX_BYTES;
+  }
 
   // Seals frame f into out (with the length prefix on a stream); returns the wire length, 0 when it cannot be sealed.
+  // A frame with a virtio-net header (only handed over when takesVnet) becomes a SEG record.
   uint32_t sealOne(const OutFrame &f, uint8_t *out) {
-    struct iovec parts[3];
-    int k = f.parts(parts);
+    struct iovec parts[4];
+    uint8_t vh[CR_SEG_VNET_BYTES];
+    const bool seg = f.vnet != nullptr;
+    int k;
     size_t len = f.wireLen();
+    if (seg) {
+      vnetEncode(*f.vnet, f.delta(), vh);
+      parts[0] = {vh, CR_SEG_VNET_BYTES};
+      k = 1 + f.parts(parts + 1);
+      len += CR_SEG_VNET_BYTES;
+    } else {
+      k = f.parts(parts);
+    }
     size_t pre = t_.stream ? CR_STREAM_PREFIX_BYTES : 0;
-    if (!state_.seal(parts, k, len, out + pre, monoNs())) {
+    if (!state_.seal(parts, k, len, out + pre, monoNs(), seg)) {
       txNoSession_++;
       return 0;
     }
@@ -268,11 +331,9 @@ class CryptEndpoint : public Endpoint {
   int sendStream(SendCtx &c, const OutFrame *f, int m, const uint32_t *lens) {
     struct iovec iov[RX_BATCH_FRAMES];
     int k = 0;
-    size_t total = 0;
     for (int i = 0; i < m; i++) {
       if (!lens[i]) continue;
       iov[k++] = {scratch_.get() + size_t(i) * recordRoom(), lens[i]};
-      total += lens[i];
     }
     if (k == 0) {
       for (int i = 0; i < m; i++) c.pc.drop(DROP_TX_ERROR);
@@ -280,9 +341,11 @@ class CryptEndpoint : public Endpoint {
     }
     ssize_t r = writev(txFd_, iov, k);
     if (r < 0) {
-      if (errno == EAGAIN || errno == EINTR) return 0;  // queued and sealed again in order
-      c.st.closeWith(errno, "write error");
-      return m;
+      if (errno != EAGAIN && errno != EINTR) {
+        c.st.closeWith(errno, "write error");
+        return m;
+      }
+      r = 0;
     }
     size_t done = size_t(r);
     for (int i = 0; i < m; i++) {
@@ -295,20 +358,21 @@ class CryptEndpoint : public Endpoint {
         countOut(c, f[i].wireLen());
         continue;
       }
-      if (done == 0) return i;  // not started: the engine queues it (sealed anew, with a later counter)
-      // cut in the middle: the rest of exactly these bytes goes first
-      struct iovec one = {scratch_.get() + size_t(i) * recordRoom(), lens[i]};
+      // The socket is full: the records not written go to the queue as they were sealed (a
+      // record cut in the middle byte-exactly, its rest first), so nothing is sealed twice; 64
+      // KiB segments fill a socket buffer in a few records.
       ItemMeta meta;
       meta.frameLen = f[i].wireLen();
       meta.flags = ITEM_COUNT_OUT;
+      struct iovec one = {scratch_.get() + size_t(i) * recordRoom(), lens[i]};
       if (!txq.push(c.pool, &one, 1, lens[i], meta)) {
+        if (done == 0) return i;  // no room: the engine queues or drops it (sealed anew, with a later counter)
         c.st.closeWith(ENOBUFS, "write error (no room to queue a partial record)");
         return m;
       }
-      txq.advanceHead(done);
-      return i + 1;
+      txq.advanceHead(done);  // only the first one can be cut, and it is the head: send() runs with an empty queue
+      done = 0;
     }
-    (void)total;
     return m;
   }
 
@@ -356,7 +420,7 @@ class CryptEndpoint : public Endpoint {
   RxResult receiveDgram(Batch &b, DropCounts &d, EpStatus &st, uint64_t now) {
     int room = RX_BATCH_FRAMES - b.count;
     if (room <= 0) return RxResult::More;
-    size_t slotRoom = std::min<size_t>(SLOT_BYTES, size_t(maxFrame) + CR_TAG_BYTES + 1);
+    size_t slotRoom = SLOT_BYTES;  // a SEG record fills a slot (the peer's path may take it)
     for (int i = 0; i < room; i++) {
       iovs_[i][0] = {hdrs_[i], CR_DATA_HEADER_BYTES};
       iovs_[i][1] = {b.frame(b.count + i), slotRoom};
@@ -373,7 +437,7 @@ class CryptEndpoint : public Endpoint {
     do n = recvmmsg(t_.fd, msgs_, unsigned(room), MSG_DONTWAIT, nullptr);
     while (n < 0 && errno == EINTR);
     if (n < 0) {
-      if (errno != EAGAIN) st.fail(errno, "receive error");
+      if (errno != EAGAIN && errno != ECONNREFUSED) st.fail(errno, "receive error");  // see ignoresError
       return RxResult::Ok;
     }
     int base = b.count;
@@ -398,6 +462,10 @@ class CryptEndpoint : public Endpoint {
         d.drops[DROP_AUTH]++;
         continue;
       }
+      if (hdrs_[i][1] == CR_DATA_SEG) {
+        if (commitSeg(b, d, slot, len)) rxFrames_++;
+        continue;
+      }
       if (len < MIN_FRAME_BYTES || len > maxFrame) {
         d.drops[len < MIN_FRAME_BYTES ? DROP_RUNT : DROP_OVERSIZE]++;
         continue;
@@ -419,8 +487,18 @@ class CryptEndpoint : public Endpoint {
     havePeer_ = true;
   }
 
+  // Keeps a SEG record's plaintext (len bytes at plain: virtio-net header, frame) as a frame at
+  // b.next() (plain may be b.next() or a later slot); false when it was dropped (counted in d).
+  bool commitSeg(Batch &b, DropCounts &d, const uint8_t *plain, uint32_t len) {
+    uint8_t vh[CR_SEG_VNET_BYTES];
+    memcpy(vh, plain, CR_SEG_VNET_BYTES);  // open() saw at least the header
+    uint32_t frame = len - uint32_t(CR_SEG_VNET_BYTES);
+    memmove(b.next(), plain + CR_SEG_VNET_BYTES, frame);
+    return commitVnetFrame(b, d, vh, frame, maxFrame);
+  }
+
   RxResult receiveStream(Batch &b, DropCounts &d, EpStatus &st, uint64_t now) {
-    if (!dec_) dec_.reset(new StreamDecoder(4, uint32_t(maxFrame + CR_OVERHEAD_BYTES)));
+    if (!dec_) dec_.reset(new StreamDecoder(4, STREAM_MAX_RECORD_BYTES));
     if (!takeRecords(b, d, st, now)) return RxResult::Closed;
     if (b.full()) return RxResult::More;
     size_t room;
@@ -463,6 +541,10 @@ class CryptEndpoint : public Endpoint {
       if (cr == CrResult::Hello) continue;
       if (cr != CrResult::Ok) {
         d.drops[DROP_AUTH]++;
+        continue;
+      }
+      if (rec[1] == CR_DATA_SEG) {
+        if (commitSeg(b, d, b.next(), out)) rxFrames_++;
         continue;
       }
       if (out < MIN_FRAME_BYTES || out > maxFrame) {
@@ -528,6 +610,7 @@ class CryptEndpoint : public Endpoint {
   struct iovec iovs_[RX_BATCH_FRAMES][2];
   uint8_t hdrs_[RX_BATCH_FRAMES][CR_DATA_HEADER_BYTES];
   PeerAddr names_[RX_BATCH_FRAMES];
+  uint32_t segLimit_;  // largest frame sent as one SEG record (0: frames only, GSO segmented by the engine)
 };
 
 }  // namespace

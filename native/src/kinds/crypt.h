@@ -36,6 +36,7 @@ struct CryptTransport {
   bool stream = false;  // byte stream (4-byte length before each record), else one record per datagram
   bool adoptPeer = false;  // an unconnected datagram socket: send to where authenticated records come from
   bool closeFds = true;    // the endpoint closes its fds when it goes
+  bool offload = true;     // send GSO frames as SEG records where the transport carries them (crypt_proto.h)
   uint64_t rekeyNs = REKEY_SECONDS * CR_NS_PER_SECOND;  // a new nonce at least this often
 };
 

@@ -95,7 +95,10 @@ export function parseKeyFile(text: string, name: string): CryptKeys {
       if (keys.length > 0) throw new Error(`${where}: a key without a key id (write "KEYID HEX" on every line when there are several keys)`);
       [id, hex] = [DEFAULT_CRYPT_KID, words[0]];
     } else if (words.length === 2) {
-      if (!/^\d{1,3}$/.test(words[0]) || Number(words[0]) > 255) throw new Error(`${where}: key id "${words[0].slice(0, 20)}" is not a number 0..255`);
+      // the first word is shown only when it is a number: a line written "HEX KEYID" must not put key digits in a log
+      if (!/^\d{1,3}$/.test(words[0]) || Number(words[0]) > 255) {
+        throw new Error(`${where}: ${/^\d{1,12}$/.test(words[0]) ? `key id "${words[0]}"` : 'the key id (the first word)'} is not a number 0..255`);
+      }
       [id, hex] = [Number(words[0]), words[1]];
     } else {
       throw new Error(`${where}: expected "KEYID HEX" (2 words), got ${words.length}`);
@@ -167,6 +170,7 @@ export async function openCrypt(loc: CryptLocator, o: OpenOptions, openAny: (l: 
         stream,
         adoptPeer: inner.adoptPeer ?? false,
         closeFds: inner.fd > 2,
+        offload: o.offload !== false, // 64 KiB segments as SEG records where the transport carries them
         suite: loc.cipher ?? 'chacha20-poly1305',
         keys: keys.keys,
         sendKey: keys.sendKey,

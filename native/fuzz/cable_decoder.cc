@@ -42,7 +42,8 @@ struct Got {
 bool isMsg(const uint8_t *r, uint32_t l, uint32_t zeros, uint8_t *type) {
   static const uint8_t magic[6] = {'v', 'd', 'e', '-', 't', 's'};
   if (l != 12 || zeros < ZEROS || memcmp(r, magic, 6) != 0 || !(r[8] & 1)) return false;
-  if (r[7] == 1 && r[6] >= 1) { *type = 1; return true; }
+  // HELLO, or HELLO_ACK (datagram cables' answer), which a stream takes as a HELLO too
+  if ((r[7] == 1 || r[7] == 3) && r[6] >= 1) { *type = 1; return true; }
   if (r[7] == 2 && r[6] == 1) { *type = 2; return true; }
   return false;
 }

@@ -5,7 +5,8 @@
  * that never reads its events costs the switch nothing. `--metrics` serves Prometheus text that
  * `promtool check metrics` (Debian package `prometheus`) accepts, with counters equal to the
  * frames sent; the plug's `--mgmt` console captures and its `--metrics` serves; bad addresses are
- * refused with the option named. Wireshark's extcap protocol: `tshark -D` lists the switch's
+ * refused with the option named; wirefilter's link emulation counters appear as `vde_impair_*`
+ * counters by port, direction and reason. Wireshark's extcap protocol: `tshark -D` lists the switch's
  * ports through vde_capture installed as an extcap, and `tshark -i` captures through it.
  */
 import { spawn } from 'node:child_process';
@@ -269,6 +270,22 @@ describe('metrics', () => {
     expect(value(m.body, 'vde_port_receive_frames_total{port="1"}')).toBe(1);
     expect(value(m.body, 'vde_port_transmit_frames_total{port="2"}')).toBe(1);
     expect(m.body).toMatch(/vde_stage_value\{[^}]*stage="impair[^}]*\} \d/);
+    // link emulation's own counters, Prometheus style: left to right is the impair stage on the
+    // way out of side 2; frames lost there are counted by reason, and promtool accepts it all
+    expect((await runBin('vdecmd', ['-s', wfMgmt, 'loss', 'LR100'])).code).toBe(0);
+    const LOST = 3;
+    for (let i = 0; i < LOST; i++) c1.send(frame('ff:ff:ff:ff:ff:ff', A));
+    await waitFor(async () => value((await scrape({ port })).body, 'vde_impair_frames_total{port="2",direction="out"}') === 1 + LOST, 10_000, 'the lost frames to be counted');
+    const m2 = await scrape({ port });
+    expect(value(m2.body, 'vde_impair_dropped_frames_total{port="2",direction="out",reason="loss"}')).toBe(LOST);
+    expect(value(m2.body, 'vde_impair_dropped_frames_total{port="1",direction="out",reason="loss"}')).toBe(0);
+    expect(value(m2.body, 'vde_port_dropped_frames_total{port="2",reason="loss"}')).toBe(LOST);
+    expect(value(m2.body, 'vde_impair_link_up{port="2",direction="out"}')).toBe(1);
+    expect(value(m2.body, 'vde_impair_held_frames{port="2",direction="out"}')).toBe(0);
+    expect(m2.body).toMatch(/^# TYPE vde_impair_dropped_frames_total counter$/m);
+    const check = await run([tools.promtool, 'check', 'metrics'], { input: Buffer.from(m2.body), check: false });
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+    expect((check.stdout + check.stderr).trim()).toBe('');
   }, 60_000);
 });
 

@@ -376,10 +376,10 @@ async function runSide(side) {
 // main
 
 for (const ms of DELAYS_MS) for (const dir of ['LR', 'RL'])
-  row(`delay_${dir}_${ms}`, `added delay ${ms} ms ${dir === 'LR' ? 'left→right' : 'right→left'}: median ping RTT with it minus without it`, 'ms (error)', { text: `|error| ≤ ${Math.max(DELAY_TARGET_ABS_US, ms * 1000 * DELAY_TARGET_REL).toFixed(0)} µs`, ok: (v) => Math.abs(v) <= Math.max(DELAY_TARGET_ABS_US, ms * 1000 * DELAY_TARGET_REL) });
+  row(`delay_${dir}_${ms}`, `added delay ${ms} ms ${dir === 'LR' ? 'left→right' : 'right→left'}: median ping RTT with it minus without it`, 'ms (error)', { text: `\\|error\\| ≤ ${Math.max(DELAY_TARGET_ABS_US, ms * 1000 * DELAY_TARGET_REL).toFixed(0)} µs`, ok: (v) => Math.abs(v) <= Math.max(DELAY_TARGET_ABS_US, ms * 1000 * DELAY_TARGET_REL) });
 for (const mbps of RATES_MBPS) row(`rate_${mbps}`, `rate ${mbps} Mbit/s (band ${(mbps * 1e6) / 8} bytes/s): Ethernet bit rate delivered, UDP offered at ${RATE_OFFER_FACTOR}x`, 'Mbit/s (error)', { text: '±2 %', ok: (v) => Math.abs(v) <= RATE_TARGET_REL });
 row('rate_chain', `the same chain with no rate set, UDP offered at ${RATE_OFFER_FACTOR * RATES_MBPS.at(-1)} Mbit/s (what bounds the fastest row)`, 'Mbit/s', null);
-for (const pct of LOSSES_PCT) row(`loss_${pct}`, `loss ${pct} % left→right: ${LOSS_PINGS} pings`, 'lost (z)', { text: `|z| ≤ ${LOSS_BOUND_SIGMAS} (binomial 99.9 %)`, ok: (v) => Math.abs(v) <= LOSS_BOUND_SIGMAS });
+for (const pct of LOSSES_PCT) row(`loss_${pct}`, `loss ${pct} % left→right: ${LOSS_PINGS} pings`, 'lost (z)', { text: `\\|z\\| ≤ ${LOSS_BOUND_SIGMAS} (binomial 99.9 %)`, ok: (v) => Math.abs(v) <= LOSS_BOUND_SIGMAS });
 row('fps', `frames/s SW1 → SW2 through the filter, nothing configured, ${FPS_FRAME_BYTES} B`, 'frames/s', { text: `ours/Debian ≥ ${FPS_TARGET_RATIO}`, ratio: FPS_TARGET_RATIO });
 row('fps_cpu', 'the same: frames per filter CPU-second (capacity; the switches and vdeload share the CPUs)', 'frames/CPU-s', null);
 row('cpu', `filter CPU per frame at ${CPU_RATE_FPS / 1000} k frames/s, ${FPS_FRAME_BYTES} B`, 'ns/frame', null);

@@ -50,6 +50,10 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
+function lowest(xs: number[]): number {
+  return Math.min(...xs);
+}
+
 /** Binomial bounds n·p ± 5 sd. */
 function binomial(n: number, p: number): [number, number] {
   const sd = Math.sqrt(n * p * (1 - p));
@@ -105,7 +109,7 @@ describe('link emulation between two switches, measured with ping and iperf3', (
    * The delay a console command adds: ping RTT medians with it and without it, measured in
    * alternating rounds (the CPUs are shared, so the load drifts; alternating cancels the drift).
    */
-  const addedDelay = async (mgmt: string, on: string, off: string, rounds = 4, perRound = 15): Promise<number> => {
+  const addedDelay = async (mgmt: string, on: string, off: string, rounds = 4, perRound = 15, stat: (xs: number[]) => number = median): Promise<number> => {
     const withIt: number[] = [];
     const without: number[] = [];
     for (let r = 0; r < rounds; r++) {
@@ -114,7 +118,7 @@ describe('link emulation between two switches, measured with ping and iperf3', (
       expect((await runCommand(mgmt, on)).status, on).toBe(0);
       withIt.push(...(await pings(nsA, ADDR_B, perRound, 0.02)).rtts);
     }
-    return median(withIt) - median(without);
+    return stat(withIt) - stat(without);
   };
 
   beforeAll(async () => {
@@ -275,8 +279,11 @@ describe('link emulation between two switches, measured with ping and iperf3', (
   test('a vde_plug cable impaired with --impair, and changed through its --mgmt console', async () => {
     const mgmt = path.join(dir, 'plug.mgmt');
     const f = await filter([process.execPath, PLUG, '--impair', 'LR:delay 4ms', '--mgmt', mgmt, sw[0].dir, sw[1].dir], { mgmt });
-    const one = await addedDelay(mgmt, 'impair LR delay 4ms', 'impair LR off', 3);
-    const both = await addedDelay(mgmt, 'impair both delay 5ms', 'impair both off', 3);
+    // this test checks what the console changes, not precision (the test above and the bench do
+    // that): the lowest RTTs, which a saturated machine's scheduling delays (a few ms each,
+    // seen in half the pings of a phase at load 12) do not move
+    const one = await addedDelay(mgmt, 'impair LR delay 4ms', 'impair LR off', 3, 15, lowest);
+    const both = await addedDelay(mgmt, 'impair both delay 5ms', 'impair both off', 3, 15, lowest);
     expect(one, `LR 4 ms: ${one}, both 5 ms: ${both}`).toBeGreaterThan(3.6);
     expect(one, `LR 4 ms: ${one}, both 5 ms: ${both}`).toBeLessThan(6.5);
     expect(both, `LR 4 ms: ${one}, both 5 ms: ${both}`).toBeGreaterThan(9.5);

@@ -77,7 +77,7 @@ export function ask(sockPath: string, command: string, timeoutMs = START_TIMEOUT
     const timer = setTimeout(() => finish(new Error(`${sockPath}: no answer within ${timeoutMs} ms`)), timeoutMs);
     sock.on('connect', () => sock.write(`${command}\n`));
     sock.on('error', (e: NodeJS.ErrnoException) =>
-      finish(new Error(`${sockPath}: ${e.code === 'ENOENT' ? 'no such socket' : e.code === 'ECONNREFUSED' ? 'nothing is listening (connection refused)' : e.message}`)),
+      finish(new Error(`${sockPath}: ${e.code === 'ENOENT' ? 'no such socket' : e.code === 'ECONNREFUSED' ? 'nothing is listening (connection refused)' : e.code === 'EACCES' ? 'permission denied (whoever may use the management socket may capture: ask its owner for its group or mode, --mgmtmode)' : e.message}`)),
     );
     sock.on('close', () => finish(new Error(`${sockPath}: the connection closed before an answer (is it a management console?)`)));
     sock.on('data', (d: Buffer) => {

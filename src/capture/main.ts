@@ -1,6 +1,6 @@
 /**
  * `vde_capture [OPTIONS] MGMT_SOCKET [PORT ...]`: live pcapng capture of a running vde_switch
- * (or vde_plug --mgmt, slirpvde -M) through its management socket, rootless: whoever may use the
+ * (or vde_plug --mgmt, wirefilter -M, slirpvde -M) through its management socket, rootless: whoever may use the
  * socket may capture. Without ports it captures every port, ports that appear later included.
  * The switch's engine writes the pcapng (one clock, CLOCK_REALTIME in nanoseconds, so captures
  * of several switches merge with mergecap); this command passes it to a file or standard output
@@ -55,7 +55,7 @@ function parser(argv: string[]) {
     .usage(
       'Usage: vde_capture [OPTIONS] MGMT_SOCKET [PORT ...]\n\n' +
         'Live pcapng capture of the ports of a running vde_switch (vde_switch -M MGMT_SOCKET), vde_plug\n' +
-        '(--mgmt) or slirpvde (-M). Without PORTs: every port, also ports that appear later.',
+        '(--mgmt), wirefilter (-M) or slirpvde (-M). Without PORTs: every port, also ports that appear later.',
     )
     .options(OPTIONS)
     .version(false)

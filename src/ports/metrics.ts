@@ -15,7 +15,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { claimSocketPath, listenUnix, OwnedPath } from '../core/sockpath.js';
 import { VDE_TS_VERSION } from '../core/version.js';
-import { COUNTER_TABLE_COLUMNS, native, type NativeEngine } from '../native/index.js';
+import { COUNTER_TABLE_COLUMNS, native, type NativeEngine, type StageInfo } from '../native/index.js';
 
 /** Mode of a unix metrics socket. */
 export const METRICS_SOCKET_MODE = 0o600;
@@ -121,6 +121,45 @@ function portLines(m: MetricsText, name: string, ports: number[], table: Float64
   m.raw(out.join(''));
 }
 
+/** The impair stage's counters as `_total` counters: [family, help, stage value names]. */
+const IMPAIR_COUNTERS: Array<[string, string, string]> = [
+  ['vde_impair_frames_total', 'Frames that entered link emulation.', 'frames'],
+  ['vde_impair_duplicated_frames_total', 'Extra copies link emulation made.', 'duplicated'],
+  ['vde_impair_corrupted_frames_total', 'Frames link emulation corrupted (one or more flipped bits).', 'corrupted'],
+  ['vde_impair_reordered_frames_total', 'Frames link emulation sent ahead of frames it held (reorder).', 'reordered'],
+];
+/** Drops of the impair stage by reason: [reason label, stage value name]. */
+const IMPAIR_DROPS: Array<[string, string]> = [
+  ['loss', 'lost'],
+  ['capacity', 'overCapacity'],
+  ['mtu', 'overMtu'],
+  ['link_down', 'linkDown'],
+];
+
+/** Link emulation (impair stages) in Prometheus form: counters with `_total`, drops by reason, held frames and lateness in base units. */
+function impairFamilies(m: MetricsText, stages: StageInfo[]): void {
+  const imp = stages.filter((s) => s.name === 'impair' || s.name.startsWith('impair:'));
+  if (!imp.length) return;
+  const labels = (s: StageInfo): Record<string, string | number> => ({ port: s.port, direction: s.dir });
+  for (const [name, help, key] of IMPAIR_COUNTERS) {
+    m.family(name, 'counter', help);
+    for (const s of imp) m.sample(name, labels(s), s.values[key] ?? 0);
+  }
+  m.family('vde_impair_dropped_frames_total', 'counter', 'Frames link emulation dropped, by reason (loss, capacity, mtu, link_down).');
+  for (const s of imp) for (const [reason, key] of IMPAIR_DROPS) m.sample('vde_impair_dropped_frames_total', { ...labels(s), reason }, s.values[key] ?? 0);
+  const gauges: Array<[string, string, (v: Record<string, number>) => number]> = [
+    ['vde_impair_held_frames', 'Frames link emulation holds now (delay, rate, slots).', (v) => v.held ?? 0],
+    ['vde_impair_held_bytes', 'Bytes of the frames link emulation holds now.', (v) => v.heldBytes ?? 0],
+    ['vde_impair_link_up', 'Whether the emulated link is up (0 while down or in a flap\'s down time).', (v) => v.up ?? 1],
+    ['vde_impair_release_lateness_mean_seconds', 'Mean lateness of held frames released by the timer.', (v) => (v.lateUsMean ?? 0) / 1e6],
+    ['vde_impair_release_lateness_max_seconds', 'Largest lateness of a held frame released by the timer.', (v) => (v.lateUsMax ?? 0) / 1e6],
+  ];
+  for (const [name, help, get] of gauges) {
+    m.family(name, 'gauge', help);
+    for (const s of imp) m.sample(name, labels(s), get(s.values));
+  }
+}
+
 /** Renders the metrics of a tool (see the file comment). */
 export async function renderMetrics(src: MetricsSource): Promise<string> {
   const m = new MetricsText();
@@ -158,6 +197,7 @@ export async function renderMetrics(src: MetricsSource): Promise<string> {
   m.family('vde_bpdu_dropped_total', 'counter', 'Spanning-tree frames dropped because the control plane had too many unread.').sample('vde_bpdu_dropped_total', null, st.bpduDrops);
   m.family('vde_mac_events_dropped_total', 'counter', 'MAC-table changes not reported on the event stream (it was full).').sample('vde_mac_events_dropped_total', null, st.macEventDrops ?? 0);
   const stages = await e.stages(-1);
+  impairFamilies(m, stages);
   if (stages.length) {
     m.family('vde_stage_value', 'gauge', 'Values stages report (settings and counters: capture, impairment, storm control, mirroring).');
     for (const s of stages) {

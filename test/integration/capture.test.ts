@@ -4,7 +4,9 @@
  * per port named after the switch and port, the frames in order with their direction flags; a
  * live pipe into `tshark -r -`; -c and --duration ends with statistics blocks; captures of two
  * switches merged by mergecap into one timeline; a client killed with SIGKILL and a client that
- * never reads leave the switch forwarding, with no fd left behind; clear errors for bad input.
+ * never reads leave the switch forwarding, with no fd left behind; rootless: a switch and
+ * vde_capture of `nobody` (setpriv, Debian package util-linux) capture, another user is refused
+ * in one line; clear errors for bad input.
  */
 import { spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -16,18 +18,22 @@ import { frame, VdeClient } from '../helpers/vdeclient.js';
 import { run } from '../helpers/netns.js';
 import net from 'node:net';
 import { native } from '../../src/native/index.js';
+import { runCommand } from '../../src/vdecmd/main.js';
 
 const A = '02:00:00:00:00:0a';
 const B = '02:00:00:00:00:0b';
 let tools: Record<string, string>;
 const clients: VdeClient[] = [];
 const switches: RunningSwitch[] = [];
+/** Processes started as another user (the rootless test). */
+const rootless: ReturnType<typeof spawn>[] = [];
 
 beforeAll(async () => {
-  tools = await ensureTools({ tshark: 'tshark', capinfos: 'tshark', mergecap: 'tshark' });
+  tools = await ensureTools({ tshark: 'tshark', capinfos: 'tshark', mergecap: 'tshark', setpriv: 'util-linux' });
 }, 900_000);
 
 afterAll(async () => {
+  for (const p of rootless.splice(0)) if (p.exitCode === null && p.signalCode === null) p.kill('SIGTERM');
   for (const c of clients.splice(0)) c.close();
   for (const s of switches.splice(0)) await s.stop();
 });
@@ -218,6 +224,43 @@ describe('vde_capture', () => {
     expect(in1.captured + in1.dropped).toBe(FRAMES);
     raw.destroy();
     await sessions(s, 0);
+  }, 60_000);
+
+  it('is rootless: a switch and vde_capture of an ordinary user capture; a user without access to the socket is refused in one line', async () => {
+    // the switch and the capture run as nobody; the test (root) only sends the frames
+    const dir = tmpdir();
+    fs.chmodSync(dir, 0o777);
+    const asUser = (user: string, group: string): string[] => [tools.setpriv, `--reuid=${user}`, `--regid=${group}`, '--clear-groups', 'env', `HOME=${dir}`, process.execPath];
+    const swDir = path.join(dir, 'sw');
+    const mgmt = path.join(dir, 'sw.mgmt');
+    const [setpriv, ...nobody] = asUser('nobody', 'nogroup');
+    const swProc = spawn(setpriv, [...nobody, path.join(ROOT, 'bin', 'vde_switch'), '-s', swDir, '-M', mgmt, '--nostdin'], { stdio: 'ignore' });
+    rootless.push(swProc);
+    await waitFor(() => fs.existsSync(mgmt) && fs.existsSync(path.join(swDir, 'ctl')), 15_000, 'the switch of nobody');
+    expect(fs.statSync(mgmt).uid).not.toBe(0);
+    const file = path.join(dir, 'nobody.pcapng');
+    const cap = spawn(setpriv, [...nobody, path.join(ROOT, 'bin', 'vde_capture'), '-w', file, '-c', '2', mgmt], { stdio: ['ignore', 'ignore', 'pipe'] });
+    rootless.push(cap);
+    let err = '';
+    cap.stderr!.on('data', (d) => (err += d));
+    const done = new Promise<number | null>((r) => cap.on('exit', (c) => r(c)));
+    await waitFor(async () => ((await runCommand(mgmt, 'capture/list')).data.join('').match(/session/g) ?? []).length === 1, 15_000, 'the capture of nobody');
+    // the frames: a plug of nobody replays two frames in vde2's stream framing (2-byte lengths)
+    const f = frame('ff:ff:ff:ff:ff:ff', A);
+    const len = Buffer.alloc(2);
+    len.writeUInt16BE(f.length);
+    const plug = await run([setpriv, ...nobody, path.join(ROOT, 'bin', 'vde_plug'), swDir], { check: false, input: Buffer.concat([len, f, len, f]) });
+    expect(plug.code, plug.stderr).toBe(0);
+    expect(await done, err).toBe(0);
+    expect(fs.statSync(file).uid).not.toBe(0);
+    const info = await run([tools.capinfos, '-c', file]);
+    expect(info.stdout).toMatch(/Number of packets:\s+2/);
+    // another ordinary user may not use the socket (mode 0600), so may not capture
+    const other = asUser('daemon', 'daemon');
+    const refused = await run([...other, path.join(ROOT, 'bin', 'vde_capture'), '-w', '/dev/null', mgmt], { check: false });
+    expect(refused.code).toBe(1);
+    expect(refused.stderr.trim().split('\n')).toHaveLength(1);
+    expect(refused.stderr).toMatch(/^vde_capture: \S+: permission denied \(whoever may use the management socket may capture/);
   }, 60_000);
 
   it('refuses bad input with one line naming it', async () => {

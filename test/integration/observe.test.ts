@@ -5,10 +5,11 @@
  * that never reads its events costs the switch nothing. `--metrics` serves Prometheus text that
  * `promtool check metrics` (Debian package `prometheus`) accepts, with counters equal to the
  * frames sent; the plug's `--mgmt` console captures and its `--metrics` serves; bad addresses are
- * refused with the option named. Wireshark's extcap protocol: `tshark -D` lists the switch's
+ * refused with the option named; wirefilter's link emulation counters appear as `vde_impair_*`
+ * counters by port, direction and reason. Wireshark's extcap protocol: `tshark -D` lists the switch's
  * ports through vde_capture installed as an extcap, and `tshark -i` captures through it.
  */
-import { spawn } from 'node:child_process';
+import { execFileSync, spawn } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
@@ -16,9 +17,11 @@ import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { ensureTools } from '../helpers/deps.js';
 import { run } from '../helpers/netns.js';
-import { ROOT, runBin, startSwitch, tmpdir, waitFor, type RunningSwitch } from '../helpers/switchproc.js';
+import { ROOT, runBin, startSwitch, TIME_SCALE, tmpdir, waitFor, type RunningSwitch } from '../helpers/switchproc.js';
 import { frame, VdeClient } from '../helpers/vdeclient.js';
 
+/** Clock ticks per second of /proc/PID/stat times. */
+const CLK_TCK = Number(execFileSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).trim()) || 100;
 const A = '02:00:00:00:00:0a';
 const B = '02:00:00:00:00:0b';
 let tools: Record<string, string>;
@@ -192,22 +195,30 @@ describe('metrics', () => {
     expect((await scrape({ socketPath: sock }, '/other')).status).toBe(404);
   });
 
-  it('a 1000-port switch scrapes in well under 50 ms of server time', async () => {
+  it('a 1000-port switch scrapes in under 50 ms of server time', async () => {
     const port = await freePort();
     const s = await sw(['-n', '1000', '--metrics', `tcp:127.0.0.1:${port}`]);
     for (let p = 1; p <= 1000; p++) expect((await s.cmd(`port/create ${p}`)).status).toBe(0);
     await scrape({ port });
-    const times: number[] = [];
-    for (let i = 0; i < 5; i++) {
-      const t0 = process.hrtime.bigint();
+    // server time = the switch's CPU time (utime + stime, all its threads) over SCRAPES scrapes:
+    // unlike the time seen from here it does not grow while other tests hold the two CPUs (at
+    // load 15 the median from here was 300 ms); it includes the idle engine thread and GC (27-31
+    // ms measured at load 13); the sanitized run stretches the bound as it stretches waits
+    const SCRAPES = 10;
+    const cpuMs = (): number => {
+      const f = fs.readFileSync(`/proc/${s.proc.pid}/stat`, 'utf8').split(') ')[1].split(' ');
+      return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+    };
+    const t0 = cpuMs();
+    const wall0 = process.hrtime.bigint();
+    for (let i = 0; i < SCRAPES; i++) {
       const m = await scrape({ port });
-      times.push(Number(process.hrtime.bigint() - t0) / 1e6);
       expect(m.body).toContain('vde_port_receive_frames_total{port="1000"} 0');
     }
-    times.sort((a, b) => a - b);
-    // the median of five scrapes, measured from here (HTTP and parsing included); the bound is
-    // generous for a machine whose two CPUs other tests share, BENCHMARKS.md has the numbers
-    expect(times[2]).toBeLessThan(250);
+    const perScrapeMs = (cpuMs() - t0) / SCRAPES;
+    const wallMs = Number(process.hrtime.bigint() - wall0) / 1e6 / SCRAPES;
+    console.log(`1000-port scrape: ${perScrapeMs.toFixed(1)} ms of switch CPU, ${wallMs.toFixed(1)} ms seen from the client`);
+    expect(perScrapeMs, `CPU per scrape ${perScrapeMs} ms, wall time per scrape seen from here ${wallMs.toFixed(1)} ms`).toBeLessThan(50 * TIME_SCALE);
   }, 120_000);
 
   it('vde_plug --mgmt captures and --metrics serves; bad addresses name the option', async () => {
@@ -269,6 +280,22 @@ describe('metrics', () => {
     expect(value(m.body, 'vde_port_receive_frames_total{port="1"}')).toBe(1);
     expect(value(m.body, 'vde_port_transmit_frames_total{port="2"}')).toBe(1);
     expect(m.body).toMatch(/vde_stage_value\{[^}]*stage="impair[^}]*\} \d/);
+    // link emulation's own counters, Prometheus style: left to right is the impair stage on the
+    // way out of side 2; frames lost there are counted by reason, and promtool accepts it all
+    expect((await runBin('vdecmd', ['-s', wfMgmt, 'loss', 'LR100'])).code).toBe(0);
+    const LOST = 3;
+    for (let i = 0; i < LOST; i++) c1.send(frame('ff:ff:ff:ff:ff:ff', A));
+    await waitFor(async () => value((await scrape({ port })).body, 'vde_impair_frames_total{port="2",direction="out"}') === 1 + LOST, 10_000, 'the lost frames to be counted');
+    const m2 = await scrape({ port });
+    expect(value(m2.body, 'vde_impair_dropped_frames_total{port="2",direction="out",reason="loss"}')).toBe(LOST);
+    expect(value(m2.body, 'vde_impair_dropped_frames_total{port="1",direction="out",reason="loss"}')).toBe(0);
+    expect(value(m2.body, 'vde_port_dropped_frames_total{port="2",reason="loss"}')).toBe(LOST);
+    expect(value(m2.body, 'vde_impair_link_up{port="2",direction="out"}')).toBe(1);
+    expect(value(m2.body, 'vde_impair_held_frames{port="2",direction="out"}')).toBe(0);
+    expect(m2.body).toMatch(/^# TYPE vde_impair_dropped_frames_total counter$/m);
+    const check = await run([tools.promtool, 'check', 'metrics'], { input: Buffer.from(m2.body), check: false });
+    expect(check.code, check.stdout + check.stderr).toBe(0);
+    expect((check.stdout + check.stderr).trim()).toBe('');
   }, 60_000);
 });
 

@@ -50,6 +50,11 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
 }
 
+/** The smallest of xs (the lowest RTT of a series). */
+function lowest(xs: number[]): number {
+  return Math.min(...xs);
+}
+
 /** Binomial bounds n·p ± 5 sd. */
 function binomial(n: number, p: number): [number, number] {
   const sd = Math.sqrt(n * p * (1 - p));
@@ -101,11 +106,13 @@ describe('link emulation between two switches, measured with ping and iperf3', (
   const ours = (args: string[], mgmt?: string) => filter([process.execPath, WF, '--nostdin', ...(mgmt ? ['-M', mgmt] : []), ...args, '-v', ends()], { mgmt });
   const debian = (args: string[], mgmt?: string) => filter([DEBIAN_WF, ...(mgmt ? ['-M', mgmt] : []), ...args, '-v', ends()], { mgmt });
   const rtt = async (count = 60, intervalS = 0.02): Promise<number> => median((await pings(nsA, ADDR_B, count, intervalS)).rtts);
+  /** The lowest RTT: scheduling delays on a saturated machine only add, so it stays put while medians drift with the load. */
+  const lowestRtt = async (count = 60, intervalS = 0.02): Promise<number> => lowest((await pings(nsA, ADDR_B, count, intervalS)).rtts);
   /**
    * The delay a console command adds: ping RTT medians with it and without it, measured in
    * alternating rounds (the CPUs are shared, so the load drifts; alternating cancels the drift).
    */
-  const addedDelay = async (mgmt: string, on: string, off: string, rounds = 4, perRound = 15): Promise<number> => {
+  const addedDelay = async (mgmt: string, on: string, off: string, rounds = 4, perRound = 15, stat: (xs: number[]) => number = median): Promise<number> => {
     const withIt: number[] = [];
     const without: number[] = [];
     for (let r = 0; r < rounds; r++) {
@@ -114,7 +121,7 @@ describe('link emulation between two switches, measured with ping and iperf3', (
       expect((await runCommand(mgmt, on)).status, on).toBe(0);
       withIt.push(...(await pings(nsA, ADDR_B, perRound, 0.02)).rtts);
     }
-    return median(withIt) - median(without);
+    return stat(withIt) - stat(without);
   };
 
   beforeAll(async () => {
@@ -240,15 +247,17 @@ describe('link emulation between two switches, measured with ping and iperf3', (
     writeFileSync(rc, 'delay 10\nmtu 1400\n');
     const markov = path.join(dir, 'markov.rc');
     writeFileSync(markov, 'markov-numnodes 2\nmarkov-time 20\nloss 100[1]\nsetedge 0,1,50\nsetedge 1,0,50\n');
+    // base and delayed RTTs come from different minutes (the filter restarts in between), so
+    // they are compared by their lowest values: at load 15 a median drifted by 2 ms between them
     const f0 = await ours([]);
-    const base = await rtt(30);
+    const base = await lowestRtt(30);
     await f0.stop();
     for (const [name, start] of [['ours', ours], ['Debian', debian]] as const) {
       const f = await start(['-f', rc]);
-      const added = (await rtt(30)) - base;
-      // 10 ms each way; Debian's millisecond clock and a loaded machine move the medians by a few ms
-      expect(added, name).toBeGreaterThan(16);
-      expect(added, name).toBeLessThan(25);
+      const added = (await lowestRtt(30)) - base;
+      // 10 ms each way; Debian's millisecond clock adds up to a few hundred µs more
+      expect(added, name).toBeGreaterThan(18);
+      expect(added, name).toBeLessThan(23);
       expect((await pings(nsA, ADDR_B, 3, 0.05, 1000)).seqs, name).toHaveLength(3);
       expect((await pings(nsA, ADDR_B, 3, 0.05, 1400)).seqs, name).toHaveLength(0);
       await f.stop();
@@ -266,7 +275,9 @@ describe('link emulation between two switches, measured with ping and iperf3', (
     for (const [dpipe, plug] of [[[process.execPath, DPIPE], [process.execPath, PLUG]], [[DEBIAN_DPIPE], [DEBIAN_PLUG]]]) {
       const mgmt = path.join(dir, 'wf-pipe.mgmt');
       const f = await filter([...dpipe, ...plug, sw[0].dir, '=', process.execPath, WF, '-M', mgmt, '=', ...plug, sw[1].dir], { mgmt });
-      const added = await addedDelay(mgmt, 'delay LR3', 'delay 0', 3);
+      // what is checked here is the filter working inside the cable (precision: the medians of
+      // the first test and the bench), so the lowest RTTs, which the load does not move
+      const added = await addedDelay(mgmt, 'delay LR3', 'delay 0', 3, 15, lowest);
       expect(Math.abs(added - 3), `${dpipe.join(' ')}: ${added}`).toBeLessThan(0.6);
       await f.stop();
     }
@@ -275,8 +286,11 @@ describe('link emulation between two switches, measured with ping and iperf3', (
   test('a vde_plug cable impaired with --impair, and changed through its --mgmt console', async () => {
     const mgmt = path.join(dir, 'plug.mgmt');
     const f = await filter([process.execPath, PLUG, '--impair', 'LR:delay 4ms', '--mgmt', mgmt, sw[0].dir, sw[1].dir], { mgmt });
-    const one = await addedDelay(mgmt, 'impair LR delay 4ms', 'impair LR off', 3);
-    const both = await addedDelay(mgmt, 'impair both delay 5ms', 'impair both off', 3);
+    // this test checks what the console changes, not precision (the test above and the bench do
+    // that): the lowest RTTs, which a saturated machine's scheduling delays (a few ms each,
+    // seen in half the pings of a phase at load 12) do not move
+    const one = await addedDelay(mgmt, 'impair LR delay 4ms', 'impair LR off', 3, 15, lowest);
+    const both = await addedDelay(mgmt, 'impair both delay 5ms', 'impair both off', 3, 15, lowest);
     expect(one, `LR 4 ms: ${one}, both 5 ms: ${both}`).toBeGreaterThan(3.6);
     expect(one, `LR 4 ms: ${one}, both 5 ms: ${both}`).toBeLessThan(6.5);
     expect(both, `LR 4 ms: ${one}, both 5 ms: ${both}`).toBeGreaterThan(9.5);

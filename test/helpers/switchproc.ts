@@ -119,7 +119,7 @@ export function runBin(
       stderr += d;
       out += d;
     });
-    const t = setTimeout(() => p.kill('SIGKILL'), o.timeoutMs ?? 8000);
+    const t = setTimeout(() => p.kill('SIGKILL'), (o.timeoutMs ?? 8000) * TIME_SCALE);
     p.on('exit', (code) => {
       clearTimeout(t);
       resolve({ code, stdout, stderr, out });

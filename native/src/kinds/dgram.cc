@@ -158,8 +158,10 @@ class DgramEndpoint : public Endpoint {
       }
       if (r < 0 && errno == EINTR) continue;
       if (r < 0 && (errno == EAGAIN || errno == ENOBUFS)) return sent;
-      // a hard error: count the frame, report once, go on with the rest
-      c.st.fail(errno, "send error");
+      // a hard error: count the frame, report once, go on with the rest; a socket still waiting
+      // for the peer it adopts (ptp://'s first end before the second is known) has nowhere to
+      // send yet, which is no error to report
+      if (!(adopt_ && (errno == ENOTCONN || errno == EDESTADDRREQ))) c.st.fail(errno, "send error");
       c.pc.drop(DROP_TX_ERROR);
       sent++;
     }
@@ -182,7 +184,7 @@ class DgramEndpoint : public Endpoint {
       int r = sendmmsg(txFd_, msgs, unsigned(m), MSG_DONTWAIT | MSG_NOSIGNAL);
       if (r < 0) {
         if (errno == EAGAIN || errno == ENOBUFS || errno == EINTR) break;
-        c.st.fail(errno, "send error");
+        if (!(adopt_ && (errno == ENOTCONN || errno == EDESTADDRREQ))) c.st.fail(errno, "send error");
         c.pc.drop(DROP_TX_ERROR);
         txq.pop(c.pool);  // drop the frame that failed and go on
         continue;

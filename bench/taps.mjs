@@ -3,7 +3,7 @@
  * (`-t A -t B`, tap offloads on), against the same two namespaces on a Linux bridge with veth
  * pairs (offloads on): the "in-switch taps reach the kernel bridge" profile of issue 12.
  *
- *   node bench/taps.mjs [--reps=N] [--secs=S] [--perf]
+ *   node bench/taps.mjs [--reps=N] [--secs=S] [--perf] [--plugs]
  *
  * Per run (bridge and ours alternate, --reps each, default 3; iperf3 --secs, default 5):
  * Gbit/s; the CPU of iperf3's two ends (iperf3's own figures, user + system, which include the
@@ -213,12 +213,60 @@ async function oursRun(perf = false) {
   }
 }
 
+/** CPU ticks (utime + stime) of a whole process. */
+function procTicks(pid) {
+  const st = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = st.slice(st.lastIndexOf(')') + 2).split(' ');
+  return Number(f[11]) + Number(f[12]);
+}
+
+/** Our switch without taps and two of our `vde_plug vde://DIR tap://TAP` plugs (offloads on): the plug path, for comparison. */
+async function plugsRun() {
+  teardown();
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'vde-bench-plugs-'));
+  const procs = [];
+  try {
+    for (const ns of [NS_A, NS_B]) ip('netns', 'add', ns);
+    const argv = [...oursArgv('vde_switch'), '--nostdin', '-s', dir];
+    const sw = spawn(argv[0], argv.slice(1), { cwd: REPO_DIR, stdio: 'ignore' });
+    children.add(sw);
+    procs.push(sw);
+    await until(() => fs.existsSync(path.join(dir, 'ctl')), SWITCH_START_TIMEOUT_MS, 'the switch');
+    const plugArgv = oursArgv('vde_plug');
+    for (const tap of [TAP_A, TAP_B]) {
+      ip('tuntap', 'add', 'dev', tap, 'mode', 'tap');
+      const p = spawn(plugArgv[0], [...plugArgv.slice(1), `vde://${dir}`, `tap://${tap}`], { cwd: REPO_DIR, stdio: 'ignore' });
+      children.add(p);
+      procs.push(p);
+    }
+    // our plug switches the tap's offloads on once it has opened it
+    await until(() => [TAP_A, TAP_B].every((t) => /tcp-segmentation-offload: on/.test(spawnSync('ethtool', ['-k', t], { encoding: 'utf8' }).stdout ?? '')), SWITCH_START_TIMEOUT_MS, 'the plugs');
+    ip('link', 'set', TAP_A, 'netns', NS_A);
+    ip('link', 'set', TAP_B, 'netns', NS_B);
+    configure(NS_A, TAP_A, ADDR_A);
+    configure(NS_B, TAP_B, ADDR_B);
+    const r = await iperf({
+      start: () => ({ t: procs.map((p) => procTicks(p.pid)), w: Date.now() }),
+      end: (s0) => {
+        const secs = (Date.now() - s0.w) / 1000;
+        const pct = procs.map((p, i) => (100 * (procTicks(p.pid) - s0.t[i])) / CLK_TCK_HZ / secs);
+        return { switchPct: pct[0], plugsPct: pct[1] + pct[2] };
+      },
+    });
+    return r;
+  } finally {
+    for (const p of procs.reverse()) { await stopChild(p, 2000); children.delete(p); }
+    teardown();
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+}
+
 const med = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length ? (s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2) : NaN; };
 
 async function main() {
   if (process.getuid?.() !== 0) throw new Error('needs root (namespaces, taps)');
   for (const t of ['ip', 'iperf3']) if (spawnSync('which', [t]).status !== 0) throw new Error(`missing ${t} (Debian packages iproute2, iperf3)`);
-  const bridge = [], ours = [];
+  const bridge = [], ours = [], plugs = [];
   for (let i = 0; i < REPS; i++) {
     const b = await bridgeRun();
     bridge.push(b);
@@ -226,6 +274,11 @@ async function main() {
     const o = await oursRun();
     ours.push(o);
     const w = o.window;
+    if (args.plugs) {
+      const q = await plugsRun();
+      plugs.push(q);
+      console.error(`plugs:  ${q.gbps.toFixed(2)} Gbit/s, iperf3 CPU client ${q.cpuClient.toFixed(0)}% server ${q.cpuServer.toFixed(0)}%, switch ${q.window.switchPct.toFixed(0)}%, plugs ${q.window.plugsPct.toFixed(0)}%`);
+    }
     console.error(`ours:   ${o.gbps.toFixed(2)} Gbit/s, iperf3 CPU client ${o.cpuClient.toFixed(0)}% server ${o.cpuServer.toFixed(0)}%, engine thread user ${w.userPct.toFixed(0)}% sys ${w.sysPct.toFixed(0)}%, ${(w.framesIn / w.secs / 1000).toFixed(1)} k frames/s in (avg ${w.avgFrameBytes.toFixed(0)} B), ${(w.framesIn / Math.max(w.wakeups, 1)).toFixed(2)} frames per wake-up`);
   }
   const cpuPerGbit = (r, extra = 0) => (r.cpuClient + r.cpuServer + extra) / 100 / r.gbps;
@@ -244,6 +297,10 @@ async function main() {
     `| engine thread CPU per frame (µs) | - | ${med(ours.map((r) => ((r.window.userPct + r.window.sysPct) / 100) * 1e6 / (r.window.framesIn / r.window.secs))).toFixed(2)} | |`,
     `| retransmits | ${med(bridge.map((r) => r.retrans))} | ${med(ours.map((r) => r.retrans))} | |`,
   ];
+  if (plugs.length) {
+    const g = med(plugs.map((r) => r.gbps));
+    lines.push('', `our switch + two of our \`vde_plug tap://\` plugs, same runs: ${g.toFixed(2)} Gbit/s (${(g / med(bridge.map((r) => r.gbps))).toFixed(2)}x the bridge), iperf3 ${med(plugs.map((r) => r.cpuClient + r.cpuServer)).toFixed(0)} %, switch ${med(plugs.map((r) => r.window.switchPct)).toFixed(0)} %, plugs ${med(plugs.map((r) => r.window.plugsPct)).toFixed(0)} % of one CPU; ${med(plugs.map((r) => cpuPerGbit(r, r.window.switchPct + r.window.plugsPct))).toFixed(3)} CPU-seconds per Gbit`);
+  }
   console.log(lines.join('\n'));
   if (args.perf) {
     if (spawnSync('which', ['perf']).status !== 0) throw new Error('missing perf (Debian package linux-perf)');

@@ -106,7 +106,8 @@ async function iperf(hooks = {}) {
     children.add(c);
     let out = '';
     c.stdout.on('data', (d) => { out += d; });
-    // iperf3 measures after its connect; the hooks bracket the whole transfer
+    // the hooks bracket a window inside the transfer: from 1 s after its start (the engine thread
+    // is picked by its CPU in the last 0.7 s of that) to 0.3 s before its end
     await sleep(300);
     hooks.warm?.();
     await sleep(700);

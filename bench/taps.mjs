@@ -15,7 +15,7 @@
  * under `perf record -e cpu-clock` on the engine thread prints its top symbols (kernel included).
  *
  * Local only: namespaces named with this process's PID, removed at exit; every child stopped by
- * PID. Needs root, iperf3, iproute2.
+ * PID. Needs root, iperf3, iproute2 (and ethtool for --plugs, linux-perf for --perf).
  */
 import { execFileSync, spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
@@ -267,6 +267,7 @@ const med = (xs) => { const s = [...xs].sort((a, b) => a - b); return s.length ?
 async function main() {
   if (process.getuid?.() !== 0) throw new Error('needs root (namespaces, taps)');
   for (const t of ['ip', 'iperf3']) if (spawnSync('which', [t]).status !== 0) throw new Error(`missing ${t} (Debian packages iproute2, iperf3)`);
+  if (args.plugs && spawnSync('which', ['ethtool']).status !== 0) throw new Error('missing ethtool (Debian package ethtool), needed by --plugs');
   const bridge = [], ours = [], plugs = [];
   for (let i = 0; i < REPS; i++) {
     const b = await bridgeRun();

@@ -80,7 +80,7 @@ export function chainTable(results) {
     'Chain rows: the whole chain is Debian\'s in one column and ours in the other: two switches with a tap each (`-t`, the taps moved into two namespaces), joined by a cable.',
     `Debian: \`${DEBIAN_SWITCH} -t A\`, \`${DEBIAN_DPIPE} ${DEBIAN_PLUG} SW1 = ${DEBIAN_PLUG} SW2\` (ssh: \`= ssh root@127.0.0.1 ${DEBIAN_PLUG} SW2\`; TCP: \`= socat - TCP:127.0.0.1:P\` + \`socat TCP-LISTEN:P EXEC:"vde_plug SW2"\`).`,
     'Ours: `node bin/vde_switch -t A` (tap offloads on), `dpipe node bin/vde_plug SW1 = node bin/vde_plug SW2` (ssh likewise; TCP: `vde_plug SWn stream://tcp:127.0.0.1:P[server/framing=2]` + `[framing=2]`); between vde-ts ends the cable carries 64 KiB segments.',
-    'The ssh cable uses a private sshd on 127.0.0.1 and ssh\'s default cipher on both sides. "CPU" = switches + cable processes, % of one CPU.',
+    'The ssh cable uses a private sshd on 127.0.0.1 and ssh\'s default cipher on both sides. "CPU" = switches + cable processes (for ssh, sshd\'s side included), % of one CPU.',
     '',
     '| # | chain scenario | unit | Debian chain | ours | ours/Debian | target | result |',
     '|---|---|---|---|---|---|---|---|',
@@ -214,7 +214,8 @@ async function measure(ctx, kind, side, ssh) {
     if (!up || dead) return { error: `the cable carries no pings${dead ? `: ${dead.name} exited: ${ctx.tail(dead.err, 120)}` : ''}` };
     const srv = startProc(ctx, ['ip', 'netns', 'exec', CHAIN_NS_B, 'iperf3', '-s', '-1', '-p', String(CHAIN_IPERF_PORT)], 'iperf3 server');
     await ctx.sleep(CHAIN_IPERF_START_DELAY_MS);
-    const pids = [...sw.map((s) => s.pid), ...cable.procs.map((h) => h.p.pid)];
+    // the ssh cable's far end (sshd's session and the plug it runs) counts as cable too
+    const pids = [...sw.map((s) => s.pid), ...cable.procs.map((h) => h.p.pid), ...(kind === 'ssh' && ssh.proc ? [ssh.proc.p.pid] : [])];
     const t0 = ticks(ctx, pids);
     const w0 = Date.now();
     const c = await ctx.runAsync('ip', ['netns', 'exec', CHAIN_NS_A, 'iperf3', '-c', CHAIN_ADDR_B, '-p', String(CHAIN_IPERF_PORT),

@@ -939,6 +939,12 @@ async function netViaSwitchTaps(sw, offload) {
       if (Date.now() > until || !alive(proc.pid)) return { error: `switch -t did not start: ${tail(out, 150)}` };
       await sleep(POLL_INTERVAL_MS);
     }
+    // the control socket listens before the taps are attached: wait for both taps too
+    const hasTap = (t) => run('ip', ['link', 'show', t], { quiet: true }).ok;
+    while (!(hasTap(NET_TAP_A) && hasTap(NET_TAP_B))) {
+      if (Date.now() > until || !alive(proc.pid)) return { error: `switch -t created no taps: ${tail(out, 150)}` };
+      await sleep(POLL_INTERVAL_MS);
+    }
     const moved = netMoveTaps();
     if (moved) return { error: moved };
     return await netMeasure();

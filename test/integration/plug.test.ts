@@ -79,11 +79,14 @@ describe('vde_plug cables', () => {
     b.close();
   });
 
+  // three node plugs start at once here: on a loaded 2-CPU machine that alone took 6.2 s
+  const CABLES_UP_TIMEOUT_MS = 20_000;
+
   it('lays a cable with "vde_plug DIR = vde_plug DIR", with Debian dpipe and mixed with Debian vde_plug', async () => {
     const viaEq = plug([s1.dir, '=', process.execPath, PLUG_BIN, s2.dir]);
     const mixed = spawn('dpipe', [process.execPath, PLUG_BIN, s1.dir, '=', 'vde_plug', s2.dir], { stdio: 'ignore' });
     procs.push(mixed);
-    await waitFor(async () => (await activePorts(s1)) === 2 && (await activePorts(s2)) === 2, 15_000, 'two cables up'); // three node processes start at once
+    await waitFor(async () => (await activePorts(s1)) === 2 && (await activePorts(s2)) === 2, CABLES_UP_TIMEOUT_MS, 'two cables up');
     // two parallel cables make a loop: keep only one at a time
     const a = await VdeClient.connect(s1.dir);
     const b = await VdeClient.connect(s2.dir);
@@ -94,7 +97,7 @@ describe('vde_plug cables', () => {
     await viaEq.exit;
     const deb = spawn('dpipe', [process.execPath, PLUG_BIN, s1.dir, '=', 'vde_plug', s2.dir], { stdio: 'ignore' });
     procs.push(deb);
-    await waitFor(async () => (await activePorts(s1)) === 2 && (await activePorts(s2)) === 2, 5000, 'mixed cable up');
+    await waitFor(async () => (await activePorts(s1)) === 2 && (await activePorts(s2)) === 2, CABLES_UP_TIMEOUT_MS, 'mixed cable up');
     expect(await crosses(a, b, '02:00:00:00:41:02', 1500)).toBe(true);
     expect(await crosses(b, a, '02:00:00:00:41:03', 1500)).toBe(true);
     deb.kill('SIGTERM');

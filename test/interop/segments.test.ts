@@ -153,6 +153,20 @@ describe('our vde_plug tap:// and switch', () => {
     await bothWays(cleanup, a.ns, b.ns, XFER_PORT + 2);
     expect(sw.p.exitCode).toBeNull();
   }, TEST_TIMEOUT_MS);
+
+  test('our tap plug with the longest description on a vdeplug4 switch:// node (Debian\'s vde_plug): the offer is ignored, plain frames', async () => {
+    const dir = cleanup.path(fs.mkdtempSync(path.join(path.dirname(file), 'debnode-')));
+    const node = path.join(dir, 'node');
+    const host = start(cleanup, [DEBIAN_PLUG, `switch://${node}`, 'null://'], 'Debian vde_plug switch://');
+    await pollUntil(() => host.p.exitCode !== null || fs.existsSync(path.join(node, 'ctl')), ATTACH_TIMEOUT_MS, `switch:// node (${host.out()})`);
+    if (host.p.exitCode !== null) throw new Error(`vde_plug switch:// exited: ${host.out()}`);
+    // a 127-byte description: cut so that the request with the offer is 255 bytes, the most a vde2-style 256-byte read takes
+    const a = await tapPlug(cleanup, [NODE, PLUG_BIN, '-D', 'd'.repeat(127), node], NS_A_ADDR, true);
+    const b = await tapPlug(cleanup, [DEBIAN_PLUG, `vde://${node}`], NS_B_ADDR, false);
+    expect((await ping(a.ns, NS_B_ADDR, 3)).received).toBe(3);
+    await bothWays(cleanup, a.ns, b.ns, XFER_PORT + 4);
+    expect(host.p.exitCode).toBeNull();
+  }, TEST_TIMEOUT_MS);
 });
 
 describe('cables between two of our switches with taps (-t) on both ends', () => {

@@ -65,6 +65,13 @@ class FakeEnv : public StageEnv {
     released++;
   }
   void emit(int, const StageFrame &) override {}
+  // the observation seams (fd watches, flushes, notifications): the impair stage uses none of them
+  uint64_t wallNs() const override { return now; }
+  bool watch(const std::shared_ptr<FdWatcher> &, uint32_t) override { return false; }
+  void rewatch(FdWatcher &, uint32_t) override {}
+  void unwatch(FdWatcher &) override {}
+  void deferFlush(const std::shared_ptr<FdWatcher> &) override {}
+  void notify(const std::string &, const std::string &) override {}
 
   uint64_t now = START_NS;
   uint64_t stored = 0, released = 0;

@@ -115,7 +115,7 @@ export function parseLab(text: string, file = 'lab'): LabConfig {
     const seen = new Set<string>();
     const out: string[] = [];
     for (const e of v.errors ?? []) {
-      if (e.keyword === 'oneOf' || e.keyword === 'if') continue;
+      if (e.keyword === 'oneOf' || e.keyword === 'if' || (e.keyword === 'required' && e.schemaPath.includes('/oneOf/'))) continue;
       const path = e.instancePath.split('/').slice(1).map((p) => (/^\d+$/.test(p) ? Number(p) : p.replace(/~1/g, '/').replace(/~0/g, '~')));
       let msg = e.message ?? 'invalid';
       if (e.keyword === 'additionalProperties') msg = `unknown field "${(e.params as { additionalProperty: string }).additionalProperty}"`;

@@ -135,7 +135,7 @@ tasks:
   vm-fetch:
     on: h2
     after: [vm-up]
-    run: wget -q -O /tmp/blob http://10.0.0.5/blob && wc -c < /tmp/blob
+    run: for i in $(seq 30); do wget -q -O /tmp/blob http://10.0.0.5/blob && exec wc -c < /tmp/blob; sleep 1; done; exit 1
     timeout: 30
     expect: {output: '^4096$'}
 `;

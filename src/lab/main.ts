@@ -116,11 +116,15 @@ function validate(file: string): number {
   return 0;
 }
 
-/** Refuses what needs root when not root, with the reason. */
-function checkPrivilege(cfg: LabConfig): void {
+/** Unprivileged: refuses a lab when the kernel allows no user namespaces, with the reason. */
+async function checkPrivilege(cfg: LabConfig): Promise<void> {
   if (process.getuid?.() === 0) return;
-  const needs = Object.keys(cfg.hosts).length ? 'hosts (network namespaces with taps)' : null;
-  if (needs) throw new Error(`lab ${cfg.name}: ${needs} need root (or CAP_NET_ADMIN and CAP_SYS_ADMIN); run vde_lab as root, or describe the lab with switches, VMs, cables and NATs only, which need no privilege`);
+  const needs = Object.keys(cfg.hosts).length || Object.values(cfg.links).some((l) => l.type === 'host-host');
+  if (!needs) return;
+  const r = await cmd(['unshare', '--user', '--map-root-user', '--net', 'true'], { check: false });
+  if (r.code !== 0) {
+    throw new Error(`lab ${cfg.name}: hosts (network namespaces with taps) need root, or unprivileged user namespaces, which this kernel refuses (${r.stderr.trim().split('\n').pop() || `unshare exit status ${r.code}`}; see sysctl kernel.unprivileged_userns_clone and user.max_user_namespaces)`);
+  }
 }
 
 /** Lock of a lab's run directory while a command changes it. */
@@ -163,7 +167,7 @@ function interruptible(): { aborted: () => boolean; done: () => void } {
 
 /** Brings the lab of FILE up (or changes it); on failure or interruption nothing is left. */
 async function bringUp(cfg: LabConfig, file: string, say: (l: string) => void, aborted: () => boolean): Promise<{ st: LabState; rt: LabRuntime; actions: Action[] }> {
-  checkPrivilege(cfg);
+  await checkPrivilege(cfg);
   let st = readState(cfg.name);
   if (!st) st = newState(cfg.name, path.resolve(file));
   const unlock = lock(st.dir);

@@ -40,11 +40,65 @@ async function answers(sock: string): Promise<boolean> {
   }
 }
 
-/** argv prefix that runs a command inside a host. */
+/**
+ * argv that runs a command inside a host: `ip netns exec` as root; unprivileged, nsenter into the
+ * lab's user namespace and the host's network namespace (held by a sleeping process).
+ */
 export function inHost(st: LabState, host: string, argv: string[]): string[] {
   const h = st.hosts[host];
   if (!h) throw new Error(`no host "${host}" in lab ${st.name}`);
-  return ['ip', 'netns', 'exec', h.netns, ...argv];
+  if (st.privileged) return ['ip', 'netns', 'exec', h.netns, ...argv];
+  return ['nsenter', `--target=${h.holderPid}`, '--user', '--net', '--preserve-credentials', ...argv];
+}
+
+/** argv that runs a command in the lab's own namespaces (unprivileged), or as it is (root). */
+export function inLab(st: LabState, argv: string[]): string[] {
+  if (st.privileged) return argv;
+  if (!st.labPid) throw new Error(`lab ${st.name}: its user namespace is not up`);
+  return ['nsenter', `--target=${st.labPid}`, '--user', '--net', '--preserve-credentials', ...argv];
+}
+
+/** The network namespace of a process (its /proc link), or null when it is gone. */
+function netnsOf(pid: number): string | null {
+  try {
+    return fs.readlinkSync(`/proc/${pid}/ns/net`);
+  } catch {
+    return null;
+  }
+}
+
+/** Kills (SIGKILL) every process of ours whose network namespace is ns. */
+function killInNetns(ns: string): void {
+  for (const p of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
+    if (netnsOf(Number(p)) === ns) {
+      try {
+        process.kill(Number(p), 'SIGKILL');
+      } catch {
+        /* gone */
+      }
+    }
+  }
+}
+
+/**
+ * Unprivileged labs live in a user namespace of their own, held by a sleeping process together
+ * with the lab's network namespace (where switches own their taps); hosts are network
+ * namespaces created inside it. Starts it (once) and records its PID.
+ */
+export async function ensureUserns(st: LabState): Promise<void> {
+  if (st.privileged || (st.labPid && alive(st.labPid, st.dir))) return;
+  const mine = fs.readlinkSync('/proc/self/ns/user');
+  const pid = startDetached(['unshare', '--user', '--map-root-user', '--net', '--', 'sh', '-c', 'ip link set lo up; while :; do sleep 3600; done', 'vde_lab-userns', st.dir], path.join(st.dir, 'userns.log'));
+  st.labPid = pid;
+  writeState(st);
+  await until(() => {
+    try {
+      return fs.readlinkSync(`/proc/${pid}/ns/user`) !== mine;
+    } catch {
+      return false;
+    }
+  }, START_TIMEOUT_MS, 'user namespace', () => alive(pid));
 }
 
 /** The running lab: applies plans and control actions to it. */
@@ -67,6 +121,7 @@ export class LabRuntime {
   /** Applies the actions of a plan for the configuration `next`, phase by phase. */
   async apply(next: LabConfig, actions: Action[]): Promise<void> {
     const old = this.st.config;
+    await ensureUserns(this.st);
     // destroy steps read the old configuration, create steps the new one
     const phases: Array<[string[], LabConfig | null]> = [
       [['destroy-link'], old], [['destroy-nat', 'destroy-vm'], old], [['destroy-host', 'destroy-switch'], old],
@@ -120,7 +175,7 @@ export class LabRuntime {
     const lines = [...c.vlans.map((v) => `vlan/create ${v}`), ...c.rc];
     fs.writeFileSync(rc, lines.map((l) => `${l}\n`).join(''), { mode: 0o600 });
     const argv = ownCommand('vde_switch', ['-s', dir, '-M', mgmt, '-n', String(c.ports), '--nostdin', '-f', rc, ...(c.hub ? ['--hub'] : []), ...(c.stp ? ['--fstp'] : [])]);
-    const pid = startDetached(argv, this.log(`switch-${name}`));
+    const pid = startDetached(inLab(this.st, argv), this.log(`switch-${name}`));
     this.st.switches[name] = { pid, dir, mgmt };
     this.save();
     await until(() => answers(mgmt), START_TIMEOUT_MS, `switch ${name}`, () => alive(pid));
@@ -142,19 +197,38 @@ export class LabRuntime {
     const netns = `vdelab-${this.st.id}-${name}`;
     this.st.hosts[name] = { netns };
     this.save();
-    await cmd(['ip', 'netns', 'add', netns]);
-    await cmd(['ip', '-n', netns, 'link', 'set', 'lo', 'up']);
+    if (this.st.privileged) {
+      await cmd(['ip', 'netns', 'add', netns]);
+      await cmd(['ip', '-n', netns, 'link', 'set', 'lo', 'up']);
+    } else {
+      // a sleeping process holds the host's network namespace inside the lab's user namespace
+      const labNs = netnsOf(this.st.labPid!);
+      const pid = startDetached(inLab(this.st, ['unshare', '--net', '--', 'sh', '-c', 'ip link set lo up; while :; do sleep 3600; done', 'vde_lab-host', this.st.dir]), this.log(`host-${name}`));
+      this.st.hosts[name].holderPid = pid;
+      this.save();
+      await until(() => { const n = netnsOf(pid); return n !== null && n !== labNs; }, START_TIMEOUT_MS, `host ${name}`, () => alive(pid));
+    }
     const sys = Object.entries(c.sysctls);
     if (sys.length) await cmd(inHost(this.st, name, ['sysctl', '-q', '-w', ...sys.map(([k, v]) => `${k}=${v}`)]));
   }
 
   private async hostRoutes(name: string): Promise<void> {
     const c = this.cfg.hosts[name];
-    const ns = this.st.hosts[name].netns;
     for (const r of c.routes) {
       const v6 = r.to.includes(':') || (r.via ?? '').includes(':');
-      await cmd(['ip', '-n', ns, ...(v6 ? ['-6'] : ['-4']), 'route', 'replace', r.to, ...(r.via ? ['via', r.via] : []), ...(r.dev ? ['dev', r.dev] : [])]);
+      await cmd(this.ipHost(name, [...(v6 ? ['-6'] : ['-4']), 'route', 'replace', r.to, ...(r.via ? ['via', r.via] : []), ...(r.dev ? ['dev', r.dev] : [])]));
     }
+  }
+
+  /** argv of `ip ARGS` inside a host. */
+  private ipHost(host: string, args: string[]): string[] {
+    return this.st.privileged ? ['ip', '-n', this.st.hosts[host].netns, ...args] : inHost(this.st, host, ['ip', ...args]);
+  }
+
+  /** Moves interface dev from the lab's namespace into a host's. */
+  private async moveTo(dev: string, host: string): Promise<void> {
+    const h = this.st.hosts[host];
+    await cmd(inLab(this.st, ['ip', 'link', 'set', 'dev', dev, 'netns', this.st.privileged ? h.netns : String(h.holderPid)]));
   }
 
   private async hostStartup(name: string): Promise<void> {
@@ -170,29 +244,28 @@ export class LabRuntime {
     if (!r) return;
     if (r.startupPid) await stopPid(r.startupPid, this.st.dir, { group: true });
     // every process left in the namespace goes with it
-    const pids = await cmd(['ip', 'netns', 'pids', r.netns], { check: false });
-    for (const p of pids.stdout.split(/\s+/).filter(Boolean).map(Number)) {
-      try {
-        process.kill(p, 'SIGKILL');
-      } catch {
-        /* gone */
-      }
+    if (this.st.privileged) {
+      const ns = (() => { try { return fs.statSync(`/run/netns/${r.netns}`).ino; } catch { return null; } })();
+      if (ns !== null) killInNetns(`net:[${ns}]`);
+      await cmd(['ip', 'netns', 'del', r.netns], { check: false });
+    } else if (r.holderPid) {
+      const ns = netnsOf(r.holderPid);
+      if (ns && alive(r.holderPid, this.st.dir)) killInNetns(ns);
+      await stopPid(r.holderPid, this.st.dir);
     }
-    await cmd(['ip', 'netns', 'del', r.netns], { check: false });
     delete this.st.hosts[name];
     this.save();
   }
 
   /** Configures interface `tap` (already in the host's namespace) as IF with its addresses. */
   private async setupIface(host: string, tap: string, ifname: string): Promise<void> {
-    const ns = this.st.hosts[host].netns;
     const f = this.cfg.hosts[host].interfaces[ifname] ?? { addresses: [] };
     const lines = [`link set dev ${tap} name ${ifname}`];
     if (f.mac) lines.push(`link set dev ${ifname} address ${f.mac}`);
     if (f.mtu) lines.push(`link set dev ${ifname} mtu ${f.mtu}`);
     for (const a of f.addresses) lines.push(`addr add ${a} dev ${ifname}${a.includes(':') ? ' nodad' : ''}`);
     lines.push(`link set dev ${ifname} up`);
-    await cmd(['ip', '-n', ns, '-batch', '-'], { input: lines.join('\n') + '\n' });
+    await cmd(this.ipHost(host, ['-batch', '-']), { input: lines.join('\n') + '\n' });
   }
 
   private nextTap(): string {
@@ -217,15 +290,15 @@ export class LabRuntime {
       this.save();
       if (l.vlan !== undefined) await consoleCmd(sw.mgmt, `port/setvlan ${port} ${l.vlan}`);
       if (l.ab || l.ba) await this.applyImpair(name);
-      await cmd(['ip', 'link', 'set', 'dev', tap, 'netns', this.st.hosts[l.a.node].netns]);
+      await this.moveTo(tap, l.a.node);
       await this.setupIface(l.a.node, tap, l.a.ifname!);
     } else if (l.type === 'host-host') {
       const ta = this.nextTap();
       const tb = this.nextTap();
       rec.taps.push(ta, tb);
-      await this.startPlug(name, rec, [`tap://${ta}`, `tap://${tb}`], l.ab, l.ba, 'p');
-      await cmd(['ip', 'link', 'set', 'dev', ta, 'netns', this.st.hosts[l.a.node].netns]);
-      await cmd(['ip', 'link', 'set', 'dev', tb, 'netns', this.st.hosts[l.b.node].netns]);
+      await this.startPlug(name, rec, [`tap://${ta}`, `tap://${tb}`], l.ab, l.ba, 'p', true);
+      await this.moveTo(ta, l.a.node);
+      await this.moveTo(tb, l.b.node);
       await this.setupIface(l.a.node, ta, l.a.ifname!);
       await this.setupIface(l.b.node, tb, l.b.ifname!);
     } else if (l.type === 'switch-switch') {
@@ -250,10 +323,10 @@ export class LabRuntime {
     this.say(`link ${name} up`);
   }
 
-  private async startPlug(name: string, rec: LinkRec, locators: string[], lr: string, rl: string, tag: string): Promise<void> {
+  private async startPlug(name: string, rec: LinkRec, locators: string[], lr: string, rl: string, tag: string, inLabNs = false): Promise<void> {
     const mgmt = path.join(this.st.dir, `l-${name}-${tag}.mgmt`);
     const argv = ownCommand('vde_plug', ['--mgmt', mgmt, '-D', `vde_lab:${this.st.name}:${name}`, ...(lr ? ['--impair', `LR:${lr}`] : []), ...(rl ? ['--impair', `RL:${rl}`] : []), ...locators]);
-    const pid = startDetached(argv, this.log(`link-${name}-${tag}`));
+    const pid = startDetached(inLabNs ? inLab(this.st, argv) : argv, this.log(`link-${name}-${tag}`));
     rec.pids.push(pid);
     rec.mgmts.push(mgmt);
     this.save();
@@ -347,7 +420,7 @@ export class LabRuntime {
       }
     }
     // a tap whose owner is gone disappears with it; one still around (moved into a host) is removed
-    for (const t of r.taps) await cmd(['ip', 'link', 'del', t], { check: false });
+    if (this.st.privileged) for (const t of r.taps) await cmd(['ip', 'link', 'del', t], { check: false });
     for (const m of r.mgmts) fs.rmSync(m, { force: true });
     delete this.st.links[name];
     this.save();
@@ -484,6 +557,13 @@ export class LabRuntime {
     await each(Object.keys(this.st.vms), (n) => this.destroyVm(n));
     await each(Object.keys(this.st.hosts), (n) => this.destroyHost(n));
     await each(Object.keys(this.st.switches), (n) => this.destroySwitch(n));
+    if (this.st.labPid) {
+      const ns = netnsOf(this.st.labPid);
+      if (ns && alive(this.st.labPid, this.st.dir)) killInNetns(ns);
+      await stopPid(this.st.labPid, this.st.dir);
+      delete this.st.labPid;
+      this.save();
+    }
     return errors;
   }
 }

@@ -42,6 +42,8 @@ export interface LabState {
   nat: Record<string, NatRec>;
   vms: Record<string, VmRec>;
   tapSeq: number;
+  /** Unprivileged: the process holding the lab's user and network namespaces. */
+  labPid?: number;
   /** Set when `up` began; the web view and status show it. */
   startedMs: number;
 }

@@ -18,7 +18,7 @@ import { plan, type Action } from './plan.js';
 import { cmd } from './proc.js';
 import { inHost, LabRuntime } from './runtime.js';
 import { LAB_SCHEMA } from './schema.js';
-import { newState, readState, runDir, listLabs, writeState, type LabState } from './state.js';
+import { isPrivileged, newState, readState, runDir, listLabs, writeState, type LabState } from './state.js';
 import { labDot, labStatus, statusText } from './status.js';
 import { runningGroups, runOnVm, runTasks, type TaskResult } from './tasks.js';
 import { serveWeb } from './web.js';
@@ -118,7 +118,7 @@ function validate(file: string): number {
 
 /** Unprivileged: refuses a lab when the kernel allows no user namespaces, with the reason. */
 async function checkPrivilege(cfg: LabConfig): Promise<void> {
-  if (process.getuid?.() === 0) return;
+  if (isPrivileged()) return;
   const needs = Object.keys(cfg.hosts).length || Object.values(cfg.links).some((l) => l.type === 'host-host');
   if (!needs) return;
   const r = await cmd(['unshare', '--user', '--map-root-user', '--net', 'true'], { check: false });

@@ -48,10 +48,20 @@ export interface LabState {
   startedMs: number;
 }
 
+/** True when running as root of the initial user namespace (not as root of a user namespace). */
+export function isPrivileged(): boolean {
+  if (process.getuid?.() !== 0) return false;
+  try {
+    return /^\s*0\s+0\s+4294967295\s*$/.test(fs.readFileSync('/proc/self/uid_map', 'utf8'));
+  } catch {
+    return true;
+  }
+}
+
 /** The directory that holds the run directories of all labs. */
 export function labsRoot(): string {
   if (process.env.VDE_LAB_DIR) return path.resolve(process.env.VDE_LAB_DIR);
-  if (process.getuid?.() === 0) return '/run/vde_lab';
+  if (isPrivileged()) return '/run/vde_lab';
   const xdg = process.env.XDG_RUNTIME_DIR;
   if (xdg && fs.existsSync(xdg)) return path.join(xdg, 'vde_lab');
   return path.join(os.tmpdir(), `vde_lab-${process.getuid?.() ?? 'user'}`);
@@ -86,7 +96,7 @@ export function newState(name: string, file: string | null): LabState {
   fs.mkdirSync(dir, { recursive: false, mode: 0o700 });
   // unique among labs running at the same time: derived from the run directory and the time
   const id = crypto.createHash('sha1').update(`${dir}\0${process.pid}\0${Date.now()}\0${Math.random()}`).digest('hex').slice(0, 5);
-  const s: LabState = { version: 1, name, id, dir, file, privileged: process.getuid?.() === 0, config: null, switches: {}, hosts: {}, links: {}, nat: {}, vms: {}, tapSeq: 0, startedMs: Date.now() };
+  const s: LabState = { version: 1, name, id, dir, file, privileged: isPrivileged(), config: null, switches: {}, hosts: {}, links: {}, nat: {}, vms: {}, tapSeq: 0, startedMs: Date.now() };
   writeState(s);
   return s;
 }

@@ -4,7 +4,8 @@
 // httpd); every example in examples/labs/ run by `vde_lab run`; `up` applied again to a changed
 // file changes only the difference; nothing left behind after down (from another process),
 // Ctrl-C during up, a hanging task or a crashed switch; two labs with the same node names side
-// by side; the unprivileged refusal; graph as DOT and SVG (Graphviz); the web view in Debian's
+// by side; the same lab run as user nobody (a user namespace per lab) and the refusal when the
+// kernel allows no user namespaces; graph as DOT and SVG (Graphviz); the web view in Debian's
 // headless chromium through playwright-core (rates, node states, a capture downloaded as pcapng).
 import { execFile, spawn } from 'node:child_process';
 import fs from 'node:fs';
@@ -24,6 +25,8 @@ const WORK = fs.mkdtempSync(path.join(os.tmpdir(), `vdelab-test-${process.pid}-`
 /** Every lab of this file runs under this directory (the tests' own VDE_LAB_DIR). */
 const LABS = path.join(WORK, 'labs');
 const ENV = { ...process.env, VDE_LAB_DIR: LABS };
+/** A directory user nobody owns (the unprivileged runs). */
+const USER_DIR = path.join(WORK, 'nobody');
 
 /** Runs vde_lab with args; resolves with its exit status and output (never rejects). */
 async function lab(args: string[], o: { timeoutMs?: number; env?: NodeJS.ProcessEnv } = {}): Promise<{ code: number; out: string; err: string }> {
@@ -71,6 +74,14 @@ const BLOB = 'vde_lab fetched this through slirp\n';
 beforeAll(async () => {
   await ensureTools({ ip: 'iproute2', ping: 'iputils-ping', wget: 'wget', busybox: 'busybox-static', 'qemu-system-x86_64': 'qemu-system-x86', dot: 'graphviz', chromium: 'chromium', setpriv: 'util-linux' });
   guest = await buildGuest();
+  fs.chmodSync(WORK, 0o755);
+  fs.mkdirSync(USER_DIR);
+  fs.chownSync(USER_DIR, 65534, 65534);
+  for (const f of [guest.kernel, guest.initrd]) {
+    // the guest must be readable by nobody: every directory on the way searchable
+    for (let d = path.dirname(f); d !== '/'; d = path.dirname(d)) if (!(fs.statSync(d).mode & 0o001)) throw new Error(`${d} is not searchable by other users`);
+    if (!(fs.statSync(f).mode & 0o004)) throw new Error(`${f} is not readable by other users`);
+  }
   httpServer = http.createServer((_q, r) => r.end(BLOB));
   await new Promise<void>((r) => httpServer.listen(0, '127.0.0.1', r));
   httpPort = (httpServer.address() as AddressInfo).port;
@@ -135,7 +146,7 @@ tasks:
   vm-fetch:
     on: h2
     after: [vm-up]
-    run: for i in $(seq 30); do wget -q -O /tmp/blob http://10.0.0.5/blob && exec wc -c < /tmp/blob; sleep 1; done; exit 1
+    run: for i in $(seq 30); do n=$(wget -q -O - http://10.0.0.5/blob | wc -c); [ "$n" = 4096 ] && echo $n && exit 0; sleep 1; done; exit 1
     timeout: 30
     expect: {output: '^4096$'}
 `;
@@ -284,24 +295,46 @@ describe('up, down and what is left', () => {
     expect(await kernelLeftovers(st.id)).toEqual([]);
   }, 120_000);
 
-  it('refuses hosts without root, with the reason', async () => {
-    const file = path.join(WORK, 'nobody.yaml');
+  it('refuses hosts when the kernel allows no user namespaces, with the reason', async () => {
+    const file = path.join(USER_DIR, 'nobody.yaml');
     fs.writeFileSync(file, SMALL('nobody'));
-    fs.chmodSync(WORK, 0o755);
     fs.chmodSync(file, 0o644);
-    const env = { ...process.env, VDE_LAB_DIR: path.join(os.tmpdir(), `vdelab-nobody-${process.pid}`), HOME: '/tmp' };
-    let r: { code: number; err: string };
-    try {
-      await exec('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, LAB, 'up', file], { env });
-      r = { code: 0, err: '' };
-    } catch (e) {
-      r = { code: (e as { code: number }).code, err: (e as { stderr: string }).stderr };
-    }
+    // as nobody, inside a user namespace whose limit for further user namespaces is 0
+    const script = `echo 0 > /proc/sys/user/max_user_namespaces && exec "$0" "$@"`;
+    const r = await asNobody(['unshare', '--user', '--map-root-user', 'sh', '-c', script, process.execPath, LAB, 'up', file]);
     expect(r.code).toBe(1);
-    expect(r.err).toMatch(/^vde_lab: lab nobody: hosts \(network namespaces with taps\) need root/m);
+    expect(r.err).toMatch(/^vde_lab: lab nobody: hosts \(network namespaces with taps\) need root, or unprivileged user namespaces, which this kernel refuses \(unshare: .*; see sysctl kernel\.unprivileged_userns_clone/m);
     expect(r.err).not.toMatch(/\n\s+at /);
-    fs.rmSync(env.VDE_LAB_DIR, { recursive: true, force: true });
   }, 60_000);
+});
+
+/** Runs argv as user nobody (uid 65534) with its own VDE_LAB_DIR. */
+async function asNobody(argv: string[], timeoutMs = 300_000): Promise<{ code: number; out: string; err: string }> {
+  const env = { ...process.env, VDE_LAB_DIR: path.join(USER_DIR, 'labs'), HOME: USER_DIR };
+  try {
+    const r = await exec('setpriv', ['--reuid=65534', '--regid=65534', '--clear-groups', ...argv], { env, timeout: timeoutMs, cwd: USER_DIR, maxBuffer: 64 << 20 });
+    return { code: 0, out: r.stdout, err: r.stderr };
+  } catch (e) {
+    const x = e as { code?: number; stdout?: string; stderr?: string };
+    return { code: typeof x.code === 'number' ? x.code : -1, out: x.stdout ?? '', err: x.stderr ?? '' };
+  }
+}
+
+describe('as an unprivileged user', () => {
+  it('runs the same lab (hosts in a user namespace, the guest, the NAT) and leaves nothing', async () => {
+    const file = path.join(USER_DIR, 'real.yaml');
+    fs.writeFileSync(file, realLab('realuser'));
+    fs.chmodSync(file, 0o644);
+    const results = path.join(USER_DIR, 'results');
+    const r = await asNobody([process.execPath, LAB, 'run', file, '-o', results]);
+    expect(r.code, r.err).toBe(0);
+    const summary = JSON.parse(fs.readFileSync(path.join(results, 'summary.json'), 'utf8')) as { ok: boolean; passed: number };
+    expect(summary).toMatchObject({ ok: true, passed: 5 });
+    expect(fs.readFileSync(path.join(results, 'tasks', 'nat-fetch.out'), 'utf8')).toBe(BLOB);
+    expect(await leftovers('realuser', path.join(USER_DIR, 'labs'))).toEqual([]);
+    const left = (await exec('ps', ['-u', '65534', '-o', 'pid=,args='])).stdout.split('\n').filter((l) => l.includes(USER_DIR));
+    expect(left).toEqual([]);
+  }, 320_000);
 });
 
 describe('graph and web view', () => {

@@ -16,7 +16,7 @@ import { versionLine } from '../core/version.js';
 import { LabFileError, loadLabFile, type LabConfig } from './config.js';
 import { plan, type Action } from './plan.js';
 import { cmd } from './proc.js';
-import { inHost, LabRuntime } from './runtime.js';
+import { hostEnv, inHost, LabRuntime } from './runtime.js';
 import { LAB_SCHEMA } from './schema.js';
 import { isPrivileged, newState, readState, runDir, listLabs, writeState, type LabState } from './state.js';
 import { labDot, labStatus, statusText } from './status.js';
@@ -283,7 +283,7 @@ async function exec(rest: string[], command: string[]): Promise<number> {
   if (!st.hosts[node]) throw new Error(`lab ${name} has no host or VM "${node}" (hosts: ${Object.keys(st.hosts).join(', ') || 'none'})`);
   const argv = inHost(st, node, command.length ? command : [process.env.SHELL || '/bin/sh']);
   // interactive when stdin is a terminal: the command inherits it; exit status passes through
-  const child = spawn(argv[0], argv.slice(1), { stdio: 'inherit' });
+  const child = spawn(argv[0], argv.slice(1), { stdio: 'inherit', env: hostEnv(st, node) });
   const forward = (s: NodeJS.Signals) => () => child.kill(s);
   const ignoreInt = forward('SIGINT');
   const term = forward('SIGTERM');

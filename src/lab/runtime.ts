@@ -51,6 +51,11 @@ export function inHost(st: LabState, host: string, argv: string[]): string[] {
   return ['nsenter', `--target=${h.holderPid}`, '--user', '--net', '--preserve-credentials', ...argv];
 }
 
+/** Environment of commands run in a host: the lab, the node and a directory of the node's own. */
+export function hostEnv(st: LabState, host: string): NodeJS.ProcessEnv {
+  return { ...process.env, VDE_LAB_NAME: st.name, VDE_LAB_NODE: host, VDE_LAB_NODE_DIR: path.join(st.dir, `n-${host}`) };
+}
+
 /** argv that runs a command in the lab's own namespaces (unprivileged), or as it is (root). */
 export function inLab(st: LabState, argv: string[]): string[] {
   if (st.privileged) return argv;
@@ -197,6 +202,10 @@ export class LabRuntime {
     const netns = `vdelab-${this.st.id}-${name}`;
     this.st.hosts[name] = { netns };
     this.save();
+    // the node's own directory (VDE_LAB_NODE_DIR): daemons of other users (FRR) may use it
+    fs.chmodSync(this.st.dir, 0o711);
+    fs.mkdirSync(path.join(this.st.dir, `n-${name}`), { mode: 0o755 });
+    fs.chmodSync(path.join(this.st.dir, `n-${name}`), 0o755);
     if (this.st.privileged) {
       await cmd(['ip', 'netns', 'add', netns]);
       await cmd(['ip', '-n', netns, 'link', 'set', 'lo', 'up']);
@@ -234,7 +243,7 @@ export class LabRuntime {
   private async hostStartup(name: string): Promise<void> {
     const c = this.cfg.hosts[name];
     if (!c.startup) return;
-    const pid = startDetached(inHost(this.st, name, ['sh', '-c', `# vde_lab ${this.st.dir}\n${c.startup}`]), this.log(`host-${name}`));
+    const pid = startDetached(inHost(this.st, name, ['sh', '-c', `# vde_lab ${this.st.dir}\n${c.startup}`]), this.log(`host-${name}`), hostEnv(this.st, name));
     this.st.hosts[name].startupPid = pid;
     this.save();
   }
@@ -253,6 +262,7 @@ export class LabRuntime {
       if (ns && alive(r.holderPid, this.st.dir)) killInNetns(ns);
       await stopPid(r.holderPid, this.st.dir);
     }
+    fs.rmSync(path.join(this.st.dir, `n-${name}`), { recursive: true, force: true });
     delete this.st.hosts[name];
     this.save();
   }

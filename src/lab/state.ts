@@ -92,7 +92,9 @@ export function writeState(s: LabState): void {
 /** A new, empty state with its run directory created. */
 export function newState(name: string, file: string | null): LabState {
   const dir = runDir(name);
-  fs.mkdirSync(labsRoot(), { recursive: true, mode: 0o700 });
+  // as root, daemons of other users in a host (FRR) reach their node's directory: 0711 on the way
+  fs.mkdirSync(labsRoot(), { recursive: true, mode: isPrivileged() ? 0o711 : 0o700 });
+  if (isPrivileged() && (fs.statSync(labsRoot()).mode & 0o111) !== 0o111) fs.chmodSync(labsRoot(), fs.statSync(labsRoot()).mode | 0o011);
   fs.mkdirSync(dir, { recursive: false, mode: 0o700 });
   // unique among labs running at the same time: derived from the run directory and the time
   const id = crypto.createHash('sha1').update(`${dir}\0${process.pid}\0${Date.now()}\0${Math.random()}`).digest('hex').slice(0, 5);

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import type { LabConfig, TaskConf } from './config.js';
-import { inHost, type LabRuntime } from './runtime.js';
+import { hostEnv, inHost, type LabRuntime } from './runtime.js';
 import type { LabState } from './state.js';
 
 /** What became of one task. */
@@ -34,7 +34,7 @@ function runInHost(rt: LabRuntime, host: string, command: string, timeoutSeconds
   return new Promise((resolve) => {
     const argv = inHost(rt.st, host, ['sh', '-c', command]);
     const fd = fs.openSync(outFile, 'w', 0o644);
-    const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(argv[0], argv.slice(1), { detached: true, stdio: ['ignore', 'pipe', 'pipe'], env: hostEnv(rt.st, host) });
     let out = '';
     const take = (d: Buffer): void => {
       fs.writeSync(fd, d);

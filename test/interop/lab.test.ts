@@ -72,7 +72,7 @@ let httpPort = 0;
 const BLOB = 'vde_lab fetched this through slirp\n';
 
 beforeAll(async () => {
-  await ensureTools({ ip: 'iproute2', ping: 'iputils-ping', wget: 'wget', busybox: 'busybox-static', 'qemu-system-x86_64': 'qemu-system-x86', dot: 'graphviz', chromium: 'chromium', setpriv: 'util-linux' });
+  await ensureTools({ ip: 'iproute2', ping: 'iputils-ping', wget: 'wget', busybox: 'busybox-static', 'qemu-system-x86_64': 'qemu-system-x86', dot: 'graphviz', chromium: 'chromium', setpriv: 'util-linux', traceroute: 'traceroute', '/usr/lib/frr/zebra': 'frr', '/usr/lib/frr/ospfd': 'frr' });
   guest = await buildGuest();
   fs.chmodSync(WORK, 0o755);
   fs.mkdirSync(USER_DIR);

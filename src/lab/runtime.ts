@@ -22,6 +22,10 @@ import { writeState, type LabState, type LinkRec } from './state.js';
 export const START_TIMEOUT_MS = 30_000;
 /** At most this many steps of one phase run at the same time. */
 export const PARALLEL_STEPS = 8;
+/** At most this many processes (switches, plugs, QEMU) start at the same time. */
+export const PARALLEL_STARTS = 6;
+/** At most this many stop steps at the same time (signals and waits, little CPU). */
+export const DESTROY_PARALLEL_STEPS = 32;
 
 /** Runs a console command and returns its data lines; throws with the status text on failure. */
 export async function consoleCmd(sock: string, command: string): Promise<string[]> {
@@ -74,9 +78,16 @@ function netnsOf(pid: number): string | null {
 
 /** Kills (SIGKILL) every process of ours whose network namespace is ns. */
 function killInNetns(ns: string): void {
+  killInNetnsSet(new Set([ns]));
+}
+
+/** Kills (SIGKILL) every process whose network namespace is one of nss (one pass over /proc). */
+function killInNetnsSet(nss: Set<string>): void {
+  if (!nss.size) return;
   for (const p of fs.readdirSync('/proc')) {
     if (!/^\d+$/.test(p) || Number(p) === process.pid) continue;
-    if (netnsOf(Number(p)) === ns) {
+    const n = netnsOf(Number(p));
+    if (n !== null && nss.has(n)) {
       try {
         process.kill(Number(p), 'SIGKILL');
       } catch {
@@ -137,7 +148,15 @@ export class LabRuntime {
       const mine = actions.filter((a) => ops.includes(a.op));
       if (!mine.length) continue;
       this.st.config = cfg ?? next;
-      await parallel(mine, PARALLEL_STEPS, (a) => this.step(a));
+      if (ops.includes('create-host') && this.st.privileged) await this.addNamespaces(mine.filter((a) => a.op === 'create-host').map((a) => a.name));
+      const t0 = Date.now();
+      // steps that start a process wait mostly for it to boot: they get a pool of their own
+      const heavy = (a: Action): boolean => a.op === 'create-switch' || a.op === 'create-nat' || a.op === 'create-vm' || (a.op === 'create-link' && (next.links[a.name].type !== 'host-switch' || next.links[a.name].capture));
+      await Promise.all([
+        parallel(mine.filter(heavy), PARALLEL_STARTS, (a) => this.step(a)),
+        parallel(mine.filter((a) => !heavy(a)), PARALLEL_STEPS, (a) => this.step(a)),
+      ]);
+      if (process.env.VDE_LAB_TIMING) this.say(`phase ${ops.join('+')}: ${mine.length} steps in ${Date.now() - t0} ms`);
     }
     this.st.config = next;
     this.save();
@@ -197,19 +216,27 @@ export class LabRuntime {
 
   // ---- hosts
 
+  /** Creates the named network namespaces of new hosts in one `ip -batch` (root). */
+  private async addNamespaces(hosts: string[]): Promise<void> {
+    if (!hosts.length) return;
+    for (const h of hosts) this.st.hosts[h] = { netns: `vdelab-${this.st.id}-${h}` };
+    this.save();
+    await cmd(['ip', '-batch', '-'], { input: hosts.map((h) => `netns add ${this.st.hosts[h].netns}\n`).join('') });
+  }
+
   private async createHost(name: string): Promise<void> {
     const c = this.cfg.hosts[name];
     const netns = `vdelab-${this.st.id}-${name}`;
-    this.st.hosts[name] = { netns };
-    this.save();
+    if (!this.st.hosts[name]) {
+      this.st.hosts[name] = { netns };
+      this.save();
+      if (this.st.privileged) await cmd(['ip', 'netns', 'add', netns]);
+    }
     // the node's own directory (VDE_LAB_NODE_DIR): daemons of other users (FRR) may use it
     fs.chmodSync(this.st.dir, 0o711);
     fs.mkdirSync(path.join(this.st.dir, `n-${name}`), { mode: 0o755 });
     fs.chmodSync(path.join(this.st.dir, `n-${name}`), 0o755);
-    if (this.st.privileged) {
-      await cmd(['ip', 'netns', 'add', netns]);
-      await cmd(['ip', '-n', netns, 'link', 'set', 'lo', 'up']);
-    } else {
+    if (!this.st.privileged) {
       // a sleeping process holds the host's network namespace inside the lab's user namespace
       const labNs = netnsOf(this.st.labPid!);
       const pid = startDetached(inLab(this.st, ['unshare', '--net', '--', 'sh', '-c', 'ip link set lo up; while :; do sleep 3600; done', 'vde_lab-host', this.st.dir]), this.log(`host-${name}`));
@@ -221,12 +248,12 @@ export class LabRuntime {
     if (sys.length) await cmd(inHost(this.st, name, ['sysctl', '-q', '-w', ...sys.map(([k, v]) => `${k}=${v}`)]));
   }
 
+  /** Brings the host's loopback up, sets its addresses and routes (again: they go with a recreated interface). */
   private async hostRoutes(name: string): Promise<void> {
     const c = this.cfg.hosts[name];
-    for (const r of c.routes) {
-      const v6 = r.to.includes(':') || (r.via ?? '').includes(':');
-      await cmd(this.ipHost(name, [...(v6 ? ['-6'] : ['-4']), 'route', 'replace', r.to, ...(r.via ? ['via', r.via] : []), ...(r.dev ? ['dev', r.dev] : [])]));
-    }
+    const addrs = Object.entries(c.interfaces).flatMap(([i, f]) => f.addresses.map((a) => `addr replace ${a} dev ${i}${a.includes(':') ? ' nodad' : ''}`));
+    const lines = ['link set dev lo up', ...addrs, ...c.routes.map((r) => `route replace ${r.to}${r.via ? ` via ${r.via}` : ''}${r.dev ? ` dev ${r.dev}` : ''}`)];
+    await cmd(this.ipHost(name, ['-batch', '-']), { input: `${lines.join('\n')}\n` });
   }
 
   /** argv of `ip ARGS` inside a host. */
@@ -234,10 +261,12 @@ export class LabRuntime {
     return this.st.privileged ? ['ip', '-n', this.st.hosts[host].netns, ...args] : inHost(this.st, host, ['ip', ...args]);
   }
 
-  /** Moves interface dev from the lab's namespace into a host's. */
-  private async moveTo(dev: string, host: string): Promise<void> {
+  /** Moves tap dev from the lab's namespace into a host as interface IF (MAC, MTU, up). */
+  private async moveTo(dev: string, host: string, ifname: string): Promise<void> {
     const h = this.st.hosts[host];
-    await cmd(inLab(this.st, ['ip', 'link', 'set', 'dev', dev, 'netns', this.st.privileged ? h.netns : String(h.holderPid)]));
+    const f = this.cfg.hosts[host].interfaces[ifname] ?? { addresses: [] };
+    await cmd(inLab(this.st, ['ip', 'link', 'set', 'dev', dev, 'netns', this.st.privileged ? h.netns : String(h.holderPid), 'name', ifname, ...(f.mac ? ['address', f.mac] : []), ...(f.mtu ? ['mtu', String(f.mtu)] : []), 'up']));
+    // the addresses follow in hostRoutes, one command per host
   }
 
   private async hostStartup(name: string): Promise<void> {
@@ -267,17 +296,6 @@ export class LabRuntime {
     this.save();
   }
 
-  /** Configures interface `tap` (already in the host's namespace) as IF with its addresses. */
-  private async setupIface(host: string, tap: string, ifname: string): Promise<void> {
-    const f = this.cfg.hosts[host].interfaces[ifname] ?? { addresses: [] };
-    const lines = [`link set dev ${tap} name ${ifname}`];
-    if (f.mac) lines.push(`link set dev ${ifname} address ${f.mac}`);
-    if (f.mtu) lines.push(`link set dev ${ifname} mtu ${f.mtu}`);
-    for (const a of f.addresses) lines.push(`addr add ${a} dev ${ifname}${a.includes(':') ? ' nodad' : ''}`);
-    lines.push(`link set dev ${ifname} up`);
-    await cmd(this.ipHost(host, ['-batch', '-']), { input: lines.join('\n') + '\n' });
-  }
-
   private nextTap(): string {
     this.st.tapSeq += 1;
     return `vl${this.st.id}${this.st.tapSeq.toString(36)}`;
@@ -300,17 +318,14 @@ export class LabRuntime {
       this.save();
       if (l.vlan !== undefined) await consoleCmd(sw.mgmt, `port/setvlan ${port} ${l.vlan}`);
       if (l.ab || l.ba) await this.applyImpair(name);
-      await this.moveTo(tap, l.a.node);
-      await this.setupIface(l.a.node, tap, l.a.ifname!);
+      await this.moveTo(tap, l.a.node, l.a.ifname!);
     } else if (l.type === 'host-host') {
       const ta = this.nextTap();
       const tb = this.nextTap();
       rec.taps.push(ta, tb);
       await this.startPlug(name, rec, [`tap://${ta}`, `tap://${tb}`], l.ab, l.ba, 'p', true);
-      await this.moveTo(ta, l.a.node);
-      await this.moveTo(tb, l.b.node);
-      await this.setupIface(l.a.node, ta, l.a.ifname!);
-      await this.setupIface(l.b.node, tb, l.b.ifname!);
+      await this.moveTo(ta, l.a.node, l.a.ifname!);
+      await this.moveTo(tb, l.b.node, l.b.ifname!);
     } else if (l.type === 'switch-switch') {
       const da = this.st.switches[l.a.node].dir;
       const db = this.st.switches[l.b.node].dir;
@@ -554,7 +569,7 @@ export class LabRuntime {
   async destroyAll(): Promise<string[]> {
     const errors: string[] = [];
     const each = async (names: string[], fn: (n: string) => Promise<void>): Promise<void> => {
-      await parallel(names, PARALLEL_STEPS, async (n) => {
+      await parallel(names, DESTROY_PARALLEL_STEPS, async (n) => {
         try {
           await fn(n);
         } catch (e) {
@@ -562,11 +577,48 @@ export class LabRuntime {
         }
       });
     };
-    await each(Object.keys(this.st.links), (n) => this.destroyLink(n));
+    // everything goes: a link needs no tidying on its switch, its taps go with their owner
+    await each(Object.keys(this.st.links), async (n) => {
+      const r = this.st.links[n];
+      await this.stopCapture(n);
+      for (const p of r.pids) await stopPid(p, this.st.dir);
+      for (const m of r.mgmts) fs.rmSync(m, { force: true });
+    });
     await each(Object.keys(this.st.nat), (n) => this.destroyNat(n));
     await each(Object.keys(this.st.vms), (n) => this.destroyVm(n));
-    await each(Object.keys(this.st.hosts), (n) => this.destroyHost(n));
+    if (this.st.privileged) {
+      const hosts = Object.keys(this.st.hosts);
+      await each(hosts, async (h) => {
+        const p = this.st.hosts[h].startupPid;
+        if (p) await stopPid(p, this.st.dir, { group: true });
+      });
+      // one pass over /proc: whatever still runs in a host's namespace is killed
+      const inodes = new Map<string, string>();
+      for (const h of hosts) {
+        try {
+          inodes.set(`net:[${fs.statSync(`/run/netns/${this.st.hosts[h].netns}`).ino}]`, h);
+        } catch {
+          /* not there */
+        }
+      }
+      killInNetnsSet(new Set(inodes.keys()));
+      const present = new Set(fs.existsSync('/run/netns') ? fs.readdirSync('/run/netns') : []);
+      const del = hosts.map((h) => this.st.hosts[h].netns).filter((n) => present.has(n));
+      if (del.length) await cmd(['ip', '-batch', '-'], { input: del.map((n) => `netns del ${n}\n`).join(''), check: false });
+      for (const h of hosts) {
+        fs.rmSync(path.join(this.st.dir, `n-${h}`), { recursive: true, force: true });
+        delete this.st.hosts[h];
+      }
+      this.save();
+    } else await each(Object.keys(this.st.hosts), (n) => this.destroyHost(n));
     await each(Object.keys(this.st.switches), (n) => this.destroySwitch(n));
+    this.st.links = {};
+    this.save();
+    if (this.st.privileged) {
+      // taps made but never handed over (an up interrupted at that moment)
+      const left = (await cmd(['ip', '-o', 'link', 'show'], { check: false })).stdout.split('\n').map((l) => /^\d+: ([^:@]+)/.exec(l)?.[1]).filter((n): n is string => !!n && n.startsWith(`vl${this.st.id}`));
+      for (const t of left) await cmd(['ip', 'link', 'del', t], { check: false });
+    }
     if (this.st.labPid) {
       const ns = netnsOf(this.st.labPid);
       if (ns && alive(this.st.labPid, this.st.dir)) killInNetns(ns);

@@ -47,7 +47,7 @@ export const LAB_SCHEMA = {
   properties: {
     name: { type: 'string', pattern: NAME, description: 'the lab name: its run directory and `vde_lab down NAME`' },
     switches: {
-      type: 'object',
+      type: ['object', 'null'],
       propertyNames: { pattern: NAME },
       additionalProperties: {
         type: ['object', 'null'],
@@ -62,7 +62,7 @@ export const LAB_SCHEMA = {
       },
     },
     hosts: {
-      type: 'object',
+      type: ['object', 'null'],
       propertyNames: { pattern: NAME },
       additionalProperties: {
         type: ['object', 'null'],
@@ -96,7 +96,7 @@ export const LAB_SCHEMA = {
       },
     },
     vms: {
-      type: 'object',
+      type: ['object', 'null'],
       propertyNames: { pattern: NAME },
       additionalProperties: {
         type: 'object',
@@ -118,7 +118,7 @@ export const LAB_SCHEMA = {
       },
     },
     links: {
-      type: 'object',
+      type: ['object', 'null'],
       propertyNames: { pattern: NAME },
       additionalProperties: {
         type: 'object',
@@ -137,7 +137,7 @@ export const LAB_SCHEMA = {
       },
     },
     nat: {
-      type: 'object',
+      type: ['object', 'null'],
       propertyNames: { pattern: NAME },
       additionalProperties: {
         type: 'object',
@@ -154,12 +154,12 @@ export const LAB_SCHEMA = {
       },
     },
     groups: {
-      type: 'object',
+      type: ['object', 'null'],
       propertyNames: { pattern: NAME },
       additionalProperties: { type: 'array', items: { type: 'string' }, minItems: 1 },
     },
     tasks: {
-      type: 'object',
+      type: ['object', 'null'],
       propertyNames: { pattern: NAME },
       additionalProperties: {
         type: 'object',

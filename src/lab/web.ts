@@ -52,7 +52,14 @@ export async function serveWeb(name: string, listen: string): Promise<WebView> {
     return { ...s, rates };
   };
   const server = http.createServer((req, res) => {
-    const url = new URL(req.url ?? '/', 'http://x');
+    let url: URL;
+    try {
+      url = new URL(req.url ?? '/', 'http://x');
+    } catch {
+      res.writeHead(400, { 'content-type': 'text/plain' });
+      res.end('bad request\n');
+      return;
+    }
     if (url.pathname === '/') {
       res.writeHead(200, { 'content-type': 'text/html; charset=utf-8', 'cache-control': 'no-store' });
       res.end(PAGE.replace('__LAB__', name.replace(/[^A-Za-z0-9_-]/g, '')));
@@ -82,6 +89,7 @@ export async function serveWeb(name: string, listen: string): Promise<WebView> {
       const where = l.type === 'host-switch' ? [st.switches[l.b.node].mgmt, String(r.port)] : l.type === 'vm-switch' ? [st.switches[l.b.node].mgmt, String(st.vms[l.a.node].port)] : [r.mgmts[0]];
       const argv = ownCommand('vde_capture', ['-q', '-w', '-', '--duration', String(seconds), ...where]);
       const child = spawn(argv[0], argv.slice(1), { stdio: ['ignore', 'pipe', 'ignore'] });
+      child.on('error', () => res.destroy());
       res.writeHead(200, { 'content-type': 'application/octet-stream', 'content-disposition': `attachment; filename="${name}-${link}.pcapng"` });
       child.stdout.pipe(res);
       res.on('close', () => child.kill('SIGINT'));

@@ -126,3 +126,20 @@ describe('plan', () => {
     expect(plan(parseLab(BASE), fewer).map((a) => `${a.op} ${a.name}`)).toEqual(['destroy-link l2', 'destroy-host h2']);
   });
 });
+
+describe('task expectations', () => {
+  const task = (expect: object, timeoutSeconds = 5) => parseLab(`${BASE}tasks:\n  t: {on: h1, run: x, timeout: ${timeoutSeconds}, expect: ${JSON.stringify(expect)}}\n`).tasks.t;
+  it('status, output, notOutput and value are checked', async () => {
+    const { checkExpect } = await import('../../src/lab/tasks.js');
+    const ok = { status: 0, timedOut: false, output: 'rtt min/avg/max/mdev = 40.1/41/42/1 ms\n3 received\n' };
+    expect(checkExpect(task({}), ok).problem).toBeNull();
+    expect(checkExpect(task({ status: 1 }), ok).problem).toBe('exit status 0, expected 1');
+    expect(checkExpect(task({}), { ...ok, status: null, timedOut: true }).problem).toBe('timed out after 5 s');
+    expect(checkExpect(task({ output: '^3 received$' }), ok).problem).toBeNull();
+    expect(checkExpect(task({ notOutput: 'received' }), ok).problem).toBe('output matches /received/');
+    const v = { regex: 'mdev = ([\\d.]+)', min: 30, max: 40 };
+    expect(checkExpect(task({ value: v }), ok)).toEqual({ problem: 'value 40.1 is above 40', value: 40.1 });
+    expect(checkExpect(task({ value: { ...v, max: 50 } }), ok)).toEqual({ problem: null, value: 40.1 });
+    expect(checkExpect(task({ value: { regex: 'nothing (\\d+)' } }), ok).problem).toMatch(/no number/);
+  });
+});

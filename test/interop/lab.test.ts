@@ -337,6 +337,55 @@ describe('as an unprivileged user', () => {
   }, 320_000);
 });
 
+describe('VM control', () => {
+  it('runs commands on a VM console, resets it, powers it off and on', async () => {
+    const append = 'console=ttyS0 panic=-1 quiet loglevel=3 i8042.noaux i8042.nokbd i8042.nopnp vtg.ip=10.3.0.5/24 vtg.shell=1';
+    const noRom = ['virtio-net-pci', 'e1000'].flatMap((n) => ['-global', `${n}.romfile=`]);
+    const wait = (name: string, after: string[]): string => `  ${name}:\n    on: h1\n    after: [${after.join(', ')}]\n    run: for i in $(seq 120); do ping -c 1 -W 1 10.3.0.5 >/dev/null && exit 0; done; exit 1\n    timeout: 150\n`;
+    const file = path.join(WORK, 'vmctl.yaml');
+    fs.writeFileSync(file, `name: vmctl
+switches: {s1: {}}
+hosts:
+  h1: {interfaces: {eth0: {addresses: [10.3.0.1/24]}}}
+vms:
+  vm1:
+    kernel: ${guest.kernel}
+    initrd: ${guest.initrd}
+    append: ${JSON.stringify(append)}
+    args: ${JSON.stringify(['-M', 'pc', '-accel', 'tcg', '-cpu', 'max', ...noRom])}
+links:
+  h1-s1: {a: 'h1:eth0', b: s1}
+  vm1-s1: {a: vm1, b: s1}
+tasks:
+${wait('booted', [])}  addr:
+    on: vm1
+    after: [booted]
+    run: ip -4 addr show eth0
+    timeout: 30
+    expect: {output: 'inet 10\\.3\\.0\\.5/24'}
+  fails:
+    on: vm1
+    after: [addr]
+    run: 'false'
+    timeout: 30
+    expect: {status: 1}
+  reset: {action: vm-reset, vm: vm1, after: [fails]}
+${wait('after-reset', ['reset'])}  off: {action: vm-off, vm: vm1, after: [after-reset]}
+  gone:
+    on: h1
+    after: [off]
+    run: ping -c 2 -W 1 10.3.0.5
+    expect: {status: 1}
+  on: {action: vm-on, vm: vm1, after: [gone]}
+${wait('back', ['on'])}`);
+    const res = path.join(WORK, 'vmctl-results');
+    const r = await lab(['run', file, '-o', res], { timeoutMs: 400_000 });
+    expect(r.code, `${r.err}`).toBe(0);
+    expect(fs.readFileSync(path.join(res, 'tasks', 'addr.out'), 'utf8')).toMatch(/inet 10\.3\.0\.5\/24/);
+    expect(await leftovers('vmctl')).toEqual([]);
+  }, 420_000);
+});
+
 describe('graph and web view', () => {
   it('draws the topology as DOT and SVG', async () => {
     const file = path.join(WORK, 'graph.yaml');

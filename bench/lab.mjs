@@ -29,14 +29,14 @@ const HOST_MEMORY_TARGET_MIB = 4;
 const MEMORY_HOSTS = 100;
 const MEMORY_RUNS = 3;
 
-function labFile(name, hosts) {
-  const switches = Math.max(1, Math.ceil(hosts / HOSTS_PER_SWITCH));
+function labFile(name, hosts, perSwitch = HOSTS_PER_SWITCH) {
+  const switches = Math.max(1, Math.ceil(hosts / perSwitch));
   const lines = [`name: ${name}`, 'switches:'];
   for (let s = 0; s < switches; s++) lines.push(`  s${s}: {}`);
   if (hosts) lines.push('hosts:');
   for (let h = 0; h < hosts; h++) lines.push(`  h${h}: {interfaces: {eth0: {addresses: [10.${Math.floor(h / 250)}.${h % 250}.1/8]}}}`);
-  lines.push('links:');
-  for (let h = 0; h < hosts; h++) lines.push(`  l${h}: {a: 'h${h}:eth0', b: s${Math.floor(h / HOSTS_PER_SWITCH)}}`);
+  if (hosts || switches > 1) lines.push('links:');
+  for (let h = 0; h < hosts; h++) lines.push(`  l${h}: {a: 'h${h}:eth0', b: s${Math.floor(h / perSwitch)}}`);
   for (let s = 1; s < switches; s++) lines.push(`  c${s}: {a: s${s - 1}, b: s${s}}`);
   const f = path.join(WORK, `${name}.yaml`);
   fs.writeFileSync(f, `${lines.join('\n')}\n`);
@@ -94,7 +94,7 @@ try {
     const v = [];
     for (let i = 0; i < MEMORY_RUNS; i++) {
       const name = `mem${hosts}`;
-      runLab(['up', labFile(name, hosts)]);
+      runLab(['up', labFile(name, hosts, Math.max(1, hosts))]);
       await sleep(2000);
       v.push(labRssKiB(name));
       runLab(['down', name]);

@@ -195,7 +195,8 @@ async function bringUp(cfg: LabConfig, file: string, say: (l: string) => void, a
   } catch (e) {
     say(`lab ${cfg.name}: ${errorText(e)}; taking it down`);
     const errors = await rt.destroyAll();
-    keepLogs(st, say);
+    // a failure keeps its logs for a look; Ctrl-C leaves nothing
+    if (!aborted()) keepLogs(st, say);
     removeRunDir(st);
     for (const x of errors) say(`  cleanup: ${x}`);
     throw e;

@@ -271,6 +271,7 @@ describe('up, down and what is left', () => {
     expect(code, err).toBe(1);
     expect(err).toMatch(/interrupted/);
     expect(await leftovers('intr')).toEqual([]);
+    expect(fs.readdirSync(os.tmpdir()).filter((f) => f.startsWith('vde_lab-intr-'))).toEqual([]);
     expect((await exec('ip', ['netns', 'list'])).stdout).not.toMatch(/vdelab-[0-9a-f]{5}-h\d+/);
   }, 120_000);
 

@@ -69,6 +69,8 @@ export class LabFileError extends Error {
 export const DEFAULT_TASK_TIMEOUT_SECONDS = 60;
 /** Default number of ports of a lab switch. */
 export const DEFAULT_SWITCH_PORTS = 32;
+/** Ports a switch gets beyond its links when the file does not say. */
+export const SPARE_PORTS = 8;
 /** Default memory of a VM, MiB. */
 export const DEFAULT_VM_MEMORY_MIB = 256;
 
@@ -288,6 +290,15 @@ function normalize(raw: RawLab, at: (p: PathPart[]) => string): LabConfig {
       if (!/^(tcp|udp):(\[[0-9a-fA-F:.]+\]:|[0-9.]+:)?\d{1,5}:(\[[0-9a-fA-F:.]+\]|[0-9.]+):\d{1,5}$/.test(f)) bad(['nat', n, 'forwards', k], `"${f}" is not tcp|udp:[HOSTIP:]HPORT:GUESTIP:GPORT`);
     });
     cfg.nat[n] = { switch: x.switch, forwards: x.forwards ?? [], options: x.options ?? '' };
+  }
+  // every link and NAT takes a port: a switch without "ports" gets enough, one with too few is refused
+  const used = new Map<string, number>();
+  for (const l of Object.values(cfg.links)) for (const e of [l.a, l.b]) if (e.kind === 'switch') used.set(e.node, (used.get(e.node) ?? 0) + 1);
+  for (const x of Object.values(cfg.nat)) used.set(x.switch, (used.get(x.switch) ?? 0) + 1);
+  for (const [n, c] of Object.entries(cfg.switches)) {
+    const need = used.get(n) ?? 0;
+    if (raw.switches?.[n]?.ports === undefined) c.ports = Math.max(DEFAULT_SWITCH_PORTS, need + SPARE_PORTS);
+    else if (c.ports < need) bad(['switches', n, 'ports'], `${c.ports} ports, but ${need} links and NATs attach to ${n}`);
   }
   for (const [n, t] of Object.entries(raw.tasks ?? {})) {
     const p = ['tasks', n];

@@ -60,6 +60,8 @@ export interface ConsoleHost {
   info(): { dir: string; mode: number; mgmtPath: string | null; mgmtMode: number; mac: string; priority: number; startMs: number };
   stp: StpControl;
   shutdown(reason: string): void;
+  /** Opens (creating if needed) a tap interface on a new port; returns the port number. */
+  attachTap(name: string): number;
 }
 
 function int(s: string): number {
@@ -326,6 +328,16 @@ export function switchCommands(server: ConsoleServer, h: ConsoleHost): ConsoleCo
       out.push(`Port ${String(n).padStart(4, '0')}`);
     } },
     { path: 'port/create', syntax: 'N', help: 'create the port N (inactive|notallocatable)', run: (a) => { st().createPort(portArg(a), false); } },
+    { path: 'port/tap', syntax: 'IF', help: 'attach the tap IF (created if missing) on a new port; prints the port', text: true, run: (a, out) => {
+      const name = a.trim();
+      if (!name || Buffer.byteLength(name) > 15 || /[\s/]/.test(name)) throw new SwitchError(E.EINVAL, `tap: "${name}" is not a valid interface name`);
+      try {
+        out.push(String(h.attachTap(name)));
+      } catch (e) {
+        if (e instanceof SwitchError) throw e;
+        throw new SwitchError(E.EPERM, (e as Error).message);
+      }
+    } },
     { path: 'port/remove', syntax: 'N', help: 'remove the port N', run: (a) => { st().removePort(portArg(a)); } },
     { path: 'port/allocatable', syntax: 'N 0/1', help: 'Is the port allocatable as unnamed? 1=Y 0=N', run: (a) => { const [p, v] = two(a); st().port(portArg(p)).allocatable = int(v) !== 0; } },
     { path: 'port/setuser', syntax: 'N user', help: 'access control: set user', run: (a) => {

@@ -137,6 +137,7 @@ export class VdeSwitch {
       stp: stpCtl,
       info: () => ({ dir: this.dir, mode: opts.mode, mgmtPath: opts.mgmtPath, mgmtMode: opts.mgmtMode, mac: formatMac(this.mac), priority: opts.priority, startMs: this.startMs }),
       shutdown: (why) => void this.stop(why),
+      attachTap: (name) => this.attachTap(name),
     });
     this.capture = new CaptureService({
       engine: this.engine,
@@ -249,7 +250,7 @@ export class VdeSwitch {
   }
 
   /** Opens (creating if needed) a tap interface and gives it an automatically allocated port. */
-  private attachTap(name: string): void {
+  private attachTap(name: string): number {
     // --tap-offload on (default): virtio-net header + TSO/checksum offloads, so that TCP between
     // taps on this switch moves 64 KiB segments; frames for other ports are segmented in software
     const offload = this.opts.tapOffload !== false;
@@ -284,6 +285,7 @@ export class VdeSwitch {
       },
     });
     log('info', `port ${port.num}: tap ${tap.name}`);
+    return port.num;
   }
 
   /** Creates, reclaims or adopts the switch directory (see the file comment) and refuses a live switch. */

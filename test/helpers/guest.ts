@@ -26,6 +26,7 @@
  *   vtg.wgetrepeat=N      first fetch vtg.wget N times into /dev/null (benchmarks; default 0)
  *   vtg.sleep=S           stay up S seconds after the jobs (answering pings, serving HTTP)
  *   vtg.nopoweroff=1      do not power off at the end (idle until killed)
+ *   vtg.shell=1           after the jobs, a shell on the console (vde_lab's VM command tasks)
  *
  * Console markers (one per line, in this order):
  *   VT-BOOT                         init started
@@ -104,6 +105,7 @@ say() { echo "VT-$*"; }
 finish() {
   say DONE
   sync
+  if [ "$VT_shell" = 1 ]; then while :; do sh; done; fi
   if [ "$VT_nopoweroff" = 1 ]; then while :; do sleep 3600; done; fi
   poweroff -f
   echo o > /proc/sysrq-trigger

@@ -34,6 +34,8 @@ export interface OpenedEndpoint {
   onLost(cb: (why: string) => void): void;
   /** Releases everything that is not the engine's (the engine closes fd/txFd). */
   close(): void;
+  /** Turns the engine's reason for losing the endpoint ("end of stream") into the kind's own, when it knows better (passt: how the process ended). */
+  explainLoss?(why: string): string;
   /** Kind-specific statistics (unicast vxlan: peers and replication counters; crypt: authentication counters). */
   info?(): object;
   /** Unicast vxlan: replaces the peer list of the running endpoint. */

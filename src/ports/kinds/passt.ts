@@ -64,6 +64,26 @@ function cleanStderr(s: string): string[] {
     .filter((l) => l !== '' && !/^Failed to send \d+ bytes to syslog/.test(l) && !/^Don't run as root/.test(l));
 }
 
+/** How long explainLoss waits for a passt whose socket closed to become a zombie. */
+const PASST_EXIT_WAIT_MS = 200;
+const PASST_EXIT_POLL_MS = 5;
+
+/** A process's state letter and its wait status (/proc/PID/stat fields 3 and 52), or null when it cannot be read. */
+function procState(pid: number): { state: string; waitStatus: number } | null {
+  try {
+    const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
+    return { state: f[0] ?? '', waitStatus: Number(f[49] ?? 0) };
+  } catch {
+    return null;
+  }
+}
+
+/** Sleeps the thread for ms milliseconds (used only on the loss path, never per frame). */
+function sleepSync(ms: number): void {
+  Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, ms);
+}
+
 /** How a child ended, in words. */
 function exitWords(code: number | null, signal: NodeJS.Signals | null): string {
   return signal ? `was killed by ${signal}` : `exited with status ${code}`;
@@ -139,13 +159,28 @@ export async function openPasst(loc: PasstLocator): Promise<OpenedEndpoint & { p
   let lostCb: ((why: string) => void) | null = null;
   let closing = false;
   child.on('exit', () => {
-    if (closing) return;
+    if (closing) return; // we stopped it, or the engine saw its socket close first and explainLoss told why
     setTimeout(() => {
       const msg = why();
       log('warning', msg);
       lostCb?.(msg);
     }, 50);
   });
+  /** passt's own account of the loss: how it ended, when it ended (waiting briefly for the exit after its socket closed). */
+  const explainLoss = (engineWhy: string): string => {
+    for (let waited = 0; ; waited += PASST_EXIT_POLL_MS) {
+      if (exited) return why();
+      const st = procState(pid);
+      if (st?.state === 'Z' || st?.state === 'X') {
+        const sig = st.waitStatus & 0x7f;
+        const name = sig ? Object.entries(os.constants.signals).find(([, n]) => n === sig)?.[0] : undefined;
+        const lines = cleanStderr(stderr);
+        return `passt (pid ${pid}) ${sig ? `was killed by ${name ?? `signal ${sig}`}` : `exited with status ${(st.waitStatus >> 8) & 0xff}`}${lines.length ? `: ${lines[0]}` : ''}`;
+      }
+      if (waited >= PASST_EXIT_WAIT_MS) return engineWhy;
+      sleepSync(PASST_EXIT_POLL_MS);
+    }
+  };
   const opts = passtArgs(loc.options).join(' ');
   return {
     fd: ours,
@@ -153,6 +188,7 @@ export async function openPasst(loc: PasstLocator): Promise<OpenedEndpoint & { p
     maxFrameBytes: MAX_STREAM_FRAME_BYTES,
     name: `passt (pid ${pid}${opts ? ` ${opts}` : ''})`,
     pid,
+    explainLoss,
     onLost: (cb) => {
       lostCb = cb;
       if (exited) setTimeout(() => cb(why()), 0);

@@ -37,7 +37,9 @@ constexpr size_t RX_BUFFER_BYTES = 65536 + 64;  // larger than any frame libslir
 constexpr int RX_FRAMES_PER_WAKEUP = 256;        // frames fed to slirp_input before polling again
 constexpr uint32_t POLL_MAX_WAIT_MS = 1000;      // upper bound on one poll() sleep
 constexpr int SOCKETPAIR_BUFFER_BYTES = 4 << 20; // send buffer of each socketpair end
-constexpr int DEFAULT_MRU_BYTES = 1500;
+// default MRU: the largest libslirp takes, so 64 KiB segments from a tap with offloads arrive whole
+// (the engine hands this endpoint GSO frames as one frame); the MTU stays what the user sets
+constexpr int DEFAULT_MRU_BYTES = 65520;
 
 int64_t nowNs() {
   struct timespec ts;
@@ -427,7 +429,7 @@ Napi::Value CreateSlirp(const Napi::CallbackInfo &info) {
   cs.searchPtrs.push_back(nullptr);
   cfg.vdnssearch = cs.search.empty() ? nullptr : cs.searchPtrs.data();
   cfg.if_mtu = num(o, "mtu");
-  cfg.if_mru = num(o, "mru");
+  cfg.if_mru = num(o, "mru") ? num(o, "mru") : DEFAULT_MRU_BYTES;
   cfg.disable_host_loopback = flag(o, "disableHostLoopback");
   cfg.disable_dhcp = flag(o, "disableDhcp");
   cfg.disable_dns = flag(o, "disableDns");

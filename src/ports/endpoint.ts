@@ -26,6 +26,8 @@ export interface OpenedEndpoint {
   offload?: boolean;
   /** Streams: one record per write, a pipe in packet mode (the reader is Debian's wirefilter). */
   recordWrites?: boolean;
+  /** A plain endpoint that takes 64 KiB segments whole, checksums completed (a NAT: slirp, passt); see addEndpoint. */
+  wholeSegments?: boolean;
   /** Human-readable name for messages. */
   name: string;
   /** A native custom endpoint handle (EpKind.Custom): handed to engine.addCustomEndpoint instead of fd. */

@@ -186,6 +186,7 @@ export async function openPasst(loc: PasstLocator): Promise<OpenedEndpoint & { p
     fd: ours,
     kind: EpKind.Stream4,
     maxFrameBytes: MAX_STREAM_FRAME_BYTES,
+    wholeSegments: true,
     name: `passt (pid ${pid}${opts ? ` ${opts}` : ''})`,
     pid,
     explainLoss,

@@ -23,7 +23,7 @@ import { sleep, until } from './util.mjs';
 
 const ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const IPERF_SECONDS = 5;
-const ROUNDS = Number(process.env.NAT_BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.NAT_BENCH_ROUNDS ?? 3);
 const IPERF_PORT = 5311;
 const ATTACH_TIMEOUT_MS = 15_000;
 const LARGE_MTU = 65520;
@@ -59,7 +59,7 @@ try {
 }
 
 function start(cmd, args, opts = {}) {
-  const p = spawn(cmd, args, { stdio: ['pipe', 'pipe', 'pipe'], ...opts });
+  const p = spawn(cmd, args, { stdio: [opts.stdin ?? 'pipe', 'pipe', 'pipe'] });
   let out = '';
   p.stdout.on('data', (d) => (out += d));
   p.stderr.on('data', (d) => (out += d));
@@ -98,7 +98,7 @@ async function iperf(prefix, pathPids, label) {
   const server = start('iperf3', ['-s', '-1', '-B', '127.0.0.1', '-p', String(IPERF_PORT)]);
   await sleep(300);
   const cpu0 = cpuSeconds(pathPids());
-  const client = start(prefix[0], [...prefix.slice(1), 'iperf3', '-c', GATEWAY, '-p', String(IPERF_PORT), '-t', String(IPERF_SECONDS), '-J']);
+  const client = start(prefix[0], [...prefix.slice(1), 'iperf3', '-c', GATEWAY, '-p', String(IPERF_PORT), '-t', String(IPERF_SECONDS), '-J'], { stdin: 'ignore' });
   const code = await new Promise((r) => client.on('exit', (c) => r(c)));
   const cpu = cpuSeconds(pathPids()) - cpu0;
   server.kill('SIGTERM');
@@ -129,7 +129,7 @@ async function runPasta() {
   const srv = start('iperf3', ['-s', '-1', '-B', '127.0.0.1', '-p', String(IPERF_PORT)]);
   try {
     await sleep(300);
-    const client = start(argv[0], argv.slice(1));
+    const client = start(argv[0], argv.slice(1), { stdin: 'ignore' });
     const exited = new Promise((res) => client.on('exit', (c) => res(c)));
     let first = null;
     let last = 0;
@@ -223,7 +223,7 @@ const lines = [
   '',
   '## NAT paths (bench/nat.mjs)',
   '',
-  `TCP from a namespace to iperf3 on the host's 127.0.0.1 (as ${GATEWAY}), ${IPERF_SECONDS} s, mean of ${ROUNDS} alternated rounds; CPU = user+system seconds of the path's processes (switch, plugs, slirp/passt/pasta; not iperf3) per Gbit moved. Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} at the end.`,
+  `TCP from a namespace to iperf3 on the host's 127.0.0.1 (as ${GATEWAY}), ${IPERF_SECONDS} s, mean of ${ROUNDS} alternated rounds (per round: ${ROWS.map((r) => `${r.key} ${results[r.key].map((x) => (x.error ? 'n/a' : x.gbps.toFixed(2))).join('/')}`).join(', ')}); CPU = user+system seconds of the path's processes (switch, plugs, slirp/passt/pasta; not iperf3) per Gbit moved. Machine: ${os.cpus().length} × ${os.cpus()[0]?.model ?? 'CPU'}, load average ${os.loadavg().map((x) => x.toFixed(1)).join(' ')} at the end.`,
   '',
   '| path | Gbit/s | × pasta | CPU-s per Gbit | target | result |',
   '|---|---|---|---|---|---|',

@@ -38,6 +38,8 @@ constexpr int RX_FRAMES_PER_WAKEUP = 256;        // frames fed to slirp_input be
 constexpr uint32_t POLL_MAX_WAIT_MS = 1000;      // upper bound on one poll() sleep
 constexpr size_t DHCP_OPTIONS_OFFSET = 240;     // BOOTP fixed part (236) + magic cookie (4)
 constexpr size_t DHCP_MIN_FRAME_BYTES = 14 + 20 + 8 + 240;
+constexpr size_t RA_MIN_FRAME_BYTES = 14 + 40 + 16;        // Ethernet, IPv6, RA header
+constexpr size_t RA_MTU_OPTION_BYTES = 8;
 constexpr int SOCKETPAIR_BUFFER_BYTES = 4 << 20; // send buffer of each socketpair end
 // default MRU: the largest libslirp takes, so 64 KiB segments from a tap with offloads arrive whole
 // (the engine hands this endpoint GSO frames as one frame); the MTU stays what the user sets
@@ -162,6 +164,12 @@ class SlirpInstance {
       addDhcpMtu(self->tx_.data(), len, uint16_t(self->mtu_));
       buf = self->tx_.data();
     }
+    if (self->mtu_ && len >= RA_MIN_FRAME_BYTES && len + RA_MTU_OPTION_BYTES <= self->tx_.size() && isRouterAdvert(static_cast<const uint8_t *>(buf), len)) {
+      // nor do its router advertisements: append the MTU option (type 5)
+      memcpy(self->tx_.data(), buf, len);
+      len = addRaMtu(self->tx_.data(), len, uint32_t(self->mtu_));
+      buf = self->tx_.data();
+    }
     ssize_t r = send(self->fd_, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (r < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) self->stats.dropQueueFull++;
@@ -221,6 +229,44 @@ class SlirpInstance {
     if (c == 0) c = 0xffff;
     f[udp + 6] = uint8_t(c >> 8);
     f[udp + 7] = uint8_t(c);
+  }
+
+  /** An IPv6 frame whose next header is ICMPv6 (no extension headers) carrying a router advertisement. */
+  static bool isRouterAdvert(const uint8_t *f, size_t len) {
+    if (f[12] != 0x86 || f[13] != 0xdd || (f[14] >> 4) != 6 || f[20] != 58) return false;
+    size_t pl = size_t(f[18]) << 8 | f[19];
+    return ETH_HEADER_BYTES + 40 + pl == len && f[54] == 134;
+  }
+
+  /** Appends an MTU option to a router advertisement with none; fixes the payload length and the ICMPv6 checksum; returns the new length. */
+  static size_t addRaMtu(uint8_t *f, size_t len, uint32_t mtu) {
+    const size_t icmp = ETH_HEADER_BYTES + 40;
+    for (size_t o = icmp + 16; o + 2 <= len;) {
+      if (f[o + 1] == 0) return len;  // malformed option: leave it to the guest
+      if (f[o] == 5) return len;      // already announced
+      o += size_t(f[o + 1]) * 8;
+    }
+    uint8_t *opt = f + len;
+    opt[0] = 5;
+    opt[1] = 1;
+    opt[2] = opt[3] = 0;
+    opt[4] = uint8_t(mtu >> 24);
+    opt[5] = uint8_t(mtu >> 16);
+    opt[6] = uint8_t(mtu >> 8);
+    opt[7] = uint8_t(mtu);
+    len += RA_MTU_OPTION_BYTES;
+    size_t pl = len - icmp;
+    f[18] = uint8_t(pl >> 8);
+    f[19] = uint8_t(pl);
+    f[icmp + 2] = f[icmp + 3] = 0;
+    uint32_t sum = uint32_t(pl) + 58;
+    for (size_t k = 22; k < 54; k += 2) sum += uint32_t(f[k]) << 8 | f[k + 1];
+    for (size_t k = 0; k < pl; k += 2) sum += uint32_t(f[icmp + k]) << 8 | (k + 1 < pl ? f[icmp + k + 1] : 0);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    uint16_t c = uint16_t(~sum);
+    f[icmp + 2] = uint8_t(c >> 8);
+    f[icmp + 3] = uint8_t(c);
+    return len;
   }
 
   static void guestError(const char *msg, void *opaque) {

@@ -2,7 +2,8 @@
  * Large segments through the slirp endpoint, end to end: our switch, our `vde_plug SW
  * slirp:///mtu=65520`, and a network namespace whose tap is plugged in by our `vde_plug tap://`
  * (offloads on, 64 KiB segments on the data socket). Busybox udhcpc takes the MTU from the lease
- * (slirp's DHCP replies carry option 26); a 24 MiB file goes up from the namespace to a host
+ * (slirp's DHCP replies carry option 26) and IPv6 takes it from router advertisements (an MTU
+ * option slirp's endpoint adds); a 24 MiB file goes up from the namespace to a host
  * server on 127.0.0.1 and one comes down, both sha256-checked; the switch's counters show the
  * frames toward slirp averaging well above 1514 bytes (whole segments, not 1500-byte hops), and
  * the namespace's kernel saw no TCP checksum error. All traffic stays on loopback and inside the
@@ -23,6 +24,8 @@ const PLUG_BIN = path.join(ROOT, 'bin', 'vde_plug');
 const ATTACH_TIMEOUT_MS = 15_000;
 const FILE_BYTES = 24 * 1024 * 1024;
 const SLIRP_MTU = 65520;
+/** The largest MTU a tap takes. */
+const TAP_MAX_MTU = 65535;
 /** Frames toward slirp must average above this many bytes (a 1500-byte path averages below 1514). */
 const LARGE_AVERAGE_BYTES = 8000;
 
@@ -101,6 +104,15 @@ describe('slirp:// takes and gives 64 KiB segments (our tap plug with offloads i
 
   afterAll(async () => {
     await cleanup.run();
+  }, 60_000);
+
+  test(`router advertisements carry the MTU (${SLIRP_MTU}; libslirp's own have none)`, async () => {
+    // a device MTU above slirp's, so the kernel takes the advertised one for IPv6
+    await netnsExec(ns, ['sysctl', '-qw', `net.ipv6.conf.${tap}.accept_ra=2`]);
+    await netnsExec(ns, ['ip', 'link', 'set', 'dev', tap, 'mtu', String(TAP_MAX_MTU)]);
+    await netnsExec(ns, ['ip', 'link', 'set', 'dev', tap, 'up']);
+    const v6mtu = async (): Promise<number> => Number((await netnsExec(ns, ['cat', `/proc/sys/net/ipv6/conf/${tap}/mtu`])).stdout.trim());
+    await pollUntil(async () => (await v6mtu()) === SLIRP_MTU, 20_000, `the advertised MTU (now ${await v6mtu()})`);
   }, 60_000);
 
   test(`the lease carries the MTU (${SLIRP_MTU}) and the namespace takes it`, async () => {

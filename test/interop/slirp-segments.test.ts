@@ -25,7 +25,7 @@ const ATTACH_TIMEOUT_MS = 15_000;
 const FILE_BYTES = 24 * 1024 * 1024;
 const SLIRP_MTU = 65520;
 /** The largest MTU a tap takes. */
-const TAP_MAX_MTU = 65535;
+const TAP_MAX_MTU = 65521;
 /** Frames toward slirp must average above this many bytes (a 1500-byte path averages below 1514). */
 const LARGE_AVERAGE_BYTES = 8000;
 

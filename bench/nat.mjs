@@ -74,23 +74,15 @@ function cleanup() {
 }
 process.on('SIGINT', () => { cleanup(); process.exit(130); });
 
-/** CPU seconds (user + system) of pid and its children (passt under vde_plug), or 0 when gone. */
+/** CPU seconds (user + system) of pids and their children (passt under vde_plug); gone processes count 0. */
 function cpuSeconds(pids) {
-  let ticks = 0;
   const all = new Set(pids);
   for (const pid of pids) {
     try {
       for (const c of sh('ps', ['-o', 'pid=', '--ppid', String(pid)]).split('\n').map((s) => Number(s.trim())).filter(Boolean)) all.add(c);
     } catch { /* no children */ }
   }
-  for (const pid of all) {
-    try {
-      const s = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-      const f = s.slice(s.lastIndexOf(')') + 2).split(' ');
-      ticks += Number(f[11]) + Number(f[12]);
-    } catch { /* gone */ }
-  }
-  return ticks / CLK_TCK;
+  return cpuOnly([...all]);
 }
 
 /** Runs iperf3 (argv prefix: how to run it in the namespace) against the host server; measures the path's CPU. */

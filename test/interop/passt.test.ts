@@ -16,6 +16,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ensureTools } from '../helpers/deps.js';
+import { freePort, httpGet, writeUdhcpcScript } from '../helpers/nat.js';
 import { createNetns, createTapInNetns, netnsExec, pollUntil, run, spawnInNetns, tapAttached, uniqueIfname, withCleanup } from '../helpers/netns.js';
 import { ROOT, runBin, startSwitch, tmpdir, type RunningSwitch } from '../helpers/switchproc.js';
 
@@ -27,47 +28,11 @@ const GUEST_ADDR = '10.0.2.15';
 const GATEWAY = '10.0.2.2';
 const PASST_MTU = 65520;
 
-/** A free TCP port on 127.0.0.1 (bound, then released). */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
-
-function httpGet(url: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: 10_000 }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (d: Buffer) => parts.push(d));
-      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(parts)) : reject(new Error(`HTTP ${res.statusCode}`))));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
-}
-
 /** The pids of the children of `pid`. */
 async function childPids(pid: number): Promise<number[]> {
   const r = await run(['ps', '-o', 'pid=', '--ppid', String(pid)], { check: false });
   return r.stdout.split('\n').map((l) => Number(l.trim())).filter((n) => n > 0);
 }
-
-/** A udhcpc script that applies the address, the MTU and the default route. */
-const DHCP_SCRIPT = [
-  '#!/bin/sh',
-  'case "$1" in',
-  '  bound|renew)',
-  '    ip addr flush dev "$interface"',
-  '    ip addr add "$ip/${mask:-24}" dev "$interface"',
-  '    [ -n "$mtu" ] && ip link set dev "$interface" mtu "$mtu"',
-  '    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done',
-  '    ;;',
-  'esac',
-  'exit 0',
-  '',
-].join('\n');
 
 describe('passt:// with the real passt, a namespace behind our switch', () => {
   const cleanup = withCleanup();
@@ -118,8 +83,7 @@ describe('passt:// with the real passt, a namespace behind our switch', () => {
     spawnInNetns(ns, [process.execPath, PLUG_BIN, `vde://${sw.dir}`, `tap://${tap}`], { cleanup });
     await pollUntil(() => tapAttached(tap, ns), ATTACH_TIMEOUT_MS, 'our vde_plug on the tap');
 
-    dhcpScript = path.join(dir, 'dhcp.sh');
-    fs.writeFileSync(dhcpScript, DHCP_SCRIPT, { mode: 0o755 });
+    dhcpScript = writeUdhcpcScript(dir);
     const guestDir = path.join(dir, 'www');
     fs.mkdirSync(guestDir);
     fs.writeFileSync(path.join(guestDir, 'guest.txt'), 'hello from the namespace\n');

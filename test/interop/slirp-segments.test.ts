@@ -16,6 +16,7 @@ import net from 'node:net';
 import path from 'node:path';
 import { afterAll, beforeAll, describe, expect, test } from 'vitest';
 import { ensureTools } from '../helpers/deps.js';
+import { writeUdhcpcScript } from '../helpers/nat.js';
 import { createNetns, createTapInNetns, netnsExec, pollUntil, spawnInNetns, tapAttached, uniqueIfname, withCleanup } from '../helpers/netns.js';
 import { ROOT, startSwitch, tmpdir, type RunningSwitch } from '../helpers/switchproc.js';
 import { csumErrors } from '../helpers/transfer.js';
@@ -34,20 +35,6 @@ interface PortJson {
   counters: { outFrames: number; outBytes: number };
   endpoints: Array<{ description: string }>;
 }
-
-const DHCP_SCRIPT = [
-  '#!/bin/sh',
-  'case "$1" in',
-  '  bound|renew)',
-  '    ip addr flush dev "$interface"',
-  '    ip addr add "$ip/${mask:-24}" dev "$interface"',
-  '    [ -n "$mtu" ] && ip link set dev "$interface" mtu "$mtu"',
-  '    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done',
-  '    ;;',
-  'esac',
-  'exit 0',
-  '',
-].join('\n');
 
 describe('slirp:// takes and gives 64 KiB segments (our tap plug with offloads in a namespace)', () => {
   const cleanup = withCleanup();
@@ -99,7 +86,7 @@ describe('slirp:// takes and gives 64 KiB segments (our tap plug with offloads i
     await createTapInNetns(ns, tap, null, { cleanup });
     spawnInNetns(ns, [process.execPath, PLUG_BIN, `vde://${sw.dir}`, `tap://${tap}`], { cleanup });
     await pollUntil(() => tapAttached(tap, ns), ATTACH_TIMEOUT_MS, 'our vde_plug on the tap');
-    fs.writeFileSync(path.join(dir, 'dhcp.sh'), DHCP_SCRIPT, { mode: 0o755 });
+    writeUdhcpcScript(dir);
   }, 180_000);
 
   afterAll(async () => {

@@ -793,7 +793,10 @@ void Engine::sendToEndpoint(Endpoint *ep, int port, const OutFrame *f, int n) {
     start = i + 1;
     if (ep->dead) return;
     if (!swBuf_) swBuf_.reset(new uint8_t[OFFLOAD_SCRATCH_BYTES]);
-    int k = vnetResolve(*f[i].vnet, f[i].data, f[i].len, swBuf_.get(), swLens_);
+    VnetHdr h = *f[i].vnet;
+    // an endpoint that takes large frames gets the GSO frame as one segment (checksums completed)
+    if (ep->wholeSegments && h.gsoType != VNET_GSO_NONE && f[i].wireLen() <= ep->maxFrame) h.gsoSize = WHOLE_SEGMENT_BYTES;
+    int k = vnetResolve(h, f[i].data, f[i].len, swBuf_.get(), swLens_);
     if (k < 0) {
       counters_.at(port).drop(DROP_BAD_VNET);
       continue;

@@ -26,6 +26,8 @@ constexpr unsigned TAP_OFFLOADS = 0x01 | 0x02 | 0x04;
 
 /** Most segments one GSO frame may turn into (MSS ≥ 32 for a 64 KiB frame). */
 constexpr uint32_t MAX_GSO_SEGS = 2048;
+/** gso_size that makes vnetResolve produce a GSO frame as one segment (no frame holds more payload). */
+constexpr uint16_t WHOLE_SEGMENT_BYTES = 0xffff;
 /** Scratch bytes the software fallback needs for the worst case. */
 constexpr size_t OFFLOAD_SCRATCH_BYTES = 65536 + 128 + size_t(MAX_GSO_SEGS) * (18 + 60 + 60);
 

@@ -36,8 +36,14 @@ constexpr int ETH_HEADER_BYTES = 14;
 constexpr size_t RX_BUFFER_BYTES = 65536 + 64;  // larger than any frame libslirp accepts (MRU ≤ 65521)
 constexpr int RX_FRAMES_PER_WAKEUP = 256;        // frames fed to slirp_input before polling again
 constexpr uint32_t POLL_MAX_WAIT_MS = 1000;      // upper bound on one poll() sleep
+constexpr size_t DHCP_OPTIONS_OFFSET = 240;     // BOOTP fixed part (236) + magic cookie (4)
+constexpr size_t DHCP_MIN_FRAME_BYTES = 14 + 20 + 8 + 240;
+constexpr size_t RA_MIN_FRAME_BYTES = 14 + 40 + 16;        // Ethernet, IPv6, RA header
+constexpr size_t RA_MTU_OPTION_BYTES = 8;
 constexpr int SOCKETPAIR_BUFFER_BYTES = 4 << 20; // send buffer of each socketpair end
-constexpr int DEFAULT_MRU_BYTES = 1500;
+// default MRU: the largest libslirp takes, so 64 KiB segments from a tap with offloads arrive whole
+// (the engine hands this endpoint GSO frames as one frame); the MTU stays what the user sets
+constexpr int DEFAULT_MRU_BYTES = 65520;
 
 int64_t nowNs() {
   struct timespec ts;
@@ -72,6 +78,8 @@ class SlirpInstance {
   int start(const SlirpConfig &cfg, bool verbose, std::string &err) {
     verbose_ = verbose;
     mru_ = cfg.if_mru ? int(cfg.if_mru) : DEFAULT_MRU_BYTES;
+    mtu_ = int(cfg.if_mtu);
+    tx_.resize(RX_BUFFER_BYTES);
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
       err = "socketpair";
@@ -150,6 +158,18 @@ class SlirpInstance {
 
   static ssize_t sendPacket(const void *buf, size_t len, void *opaque) {
     auto *self = static_cast<SlirpInstance *>(opaque);
+    if (self->mtu_ && len >= DHCP_MIN_FRAME_BYTES && len <= self->tx_.size() && isDhcpReply(static_cast<const uint8_t *>(buf), len)) {
+      // libslirp's DHCP has no interface-MTU option: announce the configured MTU (option 26)
+      memcpy(self->tx_.data(), buf, len);
+      addDhcpMtu(self->tx_.data(), len, uint16_t(self->mtu_));
+      buf = self->tx_.data();
+    }
+    if (self->mtu_ && len >= RA_MIN_FRAME_BYTES && len + RA_MTU_OPTION_BYTES <= self->tx_.size() && isRouterAdvert(static_cast<const uint8_t *>(buf), len)) {
+      // nor do its router advertisements: append the MTU option (type 5)
+      memcpy(self->tx_.data(), buf, len);
+      len = addRaMtu(self->tx_.data(), len, uint32_t(self->mtu_));
+      buf = self->tx_.data();
+    }
     ssize_t r = send(self->fd_, buf, len, MSG_DONTWAIT | MSG_NOSIGNAL);
     if (r < 0) {
       if (errno == EAGAIN || errno == EWOULDBLOCK || errno == ENOBUFS) self->stats.dropQueueFull++;
@@ -159,6 +179,94 @@ class SlirpInstance {
     self->stats.framesOut++;
     self->stats.bytesOut += len;
     return r;
+  }
+
+  /** An IPv4 UDP frame from port 67 to 68 carrying a BOOTP reply with the DHCP magic cookie (no 802.1Q tag: slirp never tags). */
+  static bool isDhcpReply(const uint8_t *f, size_t len) {
+    if (f[12] != 0x08 || f[13] != 0x00 || (f[14] >> 4) != 4 || f[23] != 17) return false;
+    size_t ihl = size_t(f[14] & 0x0f) * 4;
+    size_t udp = ETH_HEADER_BYTES + ihl;
+    if (ihl < 20 || udp + 8 + DHCP_OPTIONS_OFFSET > len) return false;
+    const uint8_t *u = f + udp;
+    if (u[0] != 0 || u[1] != 67 || u[2] != 0 || u[3] != 68 || u[8] != 2) return false;
+    const uint8_t *cookie = u + 8 + DHCP_OPTIONS_OFFSET - 4;
+    return cookie[0] == 99 && cookie[1] == 130 && cookie[2] == 83 && cookie[3] == 99;
+  }
+
+  /**
+   * Writes option 26 (interface MTU) where the options end, when the reply has no such option
+   * and the end option is followed by at least 4 pad bytes (libslirp pads the options area to
+   * 312 bytes), then recomputes the UDP checksum. Lengths never change; a reply without room is
+   * left as it is.
+   */
+  static void addDhcpMtu(uint8_t *f, size_t len, uint16_t mtu) {
+    size_t ihl = size_t(f[14] & 0x0f) * 4;
+    size_t udp = ETH_HEADER_BYTES + ihl;
+    size_t udpLen = size_t(f[udp + 4]) << 8 | f[udp + 5];
+    if (udpLen < 8 + DHCP_OPTIONS_OFFSET || udp + udpLen > len) return;
+    size_t end = udp + udpLen;
+    size_t o = udp + 8 + DHCP_OPTIONS_OFFSET;
+    while (o < end && f[o] != 255) {
+      if (f[o] == 0) { o++; continue; }
+      if (f[o] == 26 || o + 1 >= end) return;  // already announced, or malformed
+      o += 2 + size_t(f[o + 1]);
+    }
+    if (o + 5 > end) return;
+    for (size_t k = o + 1; k < o + 5; k++)
+      if (f[k] != 0) return;
+    f[o] = 26;
+    f[o + 1] = 2;
+    f[o + 2] = uint8_t(mtu >> 8);
+    f[o + 3] = uint8_t(mtu);
+    f[o + 4] = 255;
+    // UDP checksum over the pseudo-header (addresses, protocol, length) and the datagram
+    f[udp + 6] = f[udp + 7] = 0;
+    uint32_t sum = 17 + uint32_t(udpLen);
+    for (size_t k = 26; k < 34; k += 2) sum += uint32_t(f[k]) << 8 | f[k + 1];
+    for (size_t k = 0; k < udpLen; k += 2) sum += uint32_t(f[udp + k]) << 8 | (k + 1 < udpLen ? f[udp + k + 1] : 0);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    uint16_t c = uint16_t(~sum);
+    if (c == 0) c = 0xffff;
+    f[udp + 6] = uint8_t(c >> 8);
+    f[udp + 7] = uint8_t(c);
+  }
+
+  /** An IPv6 frame whose next header is ICMPv6 (no extension headers) carrying a router advertisement. */
+  static bool isRouterAdvert(const uint8_t *f, size_t len) {
+    if (f[12] != 0x86 || f[13] != 0xdd || (f[14] >> 4) != 6 || f[20] != 58) return false;
+    size_t pl = size_t(f[18]) << 8 | f[19];
+    return ETH_HEADER_BYTES + 40 + pl == len && f[54] == 134;
+  }
+
+  /** Appends an MTU option to a router advertisement with none; fixes the payload length and the ICMPv6 checksum; returns the new length. */
+  static size_t addRaMtu(uint8_t *f, size_t len, uint32_t mtu) {
+    const size_t icmp = ETH_HEADER_BYTES + 40;
+    for (size_t o = icmp + 16; o + 2 <= len;) {
+      if (f[o + 1] == 0) return len;  // malformed option: leave it to the guest
+      if (f[o] == 5) return len;      // already announced
+      o += size_t(f[o + 1]) * 8;
+    }
+    uint8_t *opt = f + len;
+    opt[0] = 5;
+    opt[1] = 1;
+    opt[2] = opt[3] = 0;
+    opt[4] = uint8_t(mtu >> 24);
+    opt[5] = uint8_t(mtu >> 16);
+    opt[6] = uint8_t(mtu >> 8);
+    opt[7] = uint8_t(mtu);
+    len += RA_MTU_OPTION_BYTES;
+    size_t pl = len - icmp;
+    f[18] = uint8_t(pl >> 8);
+    f[19] = uint8_t(pl);
+    f[icmp + 2] = f[icmp + 3] = 0;
+    uint32_t sum = uint32_t(pl) + 58;
+    for (size_t k = 22; k < 54; k += 2) sum += uint32_t(f[k]) << 8 | f[k + 1];
+    for (size_t k = 0; k < pl; k += 2) sum += uint32_t(f[icmp + k]) << 8 | (k + 1 < pl ? f[icmp + k + 1] : 0);
+    while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+    uint16_t c = uint16_t(~sum);
+    f[icmp + 2] = uint8_t(c >> 8);
+    f[icmp + 3] = uint8_t(c);
+    return len;
   }
 
   static void guestError(const char *msg, void *opaque) {
@@ -274,6 +382,8 @@ class SlirpInstance {
   Slirp *slirp_ = nullptr;
   int fd_ = -1, wakeFd_ = -1;
   int mru_ = DEFAULT_MRU_BYTES;
+  int mtu_ = 0;  // announced in DHCP replies when set (0: libslirp's default, not announced)
+  std::vector<uint8_t> tx_;  // a DHCP reply being given its MTU option (slirp thread only)
   bool verbose_ = false;
   bool peerGone_ = false;
   std::atomic<bool> stop_{false}, closed_{false};
@@ -427,7 +537,7 @@ Napi::Value CreateSlirp(const Napi::CallbackInfo &info) {
   cs.searchPtrs.push_back(nullptr);
   cfg.vdnssearch = cs.search.empty() ? nullptr : cs.searchPtrs.data();
   cfg.if_mtu = num(o, "mtu");
-  cfg.if_mru = num(o, "mru");
+  cfg.if_mru = num(o, "mru") ? num(o, "mru") : DEFAULT_MRU_BYTES;
   cfg.disable_host_loopback = flag(o, "disableHostLoopback");
   cfg.disable_dhcp = flag(o, "disableDhcp");
   cfg.disable_dns = flag(o, "disableDns");

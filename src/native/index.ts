@@ -125,10 +125,12 @@ export interface NativeEngine {
    * every frame and 64 KiB segments (both ends agreed at the VDE handshake); a Stream2 endpoint
    * offers its peer 64 KiB segments in-band and uses them when the peer is vde-ts too.
    * recordWrites: a stream writes one record per write, a pipe in packet mode (for a reader that
-   * must read whole records, such as Debian's wirefilter). Returns 0 when refused (the caller
-   * keeps the fds).
+   * must read whole records, such as Debian's wirefilter). wholeSegments: a GSO frame (64 KiB
+   * segment from a tap with offloads) up to maxFrameBytes goes to this endpoint whole, as one
+   * frame with its checksums completed, instead of its segments (a NAT back-end: slirp, passt).
+   * Returns 0 when refused (the caller keeps the fds).
    */
-  addEndpoint(port: number, fd: number, kind: EpKind, maxFrameBytes: number, closeFd: boolean, txFd?: number, adoptPeer?: boolean, offload?: boolean, recordWrites?: boolean): number;
+  addEndpoint(port: number, fd: number, kind: EpKind, maxFrameBytes: number, closeFd: boolean, txFd?: number, adoptPeer?: boolean, offload?: boolean, recordWrites?: boolean, wholeSegments?: boolean): number;
   /** Closes an endpoint (asynchronously); false when the id is not (or no longer) known. */
   removeEndpoint(id: number): boolean;
   /** Hands a custom endpoint (from a native factory such as createVxlan) to the engine; returns 0 on failure. */

@@ -65,6 +65,8 @@ export const EXAMPLES: Example[] = [
   { command: 'vde_plug /tmp/sw tap://tap0', what: 'bridge a tap interface (root)' },
   { command: "vde_plug /tmp/sw 'udp://5000->127.0.0.1:5001'", what: 'a UDP tunnel (give the far host instead of 127.0.0.1)' },
   { command: "vde_plug /tmp/sw 'stream://unix:/tmp/q.sock[server]'", what: 'serve QEMU -netdev stream,server=off,addr.type=unix,addr.path=/tmp/q.sock' },
+  { command: "vde_plug --reconnect /tmp/sw 'passt:///tcp-ports=8080:80'", what: 'passt as the NAT (Debian package passt), host port 8080 to the guest\'s 80, restarted if it dies' },
+  { command: "vde_plug /tmp/sw 'slirp:///mtu=65520'", what: 'libslirp as the NAT, announcing MTU 65520 for namespaces and VMs whose path takes 64 KiB frames' },
   { command: 'vde_plug switch:///tmp/node null://', what: 'a switch without a switch process: others join with vde_plug /tmp/node' },
   { command: "vde_plug 'vlan://10{vde:///tmp/sw}' tap://tap0", what: 'the tap sees VLAN 10 of the switch untagged' },
   { command: 'vde_plug --mgmt /tmp/cable.mgmt /tmp/s1 /tmp/s2', what: 'a cable you can watch: vde_capture /tmp/cable.mgmt | tshark -r -' },

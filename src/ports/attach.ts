@@ -37,7 +37,7 @@ export class Attachment {
     const id =
       ep.custom !== undefined
         ? engine.addCustomEndpoint(port, ep.custom, ep.maxFrameBytes)
-        : engine.addEndpoint(port, ep.fd, ep.kind, ep.maxFrameBytes, ep.fd > 2, ep.txFd, ep.adoptPeer ?? false, ep.offload ?? false, ep.recordWrites ?? false);
+        : engine.addEndpoint(port, ep.fd, ep.kind, ep.maxFrameBytes, ep.fd > 2, ep.txFd, ep.adoptPeer ?? false, ep.offload ?? false, ep.recordWrites ?? false, ep.wholeSegments ?? false);
     if (!id) {
       releaseEndpoint(ep);
       throw new Error(`${ep.name}: the engine refused the endpoint`);

@@ -26,6 +26,8 @@ export interface OpenedEndpoint {
   offload?: boolean;
   /** Streams: one record per write, a pipe in packet mode (the reader is Debian's wirefilter). */
   recordWrites?: boolean;
+  /** A plain endpoint that takes 64 KiB segments whole, checksums completed (a NAT: slirp, passt); see addEndpoint. */
+  wholeSegments?: boolean;
   /** Human-readable name for messages. */
   name: string;
   /** A native custom endpoint handle (EpKind.Custom): handed to engine.addCustomEndpoint instead of fd. */
@@ -34,6 +36,8 @@ export interface OpenedEndpoint {
   onLost(cb: (why: string) => void): void;
   /** Releases everything that is not the engine's (the engine closes fd/txFd). */
   close(): void;
+  /** Turns the engine's reason for losing the endpoint ("end of stream") into the kind's own, when it knows better (passt: how the process ended). */
+  explainLoss?(why: string): string;
   /** Kind-specific statistics (unicast vxlan: peers and replication counters; crypt: authentication counters). */
   info?(): object;
   /** Unicast vxlan: replaces the peer list of the running endpoint. */

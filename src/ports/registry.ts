@@ -8,6 +8,7 @@ import { openDgram, openUdp } from './kinds/dgram.js';
 import { openCrypt } from './kinds/crypt.js';
 import { openCmd, openNull, openTap } from './kinds/local.js';
 import { openNetnode } from './kinds/netnode.js';
+import { openPasst } from './kinds/passt.js';
 import { openPtp } from './kinds/ptp.js';
 import { openSeqpacket } from './kinds/seqpacket.js';
 import { openSlirp } from './kinds/slirp.js';
@@ -50,6 +51,7 @@ export const KINDS: Record<LocatorKind, EndpointKind> = {
   vxlan: kind('vxlan', openVxlan, false),
   vxvde: kind('vxvde', openVxvde, false),
   slirp: kind('slirp', openSlirp, false),
+  passt: kind('passt', openPasst, true),
   switch: kind('switch', openNetnode, false),
   hub: kind('hub', openNetnode, false),
   multi: kind('multi', openNetnode, false),

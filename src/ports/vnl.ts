@@ -29,6 +29,9 @@
  *   cmd://COMMAND ARGS             child process, split shell-like ('...', "...", \x), no shell.
  *   null://                        sink.  stdio://  = our stdin/stdout (2-byte stream framing).
  *   slirp://[/opts]                user-mode NAT; options kept as raw key/values (keys expanded).
+ *   passt://[/opts]                passt(1) as the NAT: options are passt's long options (tcp-ports=SPEC,
+ *                                  udp-ports=SPEC, mtu=N, address=A[,A6], dns=A[,A], no-dhcp, ...; see
+ *                                  PASST_OPTION_KEYS), passed through to the passt it starts.
  *   stream://unix:PATH[opts]       unix stream socket (QEMU `-netdev stream` / `socket` framing),
  *   stream://tcp:HOST:PORT[opts]   TCP; opts: `server` (alias `listen`: bind and accept instead of
  *                                  connect; a TCP server may leave HOST empty: "stream://tcp::1234[server]"),
@@ -90,7 +93,7 @@ export const VDE_FRAMING_BYTES = 2;
 /** Schemes parseLocator understands, in the order error messages list them. */
 export const KNOWN_SCHEMES = [
   'vde', 'tap', 'udp', 'vxlan', 'vxvde', 'ptp', 'cmd', 'null', 'slirp', 'stream', 'dgram', 'stdio',
-  'switch', 'hub', 'multi', 'seqpacket', 'vlan', 'crypt',
+  'switch', 'hub', 'multi', 'seqpacket', 'vlan', 'crypt', 'passt',
 ] as const;
 /** Largest file descriptor number seqpacket:// accepts. */
 export const MAX_FD = 2 ** 31 - 1;
@@ -182,6 +185,12 @@ export interface SlirpLocator {
   /** Full key name (aliases folded: addr→host, addr6→host6) → raw value ('' for flags). */
   options: Record<string, string>;
 }
+/** passt://[/opts]: a passt process as the NAT, with its options passed through. */
+export interface PasstLocator {
+  kind: 'passt';
+  /** passt long option name → raw value ('' for flags), in the order given. */
+  options: Record<string, string>;
+}
 
 /**
  * switch://, hub://, multi:// (vdeplug4's process-less nodes): the program becomes a small switch,
@@ -242,7 +251,7 @@ export interface CryptLocator {
 
 export type Locator =
   | VdeLocator | StdioLocator | TapLocator | UdpLocator | VxlanLocator | VxvdeLocator | PtpLocator
-  | CmdLocator | NullLocator | StreamLocator | DgramLocator | SlirpLocator
+  | CmdLocator | NullLocator | StreamLocator | DgramLocator | SlirpLocator | PasstLocator
   | NetnodeLocator | SeqpacketLocator | VlanLocator | CryptLocator;
 export type LocatorKind = Locator['kind'];
 
@@ -856,6 +865,22 @@ function parseSlirp(ctx: Ctx, rest: string): SlirpLocator {
   return { kind: 'slirp', options };
 }
 
+/** passt(1)'s options that passt:// passes through (value options, then flags); keys match by prefix in this order. */
+export const PASST_VALUE_KEYS = ['tcp-ports', 'udp-ports', 'mtu', 'address', 'netmask', 'gateway', 'mac-addr', 'dns', 'search', 'interface', 'outbound', 'dns-forward', 'pcap'] as const;
+export const PASST_FLAG_KEYS = ['no-dhcp', 'no-ndp', 'no-dhcpv6', 'no-ra', 'no-map-gw', 'no-dhcp-dns', 'no-dhcp-search', 'ipv4-only', 'ipv6-only', 'no-tcp', 'no-udp', 'no-icmp', 'debug', 'trace'] as const;
+const PASST_KEYS: KeyDef[] = [...PASST_VALUE_KEYS, ...PASST_FLAG_KEYS].map((key) => ({ key }));
+
+function parsePasst(ctx: Ctx, rest: string): PasstLocator {
+  const [first, ...more] = splitUnits(lex(ctx, rest), '/');
+  if (first.length > 0) ctx.fail(show(first), `passt:// takes no address, only options (passt:///key=value/...), got ${q(show(first))}`);
+  const options: Record<string, string> = {};
+  for (const [slot, o] of parseOpts(ctx, more, PASST_KEYS)) {
+    if ((PASST_VALUE_KEYS as readonly string[]).includes(slot)) options[slot] = needValue(ctx, o);
+    else if (flag(ctx, o)) options[slot] = '';
+  }
+  return { kind: 'passt', options };
+}
+
 const NODE_KEYS: KeyDef[] = ['mode', 'dirmode', 'grp'].map((key) => ({ key }));
 const SWITCH_NODE_KEYS: KeyDef[] = [...NODE_KEYS, ...['hashsize', 'expiretime', 'hashseed'].map((key) => ({ key }))];
 const MAX_HASH_SEED = 2 ** 32 - 1;
@@ -1026,6 +1051,7 @@ export function parseLocator(s: string): Locator {
     case 'null': noArgument(ctx, 'null', rest); return { kind: 'null' };
     case 'stdio': noArgument(ctx, 'stdio', rest); return { kind: 'stdio' };
     case 'slirp': return parseSlirp(ctx, rest);
+    case 'passt': return parsePasst(ctx, rest);
     case 'stream': return parseStream(ctx, rest);
     case 'dgram': return parseDgram(ctx, rest);
     case 'switch':
@@ -1115,7 +1141,8 @@ export function formatLocator(l: Locator): string {
     case 'cmd':
       return `cmd://${l.argv.map(shellQuote).join(' ')}`;
     case 'slirp':
-      return `slirp://${Object.entries(l.options).map(([k, v]) => `/${k}${v === '' ? '' : `=${quote(v, OPT)}`}`).join('')}`;
+    case 'passt':
+      return `${l.kind}://${Object.entries(l.options).map(([k, v]) => `/${k}${v === '' ? '' : `=${quote(v, OPT)}`}`).join('')}`;
     case 'stream': {
       const opts: string[] = [];
       if (l.role === 'server') opts.push('server');

@@ -110,6 +110,7 @@ export class Wire {
   private lost(slot: Slot, why: string, engineDropped: boolean): void {
     if (this.stopped || !slot.at) return;
     const name = slot.at.ep.name;
+    if (engineDropped && slot.at.ep.explainLoss) why = slot.at.ep.explainLoss(why);
     slot.at.close(engineDropped);
     slot.at = null;
     this.observer?.onDetach(slot.port, name, why);

@@ -34,10 +34,11 @@ export class Harness {
 
   /**
    * Attaches a datagram endpoint (a socket pair) to port; returns the test's side. offload: the
-   * datagrams carry a virtio-net header (a data socket whose ends agreed on it at the handshake).
+   * datagrams carry a virtio-net header (a data socket whose ends agreed on it at the handshake);
+   * wholeSegments: a plain endpoint that takes GSO frames whole (a NAT back-end, such as slirp).
    */
-  attach(port: number, maxFrameBytes = MAX_VDE_FRAME_BYTES, opts: { offload?: boolean } = {}): HarnessPort {
-    return this.attachPair(port, SOCK_DGRAM, EpKind.Dgram, maxFrameBytes, opts.offload ?? false);
+  attach(port: number, maxFrameBytes = MAX_VDE_FRAME_BYTES, opts: { offload?: boolean; wholeSegments?: boolean } = {}): HarnessPort {
+    return this.attachPair(port, SOCK_DGRAM, EpKind.Dgram, maxFrameBytes, opts.offload ?? false, opts.wholeSegments ?? false);
   }
 
   /** Attaches a 2-byte length stream (a socket pair) to port; offload: it negotiates 64 KiB segments in-band (a vde-ts cable end). */
@@ -45,11 +46,11 @@ export class Harness {
     return this.attachPair(port, SOCK_STREAM, EpKind.Stream2, opts.maxFrameBytes ?? MAX_VDE_FRAME_BYTES, opts.offload ?? false);
   }
 
-  private attachPair(port: number, type: number, kind: EpKind, maxFrameBytes: number, offload: boolean): HarnessPort {
+  private attachPair(port: number, type: number, kind: EpKind, maxFrameBytes: number, offload: boolean, wholeSegments = false): HarnessPort {
     const a = native();
     const [mine, theirs] = a.socketPair(type);
     a.setNonBlocking(theirs, true);
-    const engineId = this.engine.addEndpoint(port, mine, kind, maxFrameBytes, true, undefined, false, offload);
+    const engineId = this.engine.addEndpoint(port, mine, kind, maxFrameBytes, true, undefined, false, offload, false, wholeSegments);
     if (!engineId) {
       a.closeFd(mine);
       a.closeFd(theirs);

@@ -22,6 +22,7 @@ import { native } from '../../src/native/index.js';
 import { buildSlirpConfig } from '../../src/ports/kinds/slirp-options.js';
 import { createSlirp } from '../../src/ports/kinds/slirp.js';
 import { ensureTools } from '../helpers/deps.js';
+import { freePort, httpGet, writeUdhcpcScript } from '../helpers/nat.js';
 import { createNetns, createTap, moveLinkToNetns, netnsExec, pollUntil, run, spawnInNetns, tapAttached, uniqueIfname, withCleanup } from '../helpers/netns.js';
 import { ROOT, startSwitch, tmpdir, type RunningSwitch } from '../helpers/switchproc.js';
 import { frame, VdeClient } from '../helpers/vdeclient.js';
@@ -34,15 +35,6 @@ const GUEST_HTTP_PORT = 8080;
 const DNS_NAME = 'slirp-test.example';
 const DNS_ANSWER = '192.0.2.77';
 const FLOOD_FRAMES = 200;
-
-/** A free TCP port on 127.0.0.1 (bound, then released). */
-async function freePort(): Promise<number> {
-  const s = net.createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const p = (s.address() as net.AddressInfo).port;
-  await new Promise((r) => s.close(r));
-  return p;
-}
 
 /** Answers every A query with DNS_ANSWER for DNS_NAME (NXDOMAIN otherwise). */
 function dnsResponder(addr: string): Promise<dgram.Socket> {
@@ -96,18 +88,6 @@ function dhcpDiscover(mac: Buffer): Buffer {
   Buffer.from([255, 255, 255, 255]).copy(ip, 16);
   ip.writeUInt16BE(ipChecksum(ip), 10);
   return Buffer.concat([Buffer.alloc(6, 0xff), mac, Buffer.from([0x08, 0x00]), ip, udp, bootp]);
-}
-
-function httpGet(url: string): Promise<Buffer> {
-  return new Promise((resolve, reject) => {
-    const req = http.get(url, { timeout: 20_000 }, (res) => {
-      const parts: Buffer[] = [];
-      res.on('data', (d: Buffer) => parts.push(d));
-      res.on('end', () => (res.statusCode === 200 ? resolve(Buffer.concat(parts)) : reject(new Error(`HTTP ${res.statusCode}`))));
-    });
-    req.on('timeout', () => req.destroy(new Error('timeout')));
-    req.on('error', reject);
-  });
 }
 
 describe('slirp:// and Debian vde_plug tap in a namespace', () => {
@@ -169,19 +149,7 @@ describe('slirp:// and Debian vde_plug tap in a namespace', () => {
     ns = await createNetns('vslirp', cleanup);
     await moveLinkToNetns(tap, ns, null, { cleanup });
 
-    dhcpScript = path.join(dir, 'dhcp.sh');
-    fs.writeFileSync(dhcpScript, [
-      '#!/bin/sh',
-      'case "$1" in',
-      '  bound|renew)',
-      '    ip addr flush dev "$interface"',
-      '    ip addr add "$ip/${mask:-24}" dev "$interface"',
-      '    for r in $router; do ip route replace default via "$r" dev "$interface"; break; done',
-      '    ;;',
-      'esac',
-      'exit 0',
-      '',
-    ].join('\n'), { mode: 0o755 });
+    dhcpScript = writeUdhcpcScript(dir);
 
     const guestDir = path.join(dir, 'www');
     fs.mkdirSync(guestDir);

@@ -93,6 +93,10 @@ const VALID: Array<[string, Locator]> = [
   ['stdio://', { kind: 'stdio' }],
   // slirp (raw options, keys expanded by prefix, aliases folded)
   ['slirp://', { kind: 'slirp', options: {} }],
+  // passt (passt's long options passed through, prefixes expanded, flags on/off)
+  ['passt://', { kind: 'passt', options: {} }],
+  ['passt:///t=8080:80/mtu=65520/no-dhcpv6', { kind: 'passt', options: { 'tcp-ports': '8080:80', mtu: '65520', 'no-dhcpv6': '' } }],
+  ["passt:///address=10.0.2.15,fd00::15/tcp-ports='127.0.0.1/8080'/no-ra=off", { kind: 'passt', options: { address: '10.0.2.15,fd00::15', 'tcp-ports': '127.0.0.1/8080' } }],
   ['slirp:///tcpfwd=8080:10.0.2.15:80', { kind: 'slirp', options: { tcpfwd: '8080:10.0.2.15:80' } }],
   ['slirp:///tcpfwd=8080:10.0.2.15:80/dhcp', { kind: 'slirp', options: { tcpfwd: '8080:10.0.2.15:80', dhcp: '' } }],
   ["slirp:///addr='10.1.0.2/16'/v4/tftp_p='/srv/tftp'/verbose", { kind: 'slirp', options: { host: '10.1.0.2/16', v4: '', tftp_path: '/srv/tftp', verbose: '' } }],
@@ -198,7 +202,7 @@ describe('formatLocator', () => {
 
 const ERRORS: Array<[string, RegExp, string?]> = [
   ['udp://5000->host', /^udp:\/\/5000->host: destination "host" needs a port \(HOST:PORT\)$/, 'host'],
-  ['foo://x', /unknown scheme "foo" \(known: vde, tap, udp, vxlan, vxvde, ptp, cmd, null, slirp, stream, dgram, stdio, switch, hub, multi, seqpacket, vlan, crypt\)/, 'foo'],
+  ['foo://x', /unknown scheme "foo" \(known: vde, tap, udp, vxlan, vxvde, ptp, cmd, null, slirp, stream, dgram, stdio, switch, hub, multi, seqpacket, vlan, crypt, passt\)/, 'foo'],
   ['crypt://k', /crypt:\/\/ needs the nested locator in braces/],
   ['crypt://k{}', /nested locator in \{\.\.\.\} is empty/, '{}'],
   ['crypt://{udp://1->h:2}', /crypt:\/\/ needs a key file/],
@@ -295,6 +299,9 @@ const ERRORS: Array<[string, RegExp, string?]> = [
   ['null://x', /null:\/\/ takes no argument, got "x"/, 'x'],
   ['stdio://x', /stdio:\/\/ takes no argument/],
   ['slirp://10.0.2.2', /slirp:\/\/ takes no address, only options/],
+  ['passt://10.0.2.2', /passt:\/\/ takes no address, only options/],
+  ['passt:///bogus=1', /unknown key "bogus"/],
+  ['passt:///mtu', /mtu: needs a value/],
   ['slirp:///nonsense=1', /unknown key "nonsense" \(known: restricted, v4, v6, host, addr,/, 'nonsense'],
   ['slirp:///addr=10.0.2.2/24', /unknown key "24" .*a "\/" inside a value must be quoted/],
   ['slirp:///tcpfwd=1:2:3/tcpfwd=4:5:6', /tcpfwd: given more than once \(combine forwardings with commas\)/],

@@ -75,6 +75,9 @@ class Endpoint {
   bool wantOut = false;  // EPOLLOUT armed
   bool dead = false;     // closed; deleted at the end of the wakeup
   bool closeFds = true;  // the destructor closes the fds (false: the caller keeps them)
+  // a plain endpoint that takes a GSO frame whole (up to maxFrame) as one large frame with its
+  // checksums completed, instead of its segments: a NAT (slirp, passt) that reads large segments
+  bool wholeSegments = false;
   PktQueue txq;
   uint64_t pubFrames = 0, pubBytes = 0;  // txq's size as last added to the port's queue gauges
 

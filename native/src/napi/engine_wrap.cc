@@ -252,10 +252,11 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
   static uint32_t U(const Napi::CallbackInfo &info, size_t i) { return info[i].As<Napi::Number>().Uint32Value(); }
   Napi::Value Undef(const Napi::CallbackInfo &info) { return info.Env().Undefined(); }
 
-  // addEndpoint(port, fd, kind, maxFrame, closeFd, txFd?, adoptPeer?, offload?, recordWrites?):
+  // addEndpoint(port, fd, kind, maxFrame, closeFd, txFd?, adoptPeer?, offload?, recordWrites?, wholeSegments?):
   // id, or 0 when refused. offload: a datagram socket carries a virtio-net header before every
   // frame (agreed at the VDE handshake); a 2-byte stream negotiates 64 KiB segments in-band
   // (cable.h). recordWrites: a stream writes one record per write, a pipe in packet mode.
+  // wholeSegments: GSO frames up to maxFrame go out whole, checksums completed (a NAT back-end).
   Napi::Value AddEndpoint(const Napi::CallbackInfo &info) {
     Engine &e = eng(info);
     int port = I(info, 0), fd = I(info, 1);
@@ -266,6 +267,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     bool adopt = info.Length() > 6 && info[6].ToBoolean().Value();
     bool offload = info.Length() > 7 && info[7].ToBoolean().Value();
     bool recordWrites = info.Length() > 8 && info[8].ToBoolean().Value();
+    bool wholeSegments = info.Length() > 9 && info[9].ToBoolean().Value();
     for (int f : {fd, txFd}) {
       if (f < 0) continue;
       int fl = fcntl(f, F_GETFL);
@@ -281,6 +283,7 @@ class EngineWrap : public Napi::ObjectWrap<EngineWrap> {
     }
     if (!ep) return Napi::Number::New(info.Env(), 0);
     ep->closeFds = closeFd;
+    ep->wholeSegments = wholeSegments && !ep->takesVnet();
     return Napi::Number::New(info.Env(), e.addEndpoint(port, std::move(ep), maxFrame));
   }
   // addCustomEndpoint(port, handle, maxFrame): the engine takes the handle's I/O object (also on failure).

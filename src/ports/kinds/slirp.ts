@@ -120,6 +120,7 @@ export async function openSlirp(loc: SlirpLocator): Promise<OpenedEndpoint & { s
     kind: EpKind.Dgram,
     maxFrameBytes: MAX_STREAM_FRAME_BYTES,
     name: `slirp://${cfg.host}/${cfg.prefixLen}`,
+    wholeSegments: true,
     slirp: handle,
     onLost: () => {},
     close: () => handle.close(),
